@@ -1,0 +1,5 @@
+"""``python -m traderseg`` runs the CLI."""
+
+from traderseg.cli import main
+
+main()

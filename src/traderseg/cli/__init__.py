@@ -1,0 +1,72 @@
+"""Command-line interface: thin adapters over the library.
+
+Each stage has its own module registering its commands on :data:`app`; domain errors
+(:class:`traderseg.errors.TradersegError`) become a one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+from rich.console import Console
+
+from traderseg.errors import TradersegError
+
+app = typer.Typer(
+    name="traderseg",
+    help="Segment the traders of a crypto derivatives venue and turn segments into decisions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+analyze_app = typer.Typer(
+    help="Analyses over segments: profitability, revenue drivers, market events, migration.",
+    no_args_is_help=True,
+)
+app.add_typer(analyze_app, name="analyze")
+console = Console()
+err_console = Console(stderr=True)
+
+# Modules that register commands on `app`; each owns one stage of the pipeline.
+_COMMAND_MODULES = (
+    "traderseg.cli.simulate",
+    "traderseg.cli.ingest",
+    "traderseg.cli.features",
+    "traderseg.cli.segment",
+    "traderseg.cli.events",
+    "traderseg.cli.clv",
+    "traderseg.cli.analysis",
+)
+
+
+def _load_commands() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; domain errors print a clean message and exit with code 2."""
+    _load_commands()
+    try:
+        app(args=argv, standalone_mode=False)
+    except TradersegError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,1 @@
+"""Declarative feature catalogue, compiled to Ibis and run on DuckDB."""

@@ -1,0 +1,35 @@
+"""One settings object for the whole library (environment prefix ``TRADERSEG_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DATA = Path(__file__).parent / "data"
+
+
+class Settings(BaseSettings):
+    """Runtime settings; read from ``TRADERSEG_*`` environment variables.
+
+    Attributes
+    ----------
+    market_data_dir : Path
+        Folder with the real daily market series (BTC, ETH OHLCV and BTC DVOL) used by the
+        simulator and by the event detector. Defaults to the copy shipped in the package.
+    duckdb_threads : int or None
+        Threads DuckDB may use; ``None`` lets DuckDB decide.
+    duckdb_memory_limit : str or None
+        DuckDB memory limit such as ``"4GB"``; ``None`` lets DuckDB decide.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TRADERSEG_")
+
+    market_data_dir: Path = PACKAGE_DATA
+    duckdb_threads: int | None = None
+    duckdb_memory_limit: str | None = None
+
+
+def get_settings() -> Settings:
+    """Return settings read from the environment now."""
+    return Settings()
