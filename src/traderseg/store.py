@@ -57,6 +57,8 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     if settings.duckdb_memory_limit:
         config["memory_limit"] = settings.duckdb_memory_limit
     con = duckdb.connect(str(path), read_only=read_only, config=config)
+    # Dates and hours of fills are UTC days and hours, whatever the machine's zone.
+    con.execute("SET TimeZone = 'UTC'")
     if not read_only:
         ensure_tables(con)
     return con
