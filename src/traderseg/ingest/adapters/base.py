@@ -1,0 +1,186 @@
+"""What every adapter shares: the run context, the adapter interface and small helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from traderseg.errors import ConfigError, SchemaError
+from traderseg.ingest.coerce import as_bool, as_float, as_int, as_string, as_timestamp, present
+from traderseg.ingest.validate import Problems
+from traderseg.schema import Table
+
+# Stable coins counted at one US dollar when converting fees and PnL.
+USD_LIKE = frozenset({"USD", "USDT", "USDC", "BUSD", "FDUSD", "USDE", "USDH", "DAI"})
+
+
+@dataclass(frozen=True)
+class Context:
+    """Options of an ingest run that adapters may need.
+
+    Attributes
+    ----------
+    account_id : str or None
+        Account the export belongs to, for venue exports without an account column.
+    asset_prices : Mapping[str, float]
+        USD prices of assets fees may be charged in (e.g. ``{"BNB": 600.0}``).
+    """
+
+    account_id: str | None = None
+    asset_prices: Mapping[str, float] = field(default_factory=dict)
+
+
+class Adapter:
+    """Turns source batches into batches of one canonical table.
+
+    Subclasses set :attr:`name`, :attr:`table` and :attr:`required`, and implement
+    :meth:`convert`.
+    """
+
+    name: str = ""
+    table: Table
+    required: tuple[str, ...] = ()
+    account_columns: tuple[str, ...] = ()
+
+    def check_source(self, source: str, columns: list[str], ctx: Context) -> None:
+        """Refuse a whole source whose columns cannot make the table.
+
+        Raises
+        ------
+        SchemaError
+            When required source columns are missing (named in the message).
+        ConfigError
+            When the account cannot be known (no column and no ``account_id``).
+        """
+        missing = [c for c in self.required if c not in columns]
+        if missing:
+            raise SchemaError(
+                f"{source}: missing required column(s) {', '.join(missing)} for format "
+                f"{self.name!r} (found: {', '.join(columns) or 'none'})"
+            )
+        if self.account_columns and ctx.account_id is None and not any(
+            c in columns for c in self.account_columns
+        ):
+            raise ConfigError(
+                f"{source}: no account column ({' / '.join(self.account_columns)}); "
+                "pass the account the export belongs to (--account-id)"
+            )
+
+    def convert(self, raw: pa.Table, ctx: Context, problems: Problems) -> pa.Table:
+        """Return the canonical batch for ``raw``, adding conversion problems."""
+        raise NotImplementedError
+
+
+def column(raw: pa.Table, name: str) -> pa.Array:
+    """Column ``name`` of ``raw``, or nulls when absent."""
+    if name in raw.column_names:
+        arr = raw.column(name)
+        return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    return pa.nulls(raw.num_rows, pa.string())
+
+
+def read_as(raw: pa.Table, name: str, typ: pa.DataType, problems: Problems,
+            field_name: str | None = None, unit: str = "auto") -> pa.Array:
+    """Convert source column ``name`` to ``typ``; unreadable values become problems."""
+    arr = column(raw, name)
+    label = field_name or name
+    if pa.types.is_timestamp(typ):
+        out, bad = as_timestamp(arr, unit)
+        problems.add(bad, label, f"cannot read {name!r} as a timestamp ({unit})")
+    elif pa.types.is_floating(typ):
+        out, bad = as_float(arr)
+        problems.add(bad, label, f"cannot read {name!r} as a number")
+    elif pa.types.is_integer(typ):
+        out, bad = as_int(arr)
+        problems.add(bad, label, f"cannot read {name!r} as an integer")
+    elif pa.types.is_boolean(typ):
+        out, bad = as_bool(arr)
+        problems.add(bad, label, f"cannot read {name!r} as true/false")
+    else:
+        out, _ = as_string(arr)
+    return out
+
+
+def account_ids(raw: pa.Table, candidates: tuple[str, ...], ctx: Context) -> pa.Array:
+    """Account of each row: the first account column present, else the run's account id."""
+    for name in candidates:
+        if name in raw.column_names:
+            ids, _ = as_string(column(raw, name))
+            if ctx.account_id is not None:
+                ids = pc.fill_null(ids, ctx.account_id)
+            return ids
+    if ctx.account_id is None:
+        raise ConfigError("no account column and no account id given (--account-id)")
+    return pa.array([ctx.account_id] * raw.num_rows, pa.string())
+
+
+def prefixed_ids(prefix: str, *parts: pa.Array) -> pa.Array:
+    """Join ``prefix`` and the parts with ``:``; null when any part is null."""
+    out = pc.binary_join_element_wise(pa.scalar(prefix), *[pc.cast(p, pa.string()) for p in parts],
+                                      ":")
+    return out
+
+
+def build(spec: Table, n: int, cols: dict[str, pa.Array]) -> pa.Table:
+    """Assemble a canonical table from converted columns; absent columns are null."""
+    unknown = set(cols) - set(spec.names)
+    if unknown:
+        raise SchemaError(f"not columns of {spec.name}: {', '.join(sorted(unknown))}")
+    arrays = []
+    for c in spec.columns:
+        arr = cols.get(c.name)
+        if arr is None:
+            arr = pa.nulls(n, c.type)
+        elif arr.type != c.type:
+            arr = pc.cast(arr, c.type)
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, schema=pa.schema([pa.field(c.name, c.type) for c in spec.columns]))
+
+
+def to_numpy(arr: pa.Array) -> np.ndarray:
+    """Float column as numpy, nulls as NaN."""
+    return np.asarray(pc.fill_null(pc.cast(arr, pa.float64()), np.nan).to_numpy(zero_copy_only=False),
+                      dtype=float)
+
+
+def strings(arr: pa.Array) -> np.ndarray:
+    """String column as a numpy object array (None for nulls)."""
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def usd_rate(currency: np.ndarray, underlying: np.ndarray, underlying_usd: np.ndarray,
+             ctx: Context) -> np.ndarray:
+    """USD value of one unit of each row's currency; NaN when it cannot be known.
+
+    USD-like stable coins count 1; the underlying asset counts at the row's underlying
+    price; other assets at the price given in ``ctx.asset_prices``.
+    """
+    rate = np.full(len(currency), np.nan)
+    for cur in {c for c in currency.tolist() if c is not None}:
+        rows = currency == cur
+        if cur in USD_LIKE:
+            rate[rows] = 1.0
+        elif cur in ctx.asset_prices:
+            rate[rows] = float(ctx.asset_prices[cur])
+        match = rows & (underlying == cur)
+        rate[match] = underlying_usd[match]
+    return rate
+
+
+def unconvertible(problems: Problems, field_name: str, rate: np.ndarray, amount: np.ndarray,
+                  currency: np.ndarray) -> None:
+    """Flag rows with an amount in a currency that has no USD rate."""
+    bad = np.isnan(rate) & ~np.isnan(amount)
+    if bad.any():
+        reasons = np.array([f"cannot convert {c!r} to USD (give its price with --asset-price)"
+                            for c in currency.tolist()], dtype=object)
+        problems.add(bad, field_name, reasons)
+
+
+def present_np(arr: pa.Array) -> np.ndarray:
+    """Non-null mask (re-exported for adapters)."""
+    return present(arr)

@@ -1,0 +1,184 @@
+"""Idempotent load of one source into the store.
+
+Valid rows of a source are staged in a temporary DuckDB table (which spills to disk when
+it outgrows memory), then, in the same transaction:
+
+1. rows repeating the key of an earlier row of the same source become rejects
+   ("duplicate ... in this source (first at line N)"), the first occurrence is kept;
+2. rows whose key is already in the store are counted as ``already_present``;
+3. the rest are inserted with an anti-join on the key (no index: a primary-key index on
+   tens of millions of fill ids costs gigabytes and slows bulk loads).
+
+Rejects are appended to the ``rejects`` table unless the same (source, line, field,
+reason) is already there, so re-ingesting a file adds nothing anywhere. A failure rolls
+the whole source back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from traderseg.schema import FILLS, REJECTS, Table
+
+logger = logging.getLogger(__name__)
+
+_STAGE = "_ingest_stage"
+_STAGE_REJECTS = "_ingest_rejects"
+_DUPS = "_ingest_dups"
+_BATCH = "_ingest_batch"
+
+
+@dataclass(frozen=True)
+class LoadCounts:
+    """What happened to the staged rows of one source."""
+
+    stored: int
+    duplicates: int
+    already_present: int
+
+
+class SourceLoader:
+    """Stage rows and rejects of one source, then store them in one transaction.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        Store connection (tables created by :func:`traderseg.store.connect`).
+    table : traderseg.schema.Table
+        Canonical table the source loads into.
+    source : str
+        Source name recorded with rejects (and with fills).
+    ingested_at : datetime
+        Time of the run.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, table: Table, source: str,
+                 ingested_at: datetime) -> None:
+        self.con = con
+        self.table = table
+        self.source = source
+        self.ingested_at = ingested_at
+        self.staged = 0
+        self.rejected = 0
+
+    def __enter__(self) -> SourceLoader:
+        self.con.begin()
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_STAGE} AS "
+            f"SELECT *, 0::BIGINT AS line_no FROM {self.table.name} LIMIT 0"
+        )
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_STAGE_REJECTS} AS SELECT * FROM rejects LIMIT 0"
+        )
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            self.con.rollback()
+            logger.warning("ingest of %s rolled back: %s", self.source, exc)
+        for name in (_STAGE, _STAGE_REJECTS, _DUPS):
+            self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def add_rows(self, rows: pa.Table, lines: np.ndarray) -> None:
+        """Stage valid canonical rows with their source lines."""
+        if rows.num_rows == 0:
+            return
+        rows = rows.append_column("line_no", pa.array(lines, pa.int64()))
+        if self.table is FILLS:
+            rows = rows.append_column("source", pa.array([self.source] * rows.num_rows, pa.string()))
+        self._insert(_STAGE, rows)
+        self.staged += rows.num_rows
+
+    def add_rejects(self, lines: np.ndarray, fields: list[str], reasons: list[str],
+                    raws: list[str | None]) -> None:
+        """Stage rejected rows of the source."""
+        n = len(lines)
+        if n == 0:
+            return
+        rej = pa.table(
+            {
+                "source": pa.array([self.source] * n, pa.string()),
+                "line": pa.array(lines, pa.int64()),
+                "field": pa.array(fields, pa.string()),
+                "reason": pa.array(reasons, pa.string()),
+                "raw": pa.array(raws, pa.string()),
+                "ingested_at": pa.array([self.ingested_at] * n, REJECTS.column("ingested_at").type),
+            }
+        )
+        self._insert(_STAGE_REJECTS, rej)
+        self.rejected += n
+
+    def finish(self) -> LoadCounts:
+        """Reject in-source duplicates, insert new rows and rejects, and commit."""
+        key = self.table.key
+        on = " AND ".join(f"s.{k} = d.{k}" for k in key)
+        keys_text = " || ', ' || ".join(f"CAST(s.{k} AS VARCHAR)" for k in key)
+        self.con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {_DUPS} AS
+            SELECT s.line_no,
+                   'duplicate {", ".join(key)} ' || {keys_text}
+                     || ' in this source (first at line ' || d.first_line || ')' AS reason,
+                   to_json(s) AS raw
+            FROM {_STAGE} s
+            JOIN (SELECT {", ".join(key)}, min(line_no) AS first_line FROM {_STAGE}
+                  GROUP BY ALL HAVING count(*) > 1) d ON {on}
+            WHERE s.line_no > d.first_line
+            """
+        )
+        duplicates = self._count(_DUPS)
+        if duplicates:
+            self.con.execute(
+                f"INSERT INTO {_STAGE_REJECTS} SELECT ?, line_no, ?, reason, raw, ? FROM {_DUPS}",
+                [self.source, key[0], self.ingested_at],
+            )
+            self.con.execute(f"DELETE FROM {_STAGE} WHERE line_no IN (SELECT line_no FROM {_DUPS})")
+        match = " AND ".join(f"t.{k} = s.{k}" for k in key)
+        present = self.con.execute(
+            f"SELECT count(*) FROM {_STAGE} s WHERE EXISTS "
+            f"(SELECT 1 FROM {self.table.name} t WHERE {match})"
+        ).fetchone()
+        already = int(present[0]) if present else 0
+        cols = ", ".join(self._target_columns())
+        inserted = self.con.execute(
+            f"INSERT INTO {self.table.name} ({cols}) SELECT {cols} FROM {_STAGE} s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {self.table.name} t WHERE {match})"
+        ).fetchone()
+        stored = int(inserted[0]) if inserted else 0
+        self.con.execute(
+            f"""
+            INSERT INTO rejects SELECT r.* FROM {_STAGE_REJECTS} r
+            WHERE NOT EXISTS (SELECT 1 FROM rejects o WHERE o.source = r.source
+              AND o.line = r.line AND o.field = r.field AND o.reason = r.reason)
+            """
+        )
+        return LoadCounts(stored=stored, duplicates=duplicates, already_present=already)
+
+    def commit(self) -> None:
+        """Commit the source's transaction."""
+        self.con.commit()
+
+    def _target_columns(self) -> list[str]:
+        names = list(self.table.names)
+        if self.table is FILLS:
+            names.append("source")
+        return names
+
+    def _count(self, name: str) -> int:
+        row = self.con.execute(f"SELECT count(*) FROM {name}").fetchone()
+        return int(row[0]) if row else 0
+
+    def _insert(self, target: str, rows: pa.Table) -> None:
+        self.con.register(_BATCH, rows)
+        try:
+            self.con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {_BATCH}")
+        finally:
+            self.con.unregister(_BATCH)
