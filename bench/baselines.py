@@ -67,51 +67,69 @@ def _one_window(g, as_of, w, start, event_days):
     g["opt_buy_not"] = np.where(is_opt & g["is_buy"], g["notional_usd"], 0.0)
     g["pnl0"] = g["realized_pnl_usd"].fillna(0.0)
     g["is_ev"] = g["day"].dt.date.isin(event_days) if event_days else False
+    g["ev_not"] = np.where(g["is_ev"], g["notional_usd"], 0.0)
+    # indicator columns, summed per account in one pass
+    g["weekend"] = g["ts"].dt.day_of_week >= 5
+    g["is_spot"] = g["kind"] == "spot"
+    g["is_perp"] = g["kind"] == "perp"
+    g["is_future"] = g["kind"] == "future"
+    g["deep"] = g["abs_delta"] < 0.15
+    g["short"] = g["tenor"] <= 3.0
+    g["high"] = g["lev"] >= 20
+    g["liq"] = g["is_liquidation"].fillna(False).astype(bool)
+    g["close"] = g["position_effect"] == "close"
+    g["win"] = g["realized_pnl_usd"] > 0
+    g["call"] = is_opt & (g["option_type"] == "call")
+    g["put_buy"] = is_opt & (g["option_type"] == "put") & g["is_buy"]
     gb = g.groupby("account_id")
+    sums = gb[["weekend", "is_spot", "is_perp", "is_future", "is_opt", "opt_not", "opt_buy_not",
+               "deep", "short", "high", "liq", "close", "fee_usd", "pnl0", "win", "is_maker",
+               "is_buy", "is_ev", "ev_not", "notional_usd", "call", "put_buy"]].sum()
+    means = gb[["notional_usd", "abs_delta", "tenor", "alm", "ivo", "lev"]].mean()
     r = pd.DataFrame(
         {
             "n": gb.size(),
             "active_days": gb["day"].nunique(),
             "first": gb["ts"].min(),
-            "notional_total": gb["notional_usd"].sum(),
-            "notional_mean": gb["notional_usd"].mean(),
+            "notional_total": sums["notional_usd"],
+            "notional_mean": means["notional_usd"],
             "notional_median": gb["notional_usd"].quantile(0.5),
             "notional_p95": gb["notional_usd"].quantile(0.95),
             "notional_max": gb["notional_usd"].max(),
             "underlying_count": gb["underlying"].nunique(),
             "instrument_breadth": gb["instrument"].nunique(),
-            "weekend": gb["ts"].apply(lambda s: (s.dt.day_of_week >= 5).sum()),
-            "n_spot": gb["kind"].apply(lambda s: (s == "spot").sum()),
-            "n_perp": gb["kind"].apply(lambda s: (s == "perp").sum()),
-            "n_future": gb["kind"].apply(lambda s: (s == "future").sum()),
-            "n_opt": gb["is_opt"].sum(),
-            "opt_not": gb["opt_not"].sum(),
-            "opt_buy_not": gb["opt_buy_not"].sum(),
-            "mean_abs_delta": gb["abs_delta"].mean(),
-            "n_deep": gb["abs_delta"].apply(lambda s: (s < 0.15).sum()),
-            "mean_days_to_expiry": gb["tenor"].mean(),
-            "n_short": gb["tenor"].apply(lambda s: (s <= 3.0).sum()),
-            "mean_abs_log_moneyness": gb["alm"].mean(),
-            "mean_iv": gb["ivo"].mean(),
-            "leverage_mean": gb["lev"].mean(),
+            "weekend": sums["weekend"],
+            "n_spot": sums["is_spot"],
+            "n_perp": sums["is_perp"],
+            "n_future": sums["is_future"],
+            "n_opt": sums["is_opt"],
+            "n_call": sums["call"],
+            "n_put_buy": sums["put_buy"],
+            "opt_not": sums["opt_not"],
+            "opt_buy_not": sums["opt_buy_not"],
+            "mean_abs_delta": means["abs_delta"],
+            "n_deep": sums["deep"],
+            "mean_days_to_expiry": means["tenor"],
+            "n_short": sums["short"],
+            "mean_abs_log_moneyness": means["alm"],
+            "mean_iv": means["ivo"],
+            "leverage_mean": means["lev"],
             "leverage_max": gb["lev"].max(),
             "n_lev": gb["lev"].count(),
-            "n_high": gb["lev"].apply(lambda s: (s >= 20).sum()),
-            "liquidation_count": gb["is_liquidation"].apply(lambda s: s.fillna(False).astype(bool).sum()),
-            "n_close": gb["position_effect"].apply(lambda s: (s == "close").sum()),
-            "fees_usd": gb["fee_usd"].sum(),
-            "realized_pnl_usd": gb["pnl0"].sum(),
+            "n_high": sums["high"],
+            "liquidation_count": sums["liq"],
+            "n_close": sums["close"],
+            "fees_usd": sums["fee_usd"],
+            "realized_pnl_usd": sums["pnl0"],
             "n_pnl": gb["realized_pnl_usd"].count(),
-            "n_win": gb["realized_pnl_usd"].apply(lambda s: (s > 0).sum()),
-            "n_maker": gb["is_maker"].sum(),
-            "n_buy": gb["is_buy"].sum(),
-            "ev_fills": gb["is_ev"].sum(),
-            "ev_not": g.assign(v=np.where(g["is_ev"], g["notional_usd"], 0.0)).groupby("account_id")["v"].sum(),
+            "n_win": sums["win"],
+            "n_maker": sums["is_maker"],
+            "n_buy": sums["is_buy"],
+            "ev_fills": sums["is_ev"],
+            "ev_not": sums["ev_not"],
         }
     )
     opt = g[g["is_opt"]]
-    calls = opt[opt["option_type"] == "call"].groupby("account_id").size()
-    put_buys = opt[(opt["option_type"] == "put") & opt["is_buy"]].groupby("account_id").size()
     legs = opt.groupby(["account_id", "day", "expiry", "strike", "side"]).agg(
         types=("option_type", "nunique"), legs=("option_type", "size")
     )
@@ -128,10 +146,11 @@ def _one_window(g, as_of, w, start, event_days):
         span = span.clip(upper=math.ceil((as_of - start).total_seconds() / DAY))
     ev_days = pd.Series(0.0, index=r.index)
     if event_days:
-        evd = pd.Series(sorted(event_days))
-        for acct, first in r["first"].items():
-            fd = first.floor("D").date()
-            ev_days[acct] = float(((evd >= fd) & (evd < as_of_day.date())).sum())
+        evd = np.array(sorted(np.datetime64(d, "ns") for d in event_days))
+        first = r["first"].dt.floor("D").dt.tz_localize(None).to_numpy("datetime64[ns]")
+        hi = np.searchsorted(evd, as_of_day.tz_localize(None).to_datetime64(), side="left")
+        ev_days = pd.Series((hi - np.searchsorted(evd, first, side="left")).clip(min=0),
+                            index=r.index, dtype=float)
 
     def share(a, b):
         b = b.astype(float)
@@ -156,7 +175,7 @@ def _one_window(g, as_of, w, start, event_days):
     o["future_share"] = share(r["n_future"], n)
     o["option_share"] = share(r["n_opt"], n)
     o["instrument_breadth"] = r["instrument_breadth"]
-    o["call_share"] = share(calls.reindex(r.index).fillna(0), r["n_opt"])
+    o["call_share"] = share(r["n_call"], r["n_opt"])
     o["long_premium_share"] = share(r["opt_buy_not"], r["opt_not"])
     o["mean_abs_delta"] = r["mean_abs_delta"]
     o["deep_otm_share"] = share(r["n_deep"], r["n_opt"])
@@ -165,7 +184,7 @@ def _one_window(g, as_of, w, start, event_days):
     o["mean_abs_log_moneyness"] = r["mean_abs_log_moneyness"]
     o["mean_iv"] = r["mean_iv"]
     o["straddle_share"] = share(strad.reindex(r.index).fillna(0), r["n_opt"])
-    o["put_buy_share"] = share(put_buys.reindex(r.index).fillna(0), r["n_opt"])
+    o["put_buy_share"] = share(r["n_put_buy"], r["n_opt"])
     o["leverage_mean"] = r["leverage_mean"].fillna(1.0)
     o["leverage_max"] = r["leverage_max"].fillna(1.0)
     o["high_leverage_share"] = (r["n_high"] / r["n_lev"].astype(float)).where(r["n_lev"] > 0, 0.0)
