@@ -75,7 +75,7 @@ CATALOG: tuple[Feature, ...] = (
     _F("recency_days", "activity", "Days from the last fill to the cutoff.", "days", "log"),
     _F("tenure_days", "activity", "Days from the first fill (ever) to the cutoff.", "days", "log"),
     _F("active_day_share", "activity", "Active days over the days the account could trade in the window.", "share", "share"),
-    _F("mean_gap_days", "activity", "Mean gap between consecutive active days.", "days", "log"),
+    _F("mean_gap_days", "activity", "Days from the first fill in the window to the cutoff per active day (mean spacing of activity).", "days", "log"),
     _F("hour_entropy", "activity", "Normalised entropy of the hour-of-day distribution of fills (0 = one hour, 1 = uniform).", "fraction", "bounded"),
     _F("weekend_share", "activity", "Share of fills on Saturday or Sunday (UTC).", "share", "share"),
     # size
@@ -134,3 +134,17 @@ def get_feature(name: str) -> Feature:
         return _BY_NAME[stem]
     except KeyError:
         raise KeyError(f"unknown feature {stem!r}") from None
+
+
+def catalog_markdown() -> str:
+    """Render the catalogue as Markdown (the table in ``docs/features.md``)."""
+    lines = [
+        "| feature | family | unit | transform | needs | description |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for f in CATALOG:
+        lines.append(
+            f"| `{f.name}` | {f.family} | {f.unit} | {f.transform} | {f.needs or ''} "
+            f"| {f.description} |"
+        )
+    return "\n".join(lines)
