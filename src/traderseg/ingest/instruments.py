@@ -32,7 +32,7 @@ _ASSET = r"[A-Z0-9]+"
 _DERIBIT = re.compile(
     rf"^(?P<base>{_ASSET})(?:_(?P<quote>{_ASSET}))?"
     r"(?:-(?:(?P<perp>PERPETUAL)|(?P<day>\d{1,2})(?P<mon>[A-Z]{3})(?P<yy>\d{2})"
-    r"(?:-(?P<strike>\d+(?:d\d+)?)-(?P<right>[CP]))?))?$"
+    r"(?:-(?P<strike>\d+(?:D\d+)?)-(?P<right>[CP]))?))?$"
 )
 _BINANCE = re.compile(
     rf"^(?P<base>{_ASSET}?)(?P<quote>{'|'.join(STABLE_QUOTES)})(?:_(?P<date>\d{{6}}))?$"
@@ -111,7 +111,7 @@ def parse_deribit(name: str) -> Instrument | None:
         return None
     if m["strike"] is None:
         return Instrument(name, base, "future", settlement, inverse=not linear, expiry=expiry)
-    strike = float(m["strike"].replace("d", "."))
+    strike = float(m["strike"].replace("D", "."))
     right = "call" if m["right"] == "C" else "put"
     return Instrument(name, base, "option", settlement, inverse=False, expiry=expiry,
                       strike=strike, option_type=right)

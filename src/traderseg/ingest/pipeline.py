@@ -129,7 +129,7 @@ def _load_source(con: duckdb.DuckDBPyConnection, path: Path, adapter: Adapter, c
             read += raw.table.num_rows + len(raw.bad_rows)
             _load_batch(loader, raw, adapter, ctx, now)
         counts = loader.finish()
-        rejected = loader.rejected
+        rejected = loader.rejected + counts.duplicates
         rep = SourceReport(source, adapter.name, adapter.table.name, read, counts.stored,
                            rejected, counts.already_present)
         if rep.read != rep.stored + rep.rejected + rep.already_present:

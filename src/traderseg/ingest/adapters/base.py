@@ -181,6 +181,11 @@ def unconvertible(problems: Problems, field_name: str, rate: np.ndarray, amount:
         problems.add(bad, field_name, reasons)
 
 
+def fee_usd(fee: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """Fee in USD; a zero fee is zero whatever its currency."""
+    return np.where(fee == 0, 0.0, fee * rate)
+
+
 def present_np(arr: pa.Array) -> np.ndarray:
     """Non-null mask (re-exported for adapters)."""
     return present(arr)
