@@ -1,0 +1,1 @@
+"""Analyses over accounts and segments: profitability, events, migration, lifetime value."""

@@ -1,0 +1,230 @@
+"""Shared machinery of the lifetime-value models: input checks, deduplication, MLE fit.
+
+Every model is fitted by maximum likelihood on log-parameters with
+:func:`scipy.optimize.minimize`. The log-likelihood is evaluated once per *unique*
+row of the data (e.g. unique (x, t_x, T) triplets), weighted by how often the row
+occurs, so a million accounts measured in whole days cost as much as the few
+thousand distinct histories they contain. Standard errors come from a central
+finite-difference Hessian of the log-likelihood in log-parameter space, mapped to the
+parameters by the delta method.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from scipy.optimize import minimize
+
+from traderseg.errors import DataError, NotFittedError
+
+logger = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+
+
+def as_float_array(values: ArrayLike, name: str) -> FloatArray:
+    """Return ``values`` as a 1-d float array, refusing NaN and infinite entries."""
+    arr = np.atleast_1d(np.asarray(values, dtype=float))
+    if arr.ndim != 1:
+        raise DataError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise DataError(f"{name} has {int(bad.sum())} NaN/infinite value(s); first at row "
+                        f"{int(np.argmax(bad))}")
+    return arr
+
+
+def check_rfm(
+    frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Validate frequency, recency and age arrays of one set of customers.
+
+    Parameters
+    ----------
+    frequency, recency, T : array-like
+        Repeat occasions x (non-negative integers), time of the last occasion t_x and
+        time observed T, in the same unit.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The three arrays as floats, broadcast to a common length.
+
+    Raises
+    ------
+    DataError
+        Empty input, NaNs, negative values, non-integer x, t_x > T, or x = 0 with t_x > 0.
+    """
+    x = as_float_array(frequency, "frequency")
+    t_x = as_float_array(recency, "recency")
+    big_t = as_float_array(T, "T")
+    try:
+        x, t_x, big_t = np.broadcast_arrays(x, t_x, big_t)
+    except ValueError as exc:
+        raise DataError(
+            f"frequency, recency and T differ in length: {len(x)}, {len(t_x)}, {len(big_t)}"
+        ) from exc
+    if x.size == 0:
+        raise DataError("no customers: frequency, recency and T are empty")
+    _first_bad(x < 0, "frequency is negative", x)
+    _first_bad(x != np.round(x), "frequency is not a whole number", x)
+    _first_bad(t_x < 0, "recency is negative", t_x)
+    _first_bad(big_t < 0, "T is negative", big_t)
+    _first_bad(t_x > big_t * (1 + 1e-9) + 1e-12, "recency t_x is greater than T", t_x)
+    _first_bad((x == 0) & (t_x > 0), "recency is positive while frequency is 0", t_x)
+    return x.astype(float), t_x.astype(float), big_t.astype(float)
+
+
+def _first_bad(mask: NDArray[np.bool_], reason: str, values: FloatArray) -> None:
+    if mask.any():
+        i = int(np.argmax(mask))
+        raise DataError(f"{reason} for {int(mask.sum())} customer(s); first at row {i} "
+                        f"(value {values[i]!r})")
+
+
+def unpack_summary(
+    frequency: ArrayLike | pd.DataFrame, recency: ArrayLike | None, T: ArrayLike | None
+) -> tuple[ArrayLike, ArrayLike, ArrayLike]:
+    """Accept either three arrays or a summary frame with frequency, recency and T."""
+    if isinstance(frequency, pd.DataFrame):
+        summary = frequency
+        missing = [c for c in ("frequency", "recency", "T") if c not in summary.columns]
+        if missing:
+            from traderseg.errors import SchemaError
+
+            raise SchemaError(f"summary lacks column(s) {missing}")
+        return summary["frequency"], summary["recency"], summary["T"]
+    if recency is None or T is None:
+        raise DataError("pass recency and T with frequency, or a summary DataFrame")
+    return frequency, recency, T
+
+
+def dedupe(*columns: FloatArray) -> tuple[list[FloatArray], FloatArray, NDArray[np.intp]]:
+    """Collapse identical rows of ``columns``.
+
+    Returns
+    -------
+    uniques : list of numpy.ndarray
+        One array per input column, holding the distinct rows.
+    counts : numpy.ndarray
+        How many input rows each distinct row stands for.
+    inverse : numpy.ndarray
+        For each input row, the index of its distinct row.
+    """
+    stacked = np.column_stack(columns)
+    uniq, inverse, counts = np.unique(stacked, axis=0, return_inverse=True, return_counts=True)
+    return [uniq[:, j] for j in range(uniq.shape[1])], counts.astype(float), inverse.ravel()
+
+
+def numerical_hessian(
+    f: Callable[[FloatArray], float], z: FloatArray, h: float = 1e-4
+) -> FloatArray:
+    """Central finite-difference Hessian of scalar ``f`` at ``z``."""
+    k = len(z)
+    hess = np.empty((k, k))
+    f0 = f(z)
+    for i in range(k):
+        ei = np.zeros(k)
+        ei[i] = h
+        hess[i, i] = (f(z + ei) - 2 * f0 + f(z - ei)) / h**2
+        for j in range(i + 1, k):
+            ej = np.zeros(k)
+            ej[j] = h
+            val = (f(z + ei + ej) - f(z + ei - ej) - f(z - ei + ej) + f(z - ei - ej)) / (4 * h * h)
+            hess[i, j] = hess[j, i] = val
+    return hess
+
+
+class MLEModel:
+    """Base of the lifetime-value estimators: fit log-parameters by maximum likelihood.
+
+    Subclasses define ``_param_names`` and ``_loglik(params, *data)`` returning the
+    per-row log-likelihood.
+    """
+
+    _param_names: tuple[str, ...] = ()
+
+    penalizer: float
+    method: str
+    maxiter: int
+    tol: float
+    compute_se: bool
+
+    def _loglik(self, params: FloatArray, *data: FloatArray) -> FloatArray:
+        raise NotImplementedError
+
+    def _fit_weighted(
+        self, data: Sequence[FloatArray], weights: FloatArray, x0: FloatArray
+    ) -> None:
+        """Maximise the weighted log-likelihood and store the learned attributes."""
+        if self.penalizer < 0:
+            raise DataError(f"penalizer must be >= 0, got {self.penalizer}")
+        n = float(weights.sum())
+
+        def objective(z: FloatArray) -> float:
+            params = np.exp(z)
+            ll = self._loglik(params, *data)
+            value = -float(np.dot(weights, ll)) / n + self.penalizer * float(np.dot(z, z))
+            return value if np.isfinite(value) else 1e100
+
+        options: dict[str, Any] = {"maxiter": self.maxiter}
+        if self.method == "Nelder-Mead":
+            options.update(xatol=self.tol, fatol=self.tol * 1e-3, adaptive=True)
+        result = minimize(objective, x0, method=self.method, tol=self.tol, options=options)
+        if self.method != "Nelder-Mead":
+            # A short simplex polish makes the optimum robust to a loose gradient stop.
+            polish = minimize(objective, result.x, method="Nelder-Mead",
+                              options={"xatol": self.tol, "fatol": 1e-12, "maxiter": 400})
+            if polish.fun <= result.fun:
+                result.x, result.fun = polish.x, polish.fun
+        z = np.asarray(result.x, dtype=float)
+        params = np.exp(z)
+        if not np.all(np.isfinite(params)):
+            raise DataError(f"{type(self).__name__} did not converge: {result.message}")
+        self.params_ = pd.Series(params, index=list(self._param_names), dtype=float)
+        self.log_likelihood_ = float(np.dot(weights, self._loglik(params, *data)))
+        self.n_customers_ = int(round(n))
+        self.n_unique_ = int(len(weights))
+        self.converged_ = bool(result.success)
+        self.n_iter_ = int(getattr(result, "nit", 0) or 0)
+        if not result.success:
+            logger.warning("%s optimiser stopped: %s", type(self).__name__, result.message)
+        self.standard_errors_ = self._standard_errors(objective, z, n)
+        logger.info("%s fitted on %d customers (%d unique rows): %s, LL=%.2f",
+                    type(self).__name__, self.n_customers_, self.n_unique_,
+                    dict(self.params_.round(4)), self.log_likelihood_)
+
+    def _standard_errors(self, objective: Callable[[FloatArray], float], z: FloatArray,
+                         n: float) -> pd.Series:
+        names = list(self._param_names)
+        if not self.compute_se:
+            return pd.Series(np.nan, index=names, dtype=float)
+        hess = numerical_hessian(objective, z) * n
+        try:
+            cov_z = np.linalg.inv(hess)
+            se_z = np.sqrt(np.diag(cov_z))
+        except np.linalg.LinAlgError:
+            logger.warning("%s: Hessian is singular; no standard errors", type(self).__name__)
+            return pd.Series(np.nan, index=names, dtype=float)
+        return pd.Series(np.exp(z) * se_z, index=names, dtype=float)
+
+    def _check_fitted(self) -> pd.Series:
+        if not hasattr(self, "params_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit first")
+        return self.params_
+
+    def summary(self) -> pd.DataFrame:
+        """Return the fitted parameters with their standard errors.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``estimate`` and ``se``, one row per parameter.
+        """
+        params = self._check_fitted()
+        return pd.DataFrame({"estimate": params, "se": self.standard_errors_})

@@ -1,0 +1,179 @@
+"""Gamma-Gamma model of the value per purchase (Fader, Hardie & Lee 2005, JMR 42(4)).
+
+The value of each repeat purchase of a customer is Gamma(p, nu) with nu ~ Gamma(q, gamma)
+across customers. The model conditions on the mean repeat value zbar of customers with
+x >= 1 repeat purchases, so it needs x > 0 and zbar > 0: customers without repeat
+purchases carry no value information (they are excluded and counted in
+``n_excluded_``), and a non-positive mean value is an error, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from scipy.special import gammaln
+
+from traderseg.analysis.clv._base import FloatArray, MLEModel, as_float_array, dedupe
+from traderseg.errors import DataError, SchemaError
+
+logger = logging.getLogger(__name__)
+
+
+def _check_value_inputs(
+    frequency: ArrayLike, monetary_value: ArrayLike
+) -> tuple[FloatArray, FloatArray]:
+    x = as_float_array(frequency, "frequency")
+    m = as_float_array(monetary_value, "monetary_value")
+    if len(x) != len(m):
+        raise DataError(f"frequency and monetary_value differ in length: {len(x)} vs {len(m)}")
+    if len(x) == 0:
+        raise DataError("no customers: frequency and monetary_value are empty")
+    if (x < 0).any() or (x != np.round(x)).any():
+        i = int(np.argmax((x < 0) | (x != np.round(x))))
+        raise DataError(f"frequency must be a non-negative whole number; row {i} has {x[i]!r}")
+    return x, m
+
+
+class GammaGammaModel(MLEModel):
+    """Gamma-Gamma model of the mean value of a customer's repeat purchases.
+
+    Parameters
+    ----------
+    penalizer : float
+        L2 penalty on the log-parameters (per customer); 0 gives the plain MLE.
+    method : str
+        :func:`scipy.optimize.minimize` method.
+    maxiter : int
+        Iteration cap of the optimiser.
+    tol : float
+        Convergence tolerance of the optimiser.
+    compute_se : bool
+        Whether to compute standard errors from the Hessian after fitting.
+
+    Attributes
+    ----------
+    params_ : pandas.Series
+        Fitted ``p``, ``q``, ``gamma``.
+    standard_errors_ : pandas.Series
+        Standard errors of the parameters.
+    log_likelihood_ : float
+        Log-likelihood at the optimum (without the penalty).
+    n_customers_ : int
+        Customers with x > 0 the model was fitted on.
+    n_excluded_ : int
+        Customers passed with x = 0, excluded because they carry no repeat value.
+
+    Examples
+    --------
+    >>> m = GammaGammaModel().fit([1, 2, 3, 1, 0], [10.0, 12.0, 30.0, 8.0, 0.0])
+    >>> m.n_customers_, m.n_excluded_
+    (4, 1)
+    """
+
+    _param_names = ("p", "q", "gamma")
+
+    def __init__(
+        self,
+        penalizer: float = 0.0,
+        *,
+        method: str = "L-BFGS-B",
+        maxiter: int = 2000,
+        tol: float = 1e-10,
+        compute_se: bool = True,
+    ) -> None:
+        self.penalizer = penalizer
+        self.method = method
+        self.maxiter = maxiter
+        self.tol = tol
+        self.compute_se = compute_se
+
+    def fit(
+        self,
+        frequency: ArrayLike | pd.DataFrame,
+        monetary_value: ArrayLike | None = None,
+    ) -> GammaGammaModel:
+        """Fit the model by maximum likelihood on the customers with x > 0.
+
+        Parameters
+        ----------
+        frequency : array-like or pandas.DataFrame
+            Repeat purchases x per customer, or a summary frame with ``frequency`` and
+            ``monetary_value`` columns.
+        monetary_value : array-like, optional
+            Mean value zbar of each customer's repeat purchases.
+
+        Returns
+        -------
+        GammaGammaModel
+            The fitted model.
+
+        Raises
+        ------
+        DataError
+            No customer with x > 0, or a customer with x > 0 and zbar <= 0.
+        """
+        if isinstance(frequency, pd.DataFrame):
+            missing = [c for c in ("frequency", "monetary_value") if c not in frequency.columns]
+            if missing:
+                raise SchemaError(f"summary lacks column(s) {missing}")
+            frequency, monetary_value = frequency["frequency"], frequency["monetary_value"]
+        if monetary_value is None:
+            raise DataError("pass monetary_value with frequency, or a summary DataFrame")
+        x, m = _check_value_inputs(frequency, monetary_value)
+        repeat = x > 0
+        bad = repeat & (m <= 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(
+                f"Gamma-Gamma needs a positive mean value: {int(bad.sum())} customer(s) with x > 0 "
+                f"have monetary_value <= 0; first at row {i} ({m[i]!r}). Model them apart."
+            )
+        n_excluded = int((~repeat).sum())
+        if n_excluded:
+            logger.info("Gamma-Gamma: %d customer(s) with x = 0 excluded", n_excluded)
+        if not repeat.any():
+            raise DataError("Gamma-Gamma needs customers with x > 0; none were given")
+        (ux, um), counts, _ = dedupe(x[repeat], m[repeat])
+        mean_m = float(np.dot(counts, um) / counts.sum())
+        x0 = np.log([1.0, 2.0, mean_m])
+        self._fit_weighted((ux, um), counts, x0)
+        self.n_excluded_ = n_excluded
+        return self
+
+    def _loglik(self, params: FloatArray, *data: FloatArray) -> FloatArray:
+        p, q, gamma = params
+        x, m = data
+        px = p * x
+        return (
+            gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(gamma)
+            + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * np.log(gamma + x * m)
+        )
+
+    def conditional_expected_average_profit(
+        self, frequency: ArrayLike, monetary_value: ArrayLike
+    ) -> FloatArray:
+        """Return the expected value per future purchase given x repeat purchases, mean zbar.
+
+        For x = 0 this is the population mean p * gamma / (q - 1).
+
+        Parameters
+        ----------
+        frequency : array-like
+            Repeat purchases x.
+        monetary_value : array-like
+            Mean repeat value zbar (ignored where x = 0).
+
+        Returns
+        -------
+        numpy.ndarray
+            E[Z | x, zbar] = p (gamma + x zbar) / (p x + q - 1).
+        """
+        p, q, gamma = self._check_fitted().to_numpy()
+        if q <= 1:
+            raise DataError(f"expected value is infinite for q <= 1 (fitted q={q:.4f})")
+        x, m = _check_value_inputs(frequency, monetary_value)
+        m = np.where(x > 0, m, 0.0)
+        return p * (gamma + x * m) / (p * x + q - 1)

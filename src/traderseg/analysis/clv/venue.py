@@ -1,0 +1,299 @@
+"""Lifetime value of the venue's fee revenue per trader, from the fills store.
+
+Activity is counted in *active days*: an account's purchase occasion is a UTC calendar
+day with at least one fill, and the model time unit is the day. For fills strictly
+before ``as_of``:
+
+* x = active days after the first one; t_x = days from the first to the last active
+  day; T = days from the first active day to the last calendar day before ``as_of``
+  (the calibration end, inclusive, as in the CDNOW convention);
+* the value of an active day is the account's net fee revenue that day,
+  ``sum(fee_usd)`` (negative fees are maker rebates).
+
+A BG/NBD model of active days is fitted on every account. The Gamma-Gamma model needs a
+positive value, so revenue per active day is valued by ``value_basis``:
+
+* ``gamma_gamma``: x > 0 and a positive mean repeat-day revenue; Gamma-Gamma conditional
+  expectation;
+* ``population``: x = 0 and a positive first-day revenue; the Gamma-Gamma population
+  mean p * gamma / (q - 1);
+* ``own_mean``: net rebate earners (mean repeat-day revenue <= 0, or for x = 0 a
+  first-day revenue <= 0); their own mean daily net revenue, flagged ``rebate_earner``.
+  Their expected revenue and CLV are negative or zero: the venue pays them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from traderseg.analysis.clv.bgnbd import BGNBDModel
+from traderseg.analysis.clv.gammagamma import GammaGammaModel
+from traderseg.analysis.clv.paretonbd import ParetoNBDModel
+from traderseg.analysis.clv.value import annual_to_period_rate, expected_discounted_purchases
+from traderseg.errors import DataError, SchemaError
+
+logger = logging.getLogger(__name__)
+
+UNASSIGNED = "unassigned"
+
+_SUMMARY_SQL = """
+WITH days AS (
+  SELECT account_id,
+         CAST(ts AT TIME ZONE 'UTC' AS DATE) AS day,
+         SUM(fee_usd) AS revenue
+  FROM fills
+  WHERE ts < $as_of
+  GROUP BY ALL
+), ranked AS (
+  SELECT *, row_number() OVER (PARTITION BY account_id ORDER BY day) AS k FROM days
+)
+SELECT account_id,
+       COUNT(*) - 1 AS frequency,
+       CAST(date_diff('day', MIN(day), MAX(day)) AS DOUBLE) AS recency,
+       CAST(date_diff('day', MIN(day), $cal_end) AS DOUBLE) AS "T",
+       COALESCE(AVG(revenue) FILTER (WHERE k > 1), 0.0) AS monetary_value,
+       MAX(revenue) FILTER (WHERE k = 1) AS first_value,
+       SUM(revenue) AS revenue_to_date
+FROM ranked
+GROUP BY account_id
+ORDER BY account_id
+"""
+
+
+@dataclass(frozen=True)
+class VenueCLV:
+    """Result of :func:`venue_clv`.
+
+    Attributes
+    ----------
+    accounts : pandas.DataFrame
+        One row per account active before ``as_of``: frequency, recency, T (days),
+        monetary_value (mean repeat-day revenue), first_value, revenue_to_date, p_alive,
+        expected_active_days, value_per_active_day, value_basis, rebate_earner,
+        expected_revenue, clv, and segment when assignments were given.
+    segments : pandas.DataFrame or None
+        Per-segment totals and means (None without assignments).
+    activity_model : BGNBDModel or ParetoNBDModel
+        The fitted activity model (time unit: day).
+    value_model : GammaGammaModel
+        The fitted Gamma-Gamma model on positive-revenue accounts.
+    as_of : pandas.Timestamp
+        Cut-off (UTC); fills at or after it are not used.
+    horizon_days : float
+        Forecast horizon.
+    discount_rate_annual : float
+        Annual discount rate used for the CLV.
+    """
+
+    accounts: pd.DataFrame
+    segments: pd.DataFrame | None
+    activity_model: BGNBDModel | ParetoNBDModel
+    value_model: GammaGammaModel
+    as_of: pd.Timestamp
+    horizon_days: float
+    discount_rate_annual: float
+
+
+def _as_utc(as_of: object) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(as_of)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"as_of is not a timestamp: {as_of!r}") from exc
+    if ts is pd.NaT:
+        raise DataError("as_of is missing")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def account_day_summary(con: duckdb.DuckDBPyConnection, as_of: object) -> pd.DataFrame:
+    """Per-account active-day summary of the fills before ``as_of`` (DuckDB aggregation).
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        Store connection (see :func:`traderseg.store.connect`).
+    as_of : timestamp-like
+        Cut-off; naive values are read as UTC.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by account_id with frequency, recency, T, monetary_value, first_value and
+        revenue_to_date.
+
+    Raises
+    ------
+    DataError
+        No fills before ``as_of``, ``as_of`` after the last day the store covers, or
+        missing/non-finite fees.
+    """
+    ts = _as_utc(as_of)
+    try:
+        bounds = con.execute(
+            "SELECT MIN(ts), MAX(ts), COUNT(*) FILTER (WHERE fee_usd IS NULL"
+            " OR NOT isfinite(fee_usd) OR account_id IS NULL) FROM fills WHERE ts < $as_of",
+            {"as_of": ts.to_pydatetime()},
+        ).fetchone()
+        last = con.execute("SELECT MAX(ts) FROM fills").fetchone()
+    except duckdb.CatalogException as exc:
+        raise SchemaError(f"the store has no usable fills table: {exc}") from exc
+    if bounds is None or last is None:  # pragma: no cover - aggregates always return a row
+        raise DataError("the fills table could not be read")
+    first_ts, _, n_bad = bounds
+    if first_ts is None:
+        raise DataError(f"no fills before as_of {ts.isoformat()}")
+    if n_bad:
+        raise DataError(f"{n_bad} fill(s) before as_of have a missing/non-finite fee_usd or "
+                        "a missing account_id")
+    cal_end = (ts - pd.Timedelta(microseconds=1)).normalize()
+    last_day = pd.Timestamp(last[0]).tz_convert("UTC").normalize()
+    if cal_end > last_day:
+        raise DataError(
+            f"as_of {ts.isoformat()} is after the last day the store covers "
+            f"({last_day.date()}); inactivity after that day cannot be observed"
+        )
+    summary = con.execute(
+        _SUMMARY_SQL, {"as_of": ts.to_pydatetime(), "cal_end": cal_end.date()}
+    ).df()
+    return summary.set_index("account_id")
+
+
+def _check_assignments(assignments: pd.DataFrame) -> pd.Series:
+    missing = [c for c in ("account_id", "segment") if c not in assignments.columns]
+    if missing:
+        raise SchemaError(f"assignments lack column(s) {missing}; present: "
+                          f"{list(assignments.columns)}")
+    null = assignments[["account_id", "segment"]].isna().any(axis=1).to_numpy()
+    if null.any():
+        raise DataError(f"assignments have {int(null.sum())} row(s) with a missing account_id "
+                        f"or segment; first at row {int(np.argmax(null))}")
+    dup = assignments["account_id"].duplicated().to_numpy()
+    if dup.any():
+        first = assignments["account_id"].iloc[int(np.argmax(dup))]
+        raise DataError(f"assignments list account {first!r} more than once")
+    return assignments.set_index(assignments["account_id"].astype(str))["segment"].astype(str)
+
+
+def venue_clv(
+    con: duckdb.DuckDBPyConnection,
+    as_of: object,
+    horizon_days: float = 90.0,
+    discount_rate_annual: float = 0.10,
+    assignments: pd.DataFrame | None = None,
+    *,
+    activity: Literal["bgnbd", "paretonbd"] = "bgnbd",
+    step_days: float = 1.0,
+) -> VenueCLV:
+    """Fit activity and revenue models on the fills store and score every account.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        Store connection with a ``fills`` table.
+    as_of : timestamp-like
+        Cut-off (UTC); only fills strictly before it are used.
+    horizon_days : float
+        Forecast horizon in days.
+    discount_rate_annual : float
+        Annual discount rate of the CLV, compounded daily.
+    assignments : pandas.DataFrame, optional
+        Columns ``account_id`` and ``segment``; adds a per-segment summary. Active
+        accounts missing from it are grouped as ``"unassigned"``.
+    activity : {"bgnbd", "paretonbd"}
+        Activity model.
+    step_days : float
+        Discounting step in days.
+
+    Returns
+    -------
+    VenueCLV
+        Per-account scores, per-segment summary and the fitted models.
+    """
+    if not horizon_days > 0:
+        raise DataError(f"horizon_days must be > 0, got {horizon_days}")
+    summary = account_day_summary(con, as_of)
+    seg = _check_assignments(assignments) if assignments is not None else None
+    model: BGNBDModel | ParetoNBDModel = BGNBDModel() if activity == "bgnbd" else ParetoNBDModel()
+    x, t_x, big_t = summary["frequency"], summary["recency"], summary["T"]
+    model.fit(x, t_x, big_t)
+
+    zbar = summary["monetary_value"].to_numpy()
+    first = summary["first_value"].to_numpy()
+    repeat = x.to_numpy() > 0
+    gg_rows = repeat & (zbar > 0)
+    if not gg_rows.any():
+        raise DataError("no account has repeat active days with positive fee revenue; "
+                        "the Gamma-Gamma model cannot be fitted")
+    gg = GammaGammaModel().fit(x.to_numpy()[gg_rows], zbar[gg_rows])
+    basis = np.where(gg_rows, "gamma_gamma", np.where(~repeat & (first > 0), "population",
+                                                       "own_mean"))
+    rebate = basis == "own_mean"
+    gg_value = gg.conditional_expected_average_profit(x.to_numpy(), np.where(gg_rows, zbar, 0.0))
+    own = np.where(repeat, zbar, first)
+    value_per_day = np.where(rebate, own, gg_value)
+    logger.info("venue CLV: %d accounts, %d valued by Gamma-Gamma, %d by the population mean, "
+                "%d net rebate earners valued by their own mean",
+                len(summary), int(gg_rows.sum()), int((basis == "population").sum()),
+                int(rebate.sum()))
+
+    rate = annual_to_period_rate(discount_rate_annual, 1.0)
+    purchases = expected_discounted_purchases(
+        model, x, t_x, big_t, horizon=horizon_days, discount_rate=rate, step=step_days
+    )
+    out = summary.copy()
+    out["p_alive"] = model.conditional_probability_alive(x, t_x, big_t)
+    out["expected_active_days"] = purchases.expected
+    out["value_per_active_day"] = value_per_day
+    out["value_basis"] = basis
+    out["rebate_earner"] = rebate
+    out["expected_revenue"] = purchases.expected * value_per_day
+    out["clv"] = purchases.discounted * value_per_day
+    segments = None
+    if seg is not None:
+        out["segment"] = seg.reindex(out.index.astype(str)).fillna(UNASSIGNED).to_numpy()
+        n_unassigned = int((out["segment"] == UNASSIGNED).sum())
+        if n_unassigned:
+            logger.warning("%d active account(s) have no segment; grouped as %r",
+                           n_unassigned, UNASSIGNED)
+        n_idle = int((~seg.index.isin(out.index.astype(str))).sum())
+        if n_idle:
+            logger.info("%d assigned account(s) have no fills before as_of", n_idle)
+        segments = segment_summary(out)
+    return VenueCLV(out, segments, model, gg, _as_utc(as_of), float(horizon_days),
+                    float(discount_rate_annual))
+
+
+def segment_summary(accounts: pd.DataFrame) -> pd.DataFrame:
+    """Totals and means of the CLV scores per segment.
+
+    Parameters
+    ----------
+    accounts : pandas.DataFrame
+        The ``accounts`` frame of :class:`VenueCLV`, with a ``segment`` column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per segment (sorted by total CLV, largest first).
+    """
+    if "segment" not in accounts.columns:
+        raise SchemaError("accounts have no segment column")
+    g = accounts.groupby("segment", sort=False)
+    table = pd.DataFrame(
+        {
+            "accounts": g.size(),
+            "mean_p_alive": g["p_alive"].mean(),
+            "expected_active_days": g["expected_active_days"].sum(),
+            "revenue_to_date": g["revenue_to_date"].sum(),
+            "expected_revenue": g["expected_revenue"].sum(),
+            "clv": g["clv"].sum(),
+            "mean_clv": g["clv"].mean(),
+            "rebate_earners": g["rebate_earner"].sum().astype(np.int64),
+        }
+    )
+    return table.sort_values("clv", ascending=False)
