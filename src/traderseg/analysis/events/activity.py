@@ -15,6 +15,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from traderseg.analysis.events.market import query_frame
 from traderseg.errors import ConfigError, DataError, SchemaError
 
 logger = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def segment_activity(
         _check_fills(con, _CHECKS.format(fills=fills_name, assign=view), params, unassigned)
         sql = _AGGREGATE.format(fills=fills_name, assign=view)
         params = {"underlying": underlying, "width": width, "unassigned": unassigned}
-        result = con.execute(sql, params).df()
+        result = query_frame(con, sql, params)
     finally:
         try:
             con.unregister(view)
@@ -210,7 +211,7 @@ def _check_fill_columns(con: duckdb.DuckDBPyConnection, name: str) -> None:
 def _check_fills(
     con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object], unassigned: str | None
 ) -> None:
-    row = con.execute(sql, params).df().iloc[0]
+    row = query_frame(con, sql, params).iloc[0]
     where = f" on {params['underlying']}" if params["underlying"] else ""
     if row["n"] == 0:
         raise DataError(f"no fills{where} to aggregate")

@@ -207,22 +207,26 @@ def _flag_days(
     s: pd.DataFrame, return_z: float, iv_jump: float, drawdown: float, kinds: set[str]
 ) -> pd.DataFrame:
     base = ["underlying", "ts", "return", "iv_change", "vol", "iv_index", "iv_ref", "drawdown"]
+
+    def pick(mask: pd.Series | np.ndarray, kind: str, magnitude: pd.Series) -> pd.DataFrame:
+        rows = s.loc[mask, base].copy()
+        rows["kind"] = kind
+        rows["magnitude"] = magnitude[mask].to_numpy()
+        return rows
+
     parts = []
     if "crash" in kinds:
-        parts.append(s.loc[s["return_z"] <= -return_z, base].assign(
-            kind="crash", magnitude=s["return_z"]))
+        parts.append(pick(s["return_z"] <= -return_z, "crash", s["return_z"]))
     if "rally" in kinds:
-        parts.append(s.loc[s["return_z"] >= return_z, base].assign(
-            kind="rally", magnitude=s["return_z"]))
+        parts.append(pick(s["return_z"] >= return_z, "rally", s["return_z"]))
     if "vol_spike" in kinds:
-        parts.append(s.loc[s["iv_jump"] >= iv_jump, base].assign(
-            kind="vol_spike", magnitude=100 * s["iv_jump"]))
+        parts.append(pick(s["iv_jump"] >= iv_jump, "vol_spike", 100 * s["iv_jump"]))
     if "drawdown" in kinds:
         hit = np.concatenate(
             [_drawdown_crossings(g["drawdown"].to_numpy(), drawdown) for _, g in
              s.groupby("underlying", sort=False)]
         )
-        parts.append(s.loc[hit, base].assign(kind="drawdown", magnitude=100 * s["drawdown"]))
+        parts.append(pick(hit, "drawdown", 100 * s["drawdown"]))
     parts = [p for p in parts if not p.empty]
     if not parts:
         return pd.DataFrame(columns=[*base, "kind", "magnitude"])

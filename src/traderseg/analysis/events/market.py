@@ -103,10 +103,19 @@ def market_from_store(
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     if "market" not in tables:
         raise SchemaError("the store has no 'market' table")
-    frame = con.execute("SELECT * FROM market").df()
+    frame = query_frame(con, "SELECT * FROM market")
     if frame.empty:
         raise DataError("the store's market table is empty")
     return _select(validate_market(frame), underlyings, "the store's market table")
+
+
+def query_frame(
+    con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object] | None = None
+) -> pd.DataFrame:
+    """Run a query and return the result as pandas, by way of Arrow."""
+    result = con.execute(sql, params or {})
+    fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
+    return fetch().to_pandas()
 
 
 def validate_market(market: pd.DataFrame) -> pd.DataFrame:
@@ -156,7 +165,10 @@ def validate_market(market: pd.DataFrame) -> pd.DataFrame:
             f"market row {row}: field 'price' must be a positive number, "
             f"got {market.loc[row, 'price']!r}"
         )
-    out["event"] = market["event"].astype(object) if "event" in market.columns else None
+    out["event"] = None
+    if "event" in market.columns:
+        event = market["event"].astype(object)
+        out["event"] = event.where(event.notna(), None)
     dup = out.duplicated(["underlying", "ts"], keep=False)
     if dup.any():
         row = out[dup].iloc[0]
