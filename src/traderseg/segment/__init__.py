@@ -1,0 +1,1 @@
+"""Behavioural segmentation: preprocessing, estimators, k selection, names, ids, overlays."""
