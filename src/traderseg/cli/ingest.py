@@ -1,0 +1,57 @@
+"""``traderseg ingest``: load venue exports or simulator output into the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from traderseg.cli import app, console
+from traderseg.errors import ConfigError
+from traderseg.ingest import FORMATS, ingest
+
+
+def _asset_prices(values: list[str]) -> dict[str, float]:
+    prices: dict[str, float] = {}
+    for item in values:
+        asset, sep, price = item.partition("=")
+        try:
+            prices[asset.strip().upper()] = float(price)
+        except ValueError:
+            sep = ""
+        if not sep or not asset.strip():
+            raise ConfigError(f"--asset-price {item!r}: expected ASSET=PRICE, e.g. BNB=600")
+    return prices
+
+
+@app.command("ingest")
+def ingest_command(
+    paths: list[Path] = typer.Argument(..., help="Files or directories to load."),
+    db: Path = typer.Option(..., "--db", help="DuckDB store file (created if missing)."),
+    format: str = typer.Option("canonical", "--format", "-f",
+                               help=f"Source format: {', '.join(FORMATS)}."),
+    mapping: Path | None = typer.Option(None, "--mapping", "-m",
+                                        help="YAML column mapping for a generic import."),
+    table: str | None = typer.Option(None, "--table", "-t",
+                                     help="Canonical table (default: from file/folder name)."),
+    account_id: str | None = typer.Option(None, "--account-id",
+                                          help="Account of an export without account column."),
+    asset_price: list[str] = typer.Option([], "--asset-price",
+                                          help="USD price of a fee asset, e.g. BNB=600."),
+) -> None:
+    """Validate source files and load them into the store; bad rows go to ``rejects``."""
+    report = ingest(paths, db, format=format, mapping=mapping, table=table,
+                    account_id=account_id, asset_prices=_asset_prices(asset_price))
+    out = Table(title=f"ingest run {report.run_id}")
+    for name in ("source", "table", "read", "stored", "rejected", "already present"):
+        out.add_column(name, justify="left" if name in ("source", "table") else "right")
+    for s in report.sources:
+        out.add_row(s.source, s.table, f"{s.read:,}", f"{s.stored:,}", f"{s.rejected:,}",
+                    f"{s.already_present:,}")
+    if len(report.sources) > 1:
+        out.add_row("total", "", *(f"{report.total(k):,}" for k in
+                                   ("read", "stored", "rejected", "already_present")))
+    console.print(out)
+    if report.total("rejected"):
+        console.print(f"{report.total('rejected'):,} rejected rows: see the rejects table in {db}")
