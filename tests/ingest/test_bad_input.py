@@ -7,7 +7,7 @@ import pytest
 from traderseg.errors import ConfigError, SchemaError
 from traderseg.ingest import ingest
 
-from .conftest import DATA, NOW, balanced, fills_by_id, rejects
+from .conftest import DATA, NOW, fills_by_id, rejects
 
 EXPECTED = {  # line -> (field, words in the reason)
     4: ("ts", "timestamp"),

@@ -93,7 +93,8 @@ class SourceLoader:
             return
         rows = rows.append_column("line_no", pa.array(lines, pa.int64()))
         if self.table is FILLS:
-            rows = rows.append_column("source", pa.array([self.source] * rows.num_rows, pa.string()))
+            src = pa.array([self.source] * rows.num_rows, pa.string())
+            rows = rows.append_column("source", src)
         self._insert(_STAGE, rows)
         self.staged += rows.num_rows
 

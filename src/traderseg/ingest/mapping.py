@@ -229,15 +229,15 @@ class MappingAdapter(Adapter):
 
 def _apply_map(src: pa.Array, rule: ColumnRule, problems: Problems) -> pa.Array:
     text, _ = as_string(src)
-    assert rule.map is not None
+    table = rule.map or {}
     values = strings(text)
-    out = np.array([rule.map.get(v) if v is not None else None for v in values.tolist()],
+    out = np.array([table.get(v) if v is not None else None for v in values.tolist()],
                    dtype=object)
-    missing = present(text) & np.array([v is not None and v not in rule.map
+    missing = present(text) & np.array([v is not None and v not in table
                                         for v in values.tolist()])
     if missing.any():
         problems.add(missing, rule.target, np.array(
-            [f"value {v!r} of {rule.column!r} has no entry in the mapping" for v in values.tolist()],
-            dtype=object))
+            [f"value {v!r} of {rule.column!r} has no entry in the mapping"
+             for v in values.tolist()], dtype=object))
     return pa.array([None if v is None else str(v).lower() if isinstance(v, bool) else str(v)
                      for v in out.tolist()], pa.string())

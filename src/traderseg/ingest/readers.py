@@ -207,7 +207,7 @@ def _json_batches(path: Path, batch_rows: int, lines_only: bool) -> Iterator[Raw
 
 
 def _json_document(path: Path) -> list[Any] | None:
-    """Records of a JSON document, or ``None`` when the file is JSON lines."""
+    """Return the records of a JSON document, or ``None`` when the file is JSON lines."""
     text = path.read_text(encoding="utf-8-sig")
     try:
         doc = json.loads(text)

@@ -57,8 +57,9 @@ def table_for(path: Path, explicit: str | None) -> Table:
 
 
 def table_named(name: str) -> Table:
-    """The loadable canonical table called ``name``."""
+    """Return the loadable canonical table called ``name``."""
     try:
         return LOADABLE[name]
     except KeyError:
-        raise ConfigError(f"unknown table {name!r}; expected one of {', '.join(LOADABLE)}") from None
+        expected = ", ".join(LOADABLE)
+        raise ConfigError(f"unknown table {name!r}; expected one of {expected}") from None

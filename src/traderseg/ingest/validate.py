@@ -48,7 +48,7 @@ class Problems:
         self.reason[new] = reason[new] if isinstance(reason, np.ndarray) else reason
 
     def count(self) -> int:
-        """Number of rows with a problem."""
+        """Return the number of rows with a problem."""
         return int(self.bad.sum())
 
 

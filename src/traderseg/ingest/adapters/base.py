@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from traderseg.errors import ConfigError, SchemaError
-from traderseg.ingest.coerce import as_bool, as_float, as_int, as_string, as_timestamp, present
+from traderseg.ingest.coerce import as_bool, as_float, as_int, as_string, as_timestamp
 from traderseg.ingest.validate import Problems
 from traderseg.schema import Table
 
@@ -76,7 +76,7 @@ class Adapter:
 
 
 def column(raw: pa.Table, name: str) -> pa.Array:
-    """Column ``name`` of ``raw``, or nulls when absent."""
+    """Return column ``name`` of ``raw``, or nulls when absent."""
     if name in raw.column_names:
         arr = raw.column(name)
         return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
@@ -106,7 +106,7 @@ def read_as(raw: pa.Table, name: str, typ: pa.DataType, problems: Problems,
 
 
 def account_ids(raw: pa.Table, candidates: tuple[str, ...], ctx: Context) -> pa.Array:
-    """Account of each row: the first account column present, else the run's account id."""
+    """Return each row's account: the first account column present, else the run's id."""
     for name in candidates:
         if name in raw.column_names:
             ids, _ = as_string(column(raw, name))
@@ -138,23 +138,24 @@ def build(spec: Table, n: int, cols: dict[str, pa.Array]) -> pa.Table:
         elif arr.type != c.type:
             arr = pc.cast(arr, c.type)
         arrays.append(arr)
-    return pa.Table.from_arrays(arrays, schema=pa.schema([pa.field(c.name, c.type) for c in spec.columns]))
+    schema = pa.schema([pa.field(c.name, c.type) for c in spec.columns])
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def to_numpy(arr: pa.Array) -> np.ndarray:
-    """Float column as numpy, nulls as NaN."""
-    return np.asarray(pc.fill_null(pc.cast(arr, pa.float64()), np.nan).to_numpy(zero_copy_only=False),
-                      dtype=float)
+    """Return a float column as numpy, nulls as NaN."""
+    filled = pc.fill_null(pc.cast(arr, pa.float64()), np.nan)
+    return np.asarray(filled.to_numpy(zero_copy_only=False), dtype=float)
 
 
 def strings(arr: pa.Array) -> np.ndarray:
-    """String column as a numpy object array (None for nulls)."""
+    """Return a string column as a numpy object array (None for nulls)."""
     return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def usd_rate(currency: np.ndarray, underlying: np.ndarray, underlying_usd: np.ndarray,
              ctx: Context) -> np.ndarray:
-    """USD value of one unit of each row's currency; NaN when it cannot be known.
+    """Return the USD value of one unit of each row's currency (NaN when unknown).
 
     USD-like stable coins count 1; the underlying asset counts at the row's underlying
     price; other assets at the price given in ``ctx.asset_prices``.
@@ -184,8 +185,3 @@ def unconvertible(problems: Problems, field_name: str, rate: np.ndarray, amount:
 def fee_usd(fee: np.ndarray, rate: np.ndarray) -> np.ndarray:
     """Fee in USD; a zero fee is zero whatever its currency."""
     return np.where(fee == 0, 0.0, fee * rate)
-
-
-def present_np(arr: pa.Array) -> np.ndarray:
-    """Non-null mask (re-exported for adapters)."""
-    return present(arr)

@@ -34,7 +34,7 @@ from traderseg.ingest.adapters.base import (
     unconvertible,
     usd_rate,
 )
-from traderseg.ingest.coerce import as_string, present
+from traderseg.ingest.coerce import as_string
 from traderseg.ingest.instruments import Instrument, parse_binance
 from traderseg.ingest.validate import Problems
 from traderseg.schema import FILLS, TS
@@ -112,4 +112,3 @@ def _symbols(names: np.ndarray, problems: Problems) -> list[Instrument | None]:
     return out
 
 
-__all__ = ["BinanceAdapter", "present"]

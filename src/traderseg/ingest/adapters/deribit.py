@@ -138,7 +138,7 @@ def _arr(values: np.ndarray) -> pa.Array:
 
 def _instruments(names: np.ndarray, problems: Problems) -> list[Instrument | None]:
     cache: dict[str, Instrument | None] = {}
-    out = []
+    out: list[Instrument | None] = []
     for name in names.tolist():
         if name is None:
             out.append(None)
