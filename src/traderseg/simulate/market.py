@@ -8,10 +8,10 @@ Implied volatility:
 
 * BTC: the Deribit DVOL index, linearly interpolated across its gaps. Days outside the
   DVOL history (before 2021-03-24, after its last value, or synthetic days) use a proxy:
-  the trailing 30-day realised volatility times the median DVOL / realised-vol ratio
-  measured where both exist, smoothed with a 5-day exponential average.
-* ETH: BTC's implied volatility times the median ratio of ETH to BTC trailing 30-day
-  realised volatility over the whole real history (about 1.2-1.3).
+  the 30-day realised volatility up to and including the day times the median DVOL /
+  realised-vol ratio measured where both exist, capped at 160% and smoothed with a 5-day exponential average.
+* ETH: BTC's implied volatility times the median ratio of ETH to BTC 30-day realised
+  volatility over the whole real history (about 1.2-1.3).
 
 Events are marked per underlying and day: ``crash`` / ``rally`` when the close-to-close
 log return exceeds :data:`EVENT_SIGMAS` times the trailing 30-day standard deviation of
@@ -41,6 +41,7 @@ DAY_US = 86_400_000_000
 EVENT_SIGMAS = 2.75
 VOL_SPIKE_JUMP = 0.12
 TRAILING_DAYS = 30
+IV_PROXY_CAP = 1.6  # highest implied vol the proxy may give (DVOL never closed above ~1.6)
 EVENT_CODES: tuple[str, ...] = ("", "crash", "rally", "vol_spike")
 _EPOCH = date(1970, 1, 1)
 
@@ -242,11 +243,12 @@ def build_market(start: date, days: int, seed: int, data_dir: Path) -> MarketPat
         logger.info("market: %d synthetic days after %s", n_ext, last)
     ret = np.diff(np.log(closes), axis=1, prepend=np.nan)
     trail = pd.DataFrame(ret.T).rolling(TRAILING_DAYS).std().shift(1).to_numpy().T
-    rv = trail * np.sqrt(365.0)
+    # realised vol including the day itself: the implied-vol proxy reacts on the day
+    rv = pd.DataFrame(ret.T).rolling(TRAILING_DAYS).std().to_numpy().T * np.sqrt(365.0)
     dv = pd.Series(dvol).interpolate(limit_area="inside").to_numpy() / 100.0
     both = np.isfinite(dv) & np.isfinite(rv[0])
     ratio = float(np.median(dv[both] / rv[0, both])) if both.any() else 1.1
-    proxy = pd.Series(ratio * rv[0]).bfill().ewm(span=5).mean().to_numpy()
+    proxy = pd.Series(np.minimum(ratio * rv[0], IV_PROXY_CAP)).bfill().ewm(span=5).mean().to_numpy()
     iv_btc = np.where(np.isfinite(dv), dv, proxy)
     ok = np.isfinite(rv).all(axis=0)
     eth_scale = float(np.median(rv[1, ok] / rv[0, ok]))
