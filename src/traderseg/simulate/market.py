@@ -9,7 +9,8 @@ Implied volatility:
 * BTC: the Deribit DVOL index, linearly interpolated across its gaps. Days outside the
   DVOL history (before 2021-03-24, after its last value, or synthetic days) use a proxy:
   the 30-day realised volatility up to and including the day times the median DVOL /
-  realised-vol ratio measured where both exist, capped at 160% and smoothed with a 5-day exponential average.
+  realised-vol ratio measured where both exist, capped at 160% and smoothed with a 5-day
+  exponential average.
 * ETH: BTC's implied volatility times the median ratio of ETH to BTC 30-day realised
   volatility over the whole real history (about 1.2-1.3).
 
