@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from traderseg.cli import analyze_app, console
-from traderseg.errors import ConfigError, SchemaError
+from traderseg.errors import ConfigError, DataError, SchemaError
 
 
 def parse_window(text: str, name: str) -> tuple[int, int]:
@@ -134,8 +134,16 @@ def event_study_command(
     assign = pd.read_parquet(assignments)
     with console.status("aggregating fills per segment and day"):
         activity = segment_activity(db, assign, "1D", segment_col=segment_col)
+    first, last = activity["ts"].min(), activity["ts"].max()
+    inside = events[(events["ts"] >= first) & (events["ts"] <= last)]
+    console.print(
+        f"{len(inside)} of {len(events)} {underlying} events fall between the first and last "
+        f"day of fills ({first.date()} .. {last.date()})"
+    )
+    if inside.empty:
+        raise DataError("no detected event falls inside the period the fills cover")
     study = event_study(
-        activity, events, parse_window(window, "--window"), parse_window(estimation,
+        activity, inside, parse_window(window, "--window"), parse_window(estimation,
         "--estimation"), metric, transform=transform,
     )
     a = study.attrs

@@ -135,10 +135,11 @@ def segment_activity(
     try:
         _check_fill_columns(con, fills_name)
         con.register(view, assign)
-        params = {"underlying": underlying}
+        params: dict[str, object] = {"underlying": underlying}
         _check_fills(con, _CHECKS.format(fills=fills_name, assign=view), params, unassigned)
         sql = _AGGREGATE.format(fills=fills_name, assign=view)
         params = {"underlying": underlying, "width": width, "unassigned": unassigned}
+        # DuckDB binds the width as BIGINT microseconds.
         result = query_frame(con, sql, params)
     finally:
         try:
