@@ -307,6 +307,31 @@ def fill_bounds(con: duckdb.DuckDBPyConnection) -> tuple[pd.Timestamp, pd.Timest
             pd.Timestamp(bounds[1], unit="us", tz="UTC"))
 
 
+def check_covered(con: duckdb.DuckDBPyConnection, end: pd.Timestamp) -> None:
+    """Raise unless the store's fills reach the UTC day before ``end``.
+
+    A horizon ``[t, end)`` can only be observed (activity or its absence) when the store
+    holds fills up to that day; the last day with fills counts as covered.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        Store connection.
+    end : pandas.Timestamp
+        End (exclusive) of the period that must be covered.
+
+    Raises
+    ------
+    DataError
+        The period runs past the last day of the store.
+    """
+    _, last = fill_bounds(con)
+    need = (end - pd.Timedelta(microseconds=1)).normalize()
+    if need > last.normalize():
+        raise DataError(f"cutoff outside the data: the period up to {end.isoformat()} runs past "
+                        f"the last day with fills ({last.date()})")
+
+
 def _range(con: duckdb.DuckDBPyConnection, start: Any, end: Any
            ) -> tuple[pd.Timestamp | None, pd.Timestamp | None, dict[str, Any]]:
     lo = as_utc(start, "start") if start is not None else None
