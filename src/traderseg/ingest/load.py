@@ -5,9 +5,9 @@ it outgrows memory), then, in the same transaction:
 
 1. rows repeating the key of an earlier row of the same source become rejects
    ("duplicate ... in this source (first at line N)"), the first occurrence is kept;
-2. rows whose key is already in the store are counted as ``already_present``;
-3. the rest are inserted with an anti-join on the key (no index: a primary-key index on
-   tens of millions of fill ids costs gigabytes and slows bulk loads).
+2. the rest are inserted with an anti-join on the key (no index: a primary-key index on
+   tens of millions of fill ids costs gigabytes and slows bulk loads); the staged rows not
+   inserted are the ``already_present`` ones.
 
 Rejects are appended to the ``rejects`` table unless the same (source, line, field,
 reason) is already there, so re-ingesting a file adds nothing anywhere. A failure rolls
@@ -92,9 +92,6 @@ class SourceLoader:
         if rows.num_rows == 0:
             return
         rows = rows.append_column("line_no", pa.array(lines, pa.int64()))
-        if self.table is FILLS:
-            src = pa.array([self.source] * rows.num_rows, pa.string())
-            rows = rows.append_column("source", src)
         self._insert(_STAGE, rows)
         self.staged += rows.num_rows
 
@@ -143,17 +140,21 @@ class SourceLoader:
             )
             self.con.execute(f"DELETE FROM {_STAGE} WHERE line_no IN (SELECT line_no FROM {_DUPS})")
         match = " AND ".join(f"t.{k} = s.{k}" for k in key)
-        present = self.con.execute(
-            f"SELECT count(*) FROM {_STAGE} s WHERE EXISTS "
-            f"(SELECT 1 FROM {self.table.name} t WHERE {match})"
-        ).fetchone()
-        already = int(present[0]) if present else 0
-        cols = ", ".join(self._target_columns())
+        names = list(self.table.names)
+        values = [f"s.{c}" for c in names]
+        params: list[object] = []
+        if self.table is FILLS:  # fills remember the source file they came from
+            names.append("source")
+            values.append("?")
+            params.append(self.source)
         inserted = self.con.execute(
-            f"INSERT INTO {self.table.name} ({cols}) SELECT {cols} FROM {_STAGE} s "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {self.table.name} t WHERE {match})"
+            f"INSERT INTO {self.table.name} ({', '.join(names)}) SELECT {', '.join(values)} "
+            f"FROM {_STAGE} s WHERE NOT EXISTS (SELECT 1 FROM {self.table.name} t WHERE {match})",
+            params,
         ).fetchone()
         stored = int(inserted[0]) if inserted else 0
+        # every staged row left after the duplicates is either inserted or already stored
+        already = self.staged - duplicates - stored
         self.con.execute(
             f"""
             INSERT INTO rejects SELECT r.* FROM {_STAGE_REJECTS} r
@@ -166,12 +167,6 @@ class SourceLoader:
     def commit(self) -> None:
         """Commit the source's transaction."""
         self.con.commit()
-
-    def _target_columns(self) -> list[str]:
-        names = list(self.table.names)
-        if self.table is FILLS:
-            names.append("source")
-        return names
 
     def _count(self, name: str) -> int:
         row = self.con.execute(f"SELECT count(*) FROM {name}").fetchone()
