@@ -111,6 +111,7 @@ class ExpiryCalendar:
             hi = np.searchsorted(e, t + LISTING_HORIZON_DAYS[name] * DAY_US, side="right")
             pos = np.searchsorted(e, target)
             for cand in (pos - 1, pos):
+                cand = np.minimum(np.maximum(cand, lo), hi - 1)
                 ok = (cand >= lo) & (cand < hi)
                 idx = np.clip(cand, 0, len(e) - 1)
                 exp = e[idx]
