@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy.special import betaln, gammaln, hyp2f1
+from scipy.special import betaln, expit, gammaln, hyp2f1
 
 from traderseg.analysis.clv._base import (
     FloatArray,
@@ -151,7 +151,7 @@ class BGNBDModel(MLEModel):
             P(alive); 1 for customers without repeat purchases.
         """
         x, t_x, big_t = check_rfm(frequency, recency, T)
-        return 1.0 / (1.0 + np.exp(self._log_odds_dead(x, t_x, big_t)))
+        return expit(-self._log_odds_dead(x, t_x, big_t))
 
     def conditional_expected_number_of_purchases_up_to_time(
         self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
@@ -181,7 +181,7 @@ class BGNBDModel(MLEModel):
         lead = (a + b + x - 1) / (a - 1)
         ratio = np.exp((r + x) * (np.log(alpha + big_t) - np.log(alpha + big_t + tt)))
         numer = lead * (1 - ratio * hyp2f1(r + x, b + x, a + b + x - 1, z))
-        return numer / (1.0 + np.exp(self._log_odds_dead(x, t_x, big_t)))
+        return numer * expit(-self._log_odds_dead(x, t_x, big_t))
 
     def expected_number_of_purchases_up_to_time(self, t: ArrayLike) -> FloatArray:
         """Return the expected repeat purchases in (0, t] of a customer from the population.

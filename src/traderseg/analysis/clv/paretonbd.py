@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy.special import gammaln
+from scipy.special import expit, gammaln
 
 from traderseg.analysis.clv._base import (
     FloatArray,
@@ -170,7 +170,7 @@ class ParetoNBDModel(MLEModel):
             np.log(s) - np.log(r + s + x) + (r + x) * np.log(alpha + big_t)
             + s * np.log(beta + big_t) + _log_a0(params, x, t_x, big_t)
         )
-        return 1.0 / (1.0 + np.exp(log_ratio))
+        return expit(-log_ratio)
 
     def conditional_expected_number_of_purchases_up_to_time(
         self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
