@@ -224,11 +224,11 @@ def _transfers(
             capital * rng.lognormal(0.0, 0.3, n),
         ),
     ]
-    for count, direction, scale in ((n_dep, 0, 0.5), (n_wd, 1, 0.3)):
+    for count, code, scale in ((n_dep, 0, 0.5), (n_wd, 1, 0.3)):
         acc = np.repeat(np.arange(n), count)
         span = np.maximum(stop - lo, 1)[acc]
         t = lo[acc] + (rng.random(len(acc)) * span).astype(np.int64)
-        kinds.append((acc, direction, t, capital[acc] * scale * rng.lognormal(0.0, 0.5, len(acc))))
+        kinds.append((acc, code, t, capital[acc] * scale * rng.lognormal(0.0, 0.5, len(acc))))
     equity = capital * (1.0 + 0.5 * n_dep - 0.3 * n_wd) + realised
     leave = churned & (equity > 1.0)
     acc = np.flatnonzero(leave)
