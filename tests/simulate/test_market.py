@@ -6,10 +6,12 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from traderseg.errors import ConfigError
 from traderseg.settings import get_settings
+from traderseg.simulate import simulate_venue
 from traderseg.simulate.market import build_market
 
 DATA = get_settings().market_data_dir
@@ -64,3 +66,13 @@ def test_intraday_prices_stay_in_the_bar():
     np.testing.assert_allclose(end, m.close[und, day])
     crash = m.event_names(0)
     assert "crash" in crash  # the FTX collapse, 2022-11-08/09
+
+
+def test_venue_runs_past_the_real_history(tmp_path):
+    last = pd.Timestamp(pd.read_csv(DATA / "BTCUSDT_1d.csv")["timestamp"].iloc[-1], tz="UTC")
+    start = (last - pd.Timedelta(days=4)).date()
+    s = simulate_venue(tmp_path, accounts=80, days=15, seed=1, start=start)
+    assert s.synthetic_days == 10
+
+    ts = pq.read_table(tmp_path / "fills").column("ts").to_pandas()
+    assert (ts > last + pd.Timedelta(days=1)).sum() > 100
