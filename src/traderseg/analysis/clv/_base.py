@@ -249,11 +249,14 @@ class MLEModel(BaseEstimator):
             return pd.Series(np.nan, index=names, dtype=float)
         hess = numerical_hessian(objective, z) * n
         try:
-            cov_z = np.linalg.inv(hess)
-            se_z = np.sqrt(np.diag(cov_z))
+            var_z = np.diag(np.linalg.inv(hess))
         except np.linalg.LinAlgError:
             logger.warning("%s: Hessian is singular; no standard errors", type(self).__name__)
             return pd.Series(np.nan, index=names, dtype=float)
+        if (var_z <= 0).any():
+            logger.warning("%s: Hessian is not positive definite at the optimum (a parameter "
+                           "sits on a flat ridge); its standard error is NaN", type(self).__name__)
+        se_z = np.sqrt(np.where(var_z > 0, var_z, np.nan))
         return pd.Series(np.exp(z) * se_z, index=names, dtype=float)
 
     def _check_fitted(self) -> pd.Series:

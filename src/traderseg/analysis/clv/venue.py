@@ -48,7 +48,7 @@ WITH days AS (
          CAST(ts AT TIME ZONE 'UTC' AS DATE) AS day,
          SUM(fee_usd) AS revenue
   FROM fills
-  WHERE ts < $as_of
+  WHERE ts < CAST($as_of AS TIMESTAMPTZ)
   GROUP BY ALL
 ), ranked AS (
   SELECT *, row_number() OVER (PARTITION BY account_id ORDER BY day) AS k FROM days
@@ -135,30 +135,32 @@ def account_day_summary(con: duckdb.DuckDBPyConnection, as_of: object) -> pd.Dat
     ts = _as_utc(as_of)
     try:
         bounds = con.execute(
-            "SELECT MIN(ts), MAX(ts), COUNT(*) FILTER (WHERE fee_usd IS NULL"
-            " OR NOT isfinite(fee_usd) OR account_id IS NULL) FROM fills WHERE ts < $as_of",
-            {"as_of": ts.to_pydatetime()},
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE fee_usd IS NULL OR NOT isfinite(fee_usd)"
+            " OR account_id IS NULL) FROM fills WHERE ts < CAST($as_of AS TIMESTAMPTZ)",
+            {"as_of": ts.isoformat()},
         ).fetchone()
-        last = con.execute("SELECT MAX(ts) FROM fills").fetchone()
+        last = con.execute(
+            "SELECT CAST(CAST(MAX(ts) AT TIME ZONE 'UTC' AS DATE) AS VARCHAR) FROM fills"
+        ).fetchone()
     except duckdb.CatalogException as exc:
         raise SchemaError(f"the store has no usable fills table: {exc}") from exc
     if bounds is None or last is None:  # pragma: no cover - aggregates always return a row
         raise DataError("the fills table could not be read")
-    first_ts, _, n_bad = bounds
-    if first_ts is None:
+    n_before, n_bad = bounds
+    if not n_before:
         raise DataError(f"no fills before as_of {ts.isoformat()}")
     if n_bad:
         raise DataError(f"{n_bad} fill(s) before as_of have a missing/non-finite fee_usd or "
                         "a missing account_id")
     cal_end = (ts - pd.Timedelta(microseconds=1)).normalize()
-    last_day = pd.Timestamp(last[0]).tz_convert("UTC").normalize()
+    last_day = pd.Timestamp(last[0], tz="UTC")
     if cal_end > last_day:
         raise DataError(
             f"as_of {ts.isoformat()} is after the last day the store covers "
             f"({last_day.date()}); inactivity after that day cannot be observed"
         )
     summary = con.execute(
-        _SUMMARY_SQL, {"as_of": ts.to_pydatetime(), "cal_end": cal_end.date()}
+        _SUMMARY_SQL, {"as_of": ts.isoformat(), "cal_end": cal_end.date()}
     ).df()
     return summary.set_index("account_id")
 
