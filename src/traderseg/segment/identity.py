@@ -252,15 +252,17 @@ def migration_matrix(old: pd.Series, new: pd.Series) -> MigrationMatrix:
     --------
     >>> old = pd.Series([0, 0, 1], index=["a", "b", "c"])
     >>> new = pd.Series([0, 1, 1], index=["a", "b", "d"])
-    >>> migration_matrix(old, new).counts.loc[0, 1], migration_matrix(old, new).counts.loc[1, "gone"]
-    (np.int64(1), np.int64(1))
+    >>> counts = migration_matrix(old, new).counts
+    >>> int(counts.loc[0, 1]), int(counts.loc[1, "gone"]), int(counts.loc["new", 1])
+    (1, 1, 1)
     """
     for name, s in (("old", old), ("new", new)):
         if s.index.has_duplicates:
             dup = s.index[s.index.duplicated()][:5].tolist()
             raise DataError(f"{name} assignment lists accounts more than once: {dup}")
         if s.isna().any():
-            raise DataError(f"{name} assignment has {int(s.isna().sum())} accounts without a segment")
+            n_missing = int(s.isna().sum())
+            raise DataError(f"{name} assignment has {n_missing} accounts without a segment")
     both = pd.concat([old.rename("old"), new.rename("new")], axis=1, join="outer")
     row_keys: list[Any] = sorted(pd.unique(old)) + ["new"]
     col_keys: list[Any] = sorted(pd.unique(new)) + ["gone"]
