@@ -71,7 +71,7 @@ def main() -> None:
     base.unlink(missing_ok=True)
     con: duckdb.DuckDBPyConnection = connect(base)
     t = time.perf_counter()
-    con.execute(f"INSERT INTO fills SELECT *, filename FROM read_parquet('{sim}/fills/*.parquet', "
+    con.execute(f"INSERT INTO fills SELECT * FROM read_parquet('{sim}/fills/*.parquet', "
                 "filename = true)")
     con.close()
     dt = time.perf_counter() - t
