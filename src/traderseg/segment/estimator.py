@@ -227,6 +227,25 @@ class TraderSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         out[inside] = self.segment_ids_[labels[inside]]
         return out
 
+    def __getstate__(self) -> dict[str, Any]:
+        """State for serialisation; the evidence table is kept as plain lists."""
+        state = dict(super().__getstate__())
+        table = state.get("selection_")
+        if isinstance(table, pd.DataFrame):
+            state["selection_"] = {
+                "columns": [str(c) for c in table.columns],
+                "rows": [[_plain(v) for v in row] for row in table.itertuples(index=False)],
+            }
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`__getstate__`."""
+        table = state.get("selection_")
+        if isinstance(table, dict):
+            state = dict(state)
+            state["selection_"] = pd.DataFrame(table["rows"], columns=table["columns"])
+        super().__setstate__(state)
+
     # -- fitting -----------------------------------------------------------------
     def _check_params(self) -> None:
         if self.method not in METHODS:
@@ -269,9 +288,11 @@ class TraderSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
             if k > n:
                 raise DataError(f"n_segments={k} is more than the {n} accounts")
         rows = self._fit_rows(Z, rng)
-        if init is None and rows.shape[0] > self.search_sample:
-            sample = rows[rng.choice(rows.shape[0], self.search_sample, replace=False)]
-            init = _centres(fit_partition(sample, k, method=self.method, seed=seed, n_init=3,
+        if init is None:
+            sample = rows
+            if rows.shape[0] > self.search_sample:
+                sample = rows[rng.choice(rows.shape[0], self.search_sample, replace=False)]
+            init = _centres(fit_partition(sample, k, method=self.method, seed=seed, n_init=10,
                                           covariance_type=self.covariance_type))
         self.model_ = fit_partition(
             rows, k, method=self.method, seed=seed, n_init=3,
@@ -344,6 +365,12 @@ class TraderSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         if self.method == "gmm":
             return self.relabel_[self.model_.predict(Z)].astype(np.int64)
         return np.argmin(self._sq_dist(Z), axis=1).astype(np.int64)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _centres(model: KMeans | GaussianMixture) -> np.ndarray:

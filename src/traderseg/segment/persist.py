@@ -1,0 +1,176 @@
+"""Saving and loading fitted segmenters (skops, never pickle) with their metadata.
+
+A model directory holds ``model.skops`` and ``metadata.json``: catalogue version,
+library version, as-of time, windows, feature columns, method, chosen k with the
+evidence table, metrics, segment names and descriptions, and the SHA-256 of the model
+file. Loading checks, in order: both files exist; the file's hash matches; the
+catalogue version matches the running one (:class:`~traderseg.errors.ModelVersionError`
+otherwise); the file references no type outside :data:`TRUSTED_TYPES` beyond what skops
+trusts by default (scikit-learn, NumPy, SciPy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import skops.io as sio
+from sklearn.utils.validation import check_is_fitted
+
+from traderseg import __version__
+from traderseg.errors import DataError, ModelVersionError, NotFittedError
+from traderseg.features.catalog import CATALOG_VERSION
+from traderseg.segment.estimator import TraderSegmenter
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.skops"
+METADATA_FILE = "metadata.json"
+TRUSTED_TYPES: tuple[str, ...] = (
+    "traderseg.segment.estimator.TraderSegmenter",
+    "traderseg.segment.preprocess.FeaturePreprocessor",
+    "traderseg.segment.preprocess.ColumnSpec",
+)
+"""Our own types a model file may reference; anything else unknown is refused."""
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def save_model(
+    model: TraderSegmenter,
+    directory: str | Path,
+    *,
+    as_of: str | None = None,
+    windows: list[str] | None = None,
+    metrics: dict[str, Any] | None = None,
+    segments: list[dict[str, Any]] | None = None,
+) -> Path:
+    """Write a fitted segmenter and its metadata to ``directory``.
+
+    Parameters
+    ----------
+    model : TraderSegmenter
+        Fitted model.
+    directory : str or Path
+        Target folder (created if needed; existing model files are replaced).
+    as_of : str, optional
+        Cutoff of the training features (ISO time).
+    windows : list of str, optional
+        Feature windows (derived from the column names when omitted).
+    metrics : dict, optional
+        Quality figures to keep with the model.
+    segments : list of dict, optional
+        Per segment ``{"label", "id", "name", "description", ...}``.
+
+    Returns
+    -------
+    Path
+        The directory.
+    """
+    try:
+        check_is_fitted(model, "labels_")
+    except Exception as exc:
+        raise NotFittedError("cannot save a segmenter that has not been fitted") from exc
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    blob = sio.dumps(model)
+    (path / MODEL_FILE).write_bytes(blob)
+    columns = [str(c) for c in getattr(model, "feature_names_in_", [])]
+    if windows is None:
+        windows = sorted({c.rpartition("__")[2] for c in columns if "__" in c})
+    meta = {
+        "catalog_version": CATALOG_VERSION,
+        "library_version": __version__,
+        "as_of": as_of,
+        "windows": windows,
+        "feature_columns": columns,
+        "dropped_columns": list(model.preprocessor_.dropped_columns_),
+        "method": model.method,
+        "params": _json_safe(model.get_params()),
+        "n_segments": int(model.n_segments_),
+        "segment_ids": [int(i) for i in model.segment_ids_],
+        "selection": _json_safe(model.selection_.to_dict(orient="records")),
+        "metrics": _json_safe(metrics or {}),
+        "segments": _json_safe(segments or []),
+        "model_sha256": hashlib.sha256(blob).hexdigest(),
+    }
+    (path / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    logger.info("saved segmenter (k=%d) to %s", model.n_segments_, path)
+    return path
+
+
+def read_metadata(directory: str | Path) -> dict[str, Any]:
+    """Read ``metadata.json`` of a model directory.
+
+    Parameters
+    ----------
+    directory : str or Path
+        Model directory.
+
+    Returns
+    -------
+    dict
+        The metadata.
+    """
+    meta_path = Path(directory) / METADATA_FILE
+    if not meta_path.is_file():
+        raise DataError(f"{meta_path} not found: not a saved traderseg model directory")
+    try:
+        return dict(json.loads(meta_path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{meta_path} is not valid JSON: {exc}") from exc
+
+
+def load_model(directory: str | Path) -> tuple[TraderSegmenter, dict[str, Any]]:
+    """Load a segmenter saved by :func:`save_model`, checking it first.
+
+    Parameters
+    ----------
+    directory : str or Path
+        Model directory.
+
+    Returns
+    -------
+    model : TraderSegmenter
+        The fitted model (identical predictions to the saved one).
+    metadata : dict
+        Its metadata.
+    """
+    path = Path(directory)
+    meta = read_metadata(path)
+    model_path = path / MODEL_FILE
+    if not model_path.is_file():
+        raise DataError(f"{model_path} not found")
+    blob = model_path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != meta.get("model_sha256"):
+        raise DataError(f"{model_path} does not match the hash in {METADATA_FILE}")
+    saved = meta.get("catalog_version")
+    if saved != CATALOG_VERSION:
+        raise ModelVersionError(
+            f"model in {path} was trained on feature catalogue version {saved!r}, but the "
+            f"running catalogue is version {CATALOG_VERSION!r}; recompute the features and "
+            "refit the model"
+        )
+    unknown = [t for t in sio.get_untrusted_types(data=blob) if t not in TRUSTED_TYPES]
+    if unknown:
+        raise ModelVersionError(
+            f"model file {model_path} references types this library does not trust: {unknown}"
+        )
+    model = sio.loads(blob, trusted=list(TRUSTED_TYPES))
+    if not isinstance(model, TraderSegmenter):
+        raise ModelVersionError(f"{model_path} holds a {type(model).__name__}, not a segmenter")
+    return model, meta
