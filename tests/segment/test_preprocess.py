@@ -1,0 +1,120 @@
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from traderseg.errors import DataError, SchemaError
+from traderseg.segment.preprocess import FeaturePreprocessor
+
+
+def _frame(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    opt = np.where(rng.random(n) < 0.5, rng.random(n), 0.0)
+    call = np.where(opt > 0, rng.random(n), np.nan)
+    return pd.DataFrame({
+        "fill_count__all": rng.integers(1, 1000, n).astype(float),
+        "fees_usd__all": rng.normal(0, 100, n),
+        "maker_share__all": rng.random(n) * 1.2,  # some values beyond 1 must be clipped
+        "option_share__all": opt,
+        "call_share__all": call,
+    }, index=pd.Index([f"a{i}" for i in range(n)], name="account_id"))
+
+
+def test_hint_transforms_and_robust_scaling_match_independent_computation():
+    X = _frame()
+    pre = FeaturePreprocessor(weight_by_family=False, clip=1e9).fit(X)
+    Z = pd.DataFrame(pre.transform(X), columns=pre.get_feature_names_out(), index=X.index)
+
+    def robust(v):
+        q75, q25 = np.percentile(v, [75, 25])
+        return (v - np.median(v)) / (q75 - q25)
+
+    np.testing.assert_allclose(Z["fill_count__all"], robust(np.log1p(X["fill_count__all"])))
+    fees = X["fees_usd__all"]
+    np.testing.assert_allclose(Z["fees_usd__all"], robust(np.sign(fees) * np.log1p(fees.abs())))
+    np.testing.assert_allclose(Z["maker_share__all"], robust(X["maker_share__all"].clip(0, 1)))
+
+
+def test_option_features_imputed_at_centre_with_indicator_kept():
+    X = _frame()
+    pre = FeaturePreprocessor(weight_by_family=False).fit(X)
+    Z = pd.DataFrame(pre.transform(X), columns=pre.get_feature_names_out(), index=X.index)
+    no_opt = X["call_share__all"].isna()
+    # imputed at the median of option traders, which is the scaling centre -> exactly 0
+    assert (Z.loc[no_opt, "call_share__all"] == 0).all()
+    assert "option_share__all" in Z.columns  # option_share is the indicator; nothing added
+    assert not any(c.startswith("has_") for c in Z.columns)
+    # without option_share an explicit indicator is added
+    pre2 = FeaturePreprocessor().fit(X.drop(columns="option_share__all"))
+    names = list(pre2.get_feature_names_out())
+    assert "has_option__all" in names
+    Z2 = pre2.transform(X.drop(columns="option_share__all"))
+    ind = Z2[:, names.index("has_option__all")]
+    assert len(np.unique(ind[no_opt.to_numpy()])) == 1
+    assert ind[no_opt.to_numpy()][0] != ind[~no_opt.to_numpy()][0]
+
+
+def test_family_weighting_equalises_family_variance():
+    X = _frame()
+    X["call_share__30d"] = X["call_share__all"]
+    X["option_share__30d"] = X["option_share__all"]
+    pre = FeaturePreprocessor().fit(X)
+    names = list(pre.get_feature_names_out())
+    w = dict(zip(names, pre.weights_[pre.keep_], strict=True))
+    assert w["call_share__all"] == pytest.approx(1 / np.sqrt(2))  # options: 2 columns
+    assert w["fill_count__all"] == pytest.approx(1.0)  # activity: 1 column
+    assert w["maker_share__all"] == pytest.approx(1.0)
+    assert w["option_share__30d"] == pytest.approx(1 / np.sqrt(2))  # mix: 2 columns
+
+
+def test_nan_in_plain_column_names_column_and_count():
+    X = _frame()
+    X.iloc[[3, 7, 9], 0] = np.nan
+    with pytest.raises(DataError, match=r"'fill_count__all' has 3 NaN"):
+        FeaturePreprocessor().fit(X)
+
+
+def test_negative_log_feature_is_an_error():
+    X = _frame()
+    X.iloc[0, 0] = -5
+    with pytest.raises(DataError, match="fill_count__all.*1 negative"):
+        FeaturePreprocessor().fit(X)
+
+
+def test_constant_column_dropped_and_recorded(caplog):
+    X = _frame()
+    X["weekend_share__all"] = 0.3
+    with caplog.at_level(logging.WARNING):
+        pre = FeaturePreprocessor().fit(X)
+    assert pre.dropped_columns_ == ["weekend_share__all"]
+    assert "weekend_share__all" not in pre.get_feature_names_out()
+    assert "weekend_share__all" in caplog.text
+
+
+def test_all_constant_columns_is_an_error():
+    X = pd.DataFrame({"fill_count__all": [3.0] * 5, "maker_share__all": [0.5] * 5})
+    with pytest.raises(DataError, match="constant"):
+        FeaturePreprocessor().fit(X)
+
+
+def test_missing_columns_at_transform_are_named():
+    X = _frame()
+    pre = FeaturePreprocessor().fit(X)
+    with pytest.raises(SchemaError, match="missing columns \\['fees_usd__all'\\]"):
+        pre.transform(X.drop(columns="fees_usd__all"))
+
+
+def test_single_account_is_an_error():
+    with pytest.raises(DataError, match="1 sample"):
+        FeaturePreprocessor().fit(_frame().iloc[:1])
+
+
+def test_plain_arrays_are_treated_as_standard():
+    rng = np.random.default_rng(0)
+    A = rng.lognormal(size=(50, 3))
+    pre = FeaturePreprocessor().fit(A)
+    assert [s.transform for s in pre.specs_] == ["standard"] * 3
+    Z = pre.transform(A)
+    q75, q25 = np.percentile(A[:, 0], [75, 25])
+    np.testing.assert_allclose(Z[:, 0], np.clip((A[:, 0] - np.median(A[:, 0])) / (q75 - q25), -8, 8))
