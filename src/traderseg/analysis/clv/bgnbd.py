@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy.special import betaln, expit, gammaln, hyp2f1
+from scipy.special import expit, gammaln, hyp2f1
 
 from traderseg.analysis.clv._base import (
     FloatArray,
@@ -119,7 +119,9 @@ class BGNBDModel(MLEModel):
     def _loglik(self, params: FloatArray, *data: FloatArray) -> FloatArray:
         r, alpha, a, b = params
         x, t_x, big_t = data
-        base = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + betaln(a, b + x) - betaln(a, b)
+        # B(a, b + x) / B(a, b) written with gammaln: two array calls instead of betaln's three
+        base = (gammaln(r + x) + gammaln(b + x) - gammaln(a + b + x)
+                + gammaln(a + b) - gammaln(b) - gammaln(r) + r * np.log(alpha))
         term_alive = -(r + x) * np.log(alpha + big_t)
         with np.errstate(divide="ignore", invalid="ignore"):
             term_drop = (
