@@ -99,7 +99,7 @@ def test_labels_match_an_independent_computation(venue):
 
 def test_backtest_beats_chance_and_reports_the_baselines(venue):
     _, _, con = venue
-    bt = churn_backtest(con, CUTOFFS, horizon_days=30)
+    bt = churn_backtest(con, CUTOFFS, horizon_days=30, n_threads=1)
     m = bt.metrics
     assert list(m.index) == ["model", "bgnbd", "recency"]
     assert m.loc["model", "auc"] > 0.75
@@ -161,7 +161,7 @@ def test_classifier_contract():
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": rng.normal(size=300), "b": np.where(rng.random(300) < 0.2, np.nan, 1.0)})
     y = (X["a"] > 0).astype(int)
-    clf = ChurnClassifier(max_iter=30, random_state=0)
+    clf = ChurnClassifier(max_iter=30, n_threads=1, random_state=0)
     assert clf.get_params()["max_iter"] == 30 and not hasattr(clf, "calibrated_")
     with pytest.raises(NotFittedError):
         clf.predict_proba(X)
@@ -171,4 +171,4 @@ def test_classifier_contract():
     with pytest.raises(DataError, match="feature columns differ"):
         clf.predict_proba(X.rename(columns={"b": "c"}))
     with pytest.raises(DataError, match="two classes"):
-        ChurnClassifier().fit(X, np.zeros(300))
+        ChurnClassifier(n_threads=1).fit(X, np.zeros(300))

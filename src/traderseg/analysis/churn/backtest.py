@@ -178,6 +178,7 @@ def churn_backtest(
     windows: Sequence[str] = DEFAULT_WINDOWS,
     model: ChurnClassifier | None = None,
     volume_model: VolumeRegressor | None = None,
+    n_threads: int | None = None,
     random_state: int | None = 0,
 ) -> ChurnBacktest:
     """Train on earlier cutoffs, test on the last, against BG/NBD and recency baselines.
@@ -197,6 +198,8 @@ def churn_backtest(
     model, volume_model : estimators, optional
         Unfitted estimators to use (defaults: :class:`ChurnClassifier`,
         :class:`VolumeRegressor` with ``random_state``).
+    n_threads : int or None
+        OpenMP threads of the default estimators (``None``: all cores).
     random_state : int or None
         Seed of the default estimators.
 
@@ -217,7 +220,8 @@ def churn_backtest(
             con.close()
     X_train, y_train = _stack(parts[:-1])
     X_test, y_test = test.features, test.labels
-    clf = model if model is not None else ChurnClassifier(random_state=random_state)
+    clf = model if model is not None else ChurnClassifier(
+        n_threads=n_threads, random_state=random_state)
     clf.fit(X_train, y_train["churned"].astype(int))
     p_model = clf.predict_proba(X_test)[:, 1]
     scores = {
@@ -240,7 +244,8 @@ def churn_backtest(
     metrics = pd.DataFrame(rows).T.rename_axis("scorer")
     calibration = pd.concat(calib, ignore_index=True)[
         ["scorer", "bin", "n", "mean_predicted", "observed_rate"]]
-    reg = volume_model if volume_model is not None else VolumeRegressor(random_state=random_state)
+    reg = volume_model if volume_model is not None else VolumeRegressor(
+        n_threads=n_threads, random_state=random_state)
     reg.fit(X_train, np.log1p(y_train["next_notional"].to_numpy()))
     vol_pred = reg.predict(X_test)
     vol_true = np.log1p(y_test["next_notional"].to_numpy())

@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.utils.validation import check_array, check_X_y
+from threadpoolctl import threadpool_limits
 
 from traderseg.errors import DataError, NotFittedError
 
@@ -29,6 +30,11 @@ ISOTONIC_MIN_ROWS = 1000
 # Columns with fewer defined values carry no usable signal, and a column left without any
 # value in a calibration fold would stop the tree binning; they are left out at fit time.
 MIN_DEFINED = 10
+
+
+def _threads(n_threads: int | None) -> Any:
+    """Context limiting OpenMP threads (``None``: leave the library default)."""
+    return threadpool_limits(limits=n_threads, user_api="openmp")
 
 
 def _usable(Xa: NDArray[np.float64]) -> NDArray[np.bool_]:
@@ -67,6 +73,9 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         Calibration method (see the module notes).
     cv : int
         Folds of the calibration.
+    n_threads : int or None
+        OpenMP threads of the trees (``None``: all cores). On small data or a busy
+        machine, 1 is often fastest.
     random_state : int or None
         Seed.
 
@@ -105,6 +114,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         l2_regularization: float = 1.0,
         calibration: str = "auto",
         cv: int = 3,
+        n_threads: int | None = None,
         random_state: int | None = None,
     ) -> None:
         self.learning_rate = learning_rate
@@ -114,6 +124,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         self.l2_regularization = l2_regularization
         self.calibration = calibration
         self.cv = cv
+        self.n_threads = n_threads
         self.random_state = random_state
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> ChurnClassifier:
@@ -149,8 +160,9 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
             max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
             l2_regularization=self.l2_regularization, random_state=self.random_state,
         )
-        self.calibrated_ = CalibratedClassifierCV(trees, method=method, cv=self.cv).fit(
-            Xa[:, self.features_used_], ya)
+        with _threads(self.n_threads):
+            self.calibrated_ = CalibratedClassifierCV(trees, method=method, cv=self.cv).fit(
+                Xa[:, self.features_used_], ya)
         self.calibration_method_ = method
         self.n_features_in_ = Xa.shape[1]
         if names is not None:
@@ -181,7 +193,8 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
             Probabilities of each class in ``classes_`` order.
         """
         Xa = self._check(X)
-        return np.asarray(self.calibrated_.predict_proba(Xa), dtype=np.float64)
+        with _threads(self.n_threads):
+            return np.asarray(self.calibrated_.predict_proba(Xa), dtype=np.float64)
 
     def predict(self, X: ArrayLike) -> NDArray[Any]:
         """Most likely class.
@@ -216,6 +229,8 @@ class VolumeRegressor(RegressorMixin, BaseEstimator):
         Fewest rows per leaf.
     l2_regularization : float
         L2 penalty on leaf values.
+    n_threads : int or None
+        OpenMP threads of the trees (``None``: all cores).
     random_state : int or None
         Seed.
 
@@ -237,6 +252,7 @@ class VolumeRegressor(RegressorMixin, BaseEstimator):
         max_leaf_nodes: int = 15,
         min_samples_leaf: int = 40,
         l2_regularization: float = 1.0,
+        n_threads: int | None = None,
         random_state: int | None = None,
     ) -> None:
         self.learning_rate = learning_rate
@@ -244,6 +260,7 @@ class VolumeRegressor(RegressorMixin, BaseEstimator):
         self.max_leaf_nodes = max_leaf_nodes
         self.min_samples_leaf = min_samples_leaf
         self.l2_regularization = l2_regularization
+        self.n_threads = n_threads
         self.random_state = random_state
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> VolumeRegressor:
@@ -267,11 +284,13 @@ class VolumeRegressor(RegressorMixin, BaseEstimator):
         self.features_used_ = _usable(Xa)
         if not self.features_used_.any():
             raise DataError(f"no feature has {MIN_DEFINED} or more defined values")
-        self.model_ = HistGradientBoostingRegressor(
+        trees = HistGradientBoostingRegressor(
             learning_rate=self.learning_rate, max_iter=self.max_iter,
             max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
             l2_regularization=self.l2_regularization, random_state=self.random_state,
-        ).fit(Xa[:, self.features_used_], ya)
+        )
+        with _threads(self.n_threads):
+            self.model_ = trees.fit(Xa[:, self.features_used_], ya)
         self.n_features_in_ = Xa.shape[1]
         if names is not None:
             self.feature_names_in_ = names
@@ -297,4 +316,6 @@ class VolumeRegressor(RegressorMixin, BaseEstimator):
         if Xa.shape[1] != self.n_features_in_:
             raise DataError(f"X has {Xa.shape[1]} features, the model was fitted on "
                             f"{self.n_features_in_}")
-        return np.asarray(self.model_.predict(Xa[:, self.features_used_]), dtype=np.float64)
+        with _threads(self.n_threads):
+            pred = self.model_.predict(Xa[:, self.features_used_])
+        return np.asarray(pred, dtype=np.float64)
