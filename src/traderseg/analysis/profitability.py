@@ -115,7 +115,8 @@ def read_assignments(assignments: pd.DataFrame | str | Path) -> pd.DataFrame:
     ----------
     assignments : pandas.DataFrame, str or Path
         A frame, or a Parquet file, with ``account_id``, ``segment`` (int id),
-        ``segment_name`` and optionally ``lifecycle``, ``value_tier``, ``risk_score``.
+        ``segment_name`` and optionally ``lifecycle`` (or ``lifecycle_stage``),
+        ``value_tier``, ``risk_score``.
 
     Returns
     -------
@@ -134,6 +135,9 @@ def read_assignments(assignments: pd.DataFrame | str | Path) -> pd.DataFrame:
         if not path.exists():
             raise DataError(f"assignments file {path} does not exist")
         assignments = pd.read_parquet(path)
+    if "lifecycle" not in assignments.columns and "lifecycle_stage" in assignments.columns:
+        # the segmentation overlays call it lifecycle_stage
+        assignments = assignments.rename(columns={"lifecycle_stage": "lifecycle"})
     missing = [c for c in _ASSIGNMENT_COLUMNS if c not in assignments.columns]
     if missing:
         raise SchemaError(f"assignments lack column(s) {missing}; present: "
