@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.cluster import HDBSCAN, KMeans
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted
 
-from traderseg.errors import ConfigError, DataError
+from traderseg.errors import ConfigError, DataError, NotFittedError
 from traderseg.segment.preprocess import FeaturePreprocessor
 from traderseg.segment.selection import choose_k, evaluate_k_range, fit_partition
 
@@ -160,7 +161,7 @@ class TraderSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         ndarray of int
             Labels (``-1``: HDBSCAN outliers).
         """
-        check_is_fitted(self, "labels_")
+        _check_fitted(self)
         return self._predict(self.preprocessor_.transform(X))
 
     def transform(self, X: Any) -> np.ndarray:
@@ -176,7 +177,7 @@ class TraderSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         ndarray of shape (n_accounts, n_segments_)
             Distances in the preprocessed space.
         """
-        check_is_fitted(self, "labels_")
+        _check_fitted(self)
         return np.sqrt(self._sq_dist(self.preprocessor_.transform(X)))
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -198,7 +199,7 @@ class TraderSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         ndarray of shape (n_accounts, n_segments_)
             Rows sum to one; column ``j`` is label ``j``.
         """
-        check_is_fitted(self, "labels_")
+        _check_fitted(self)
         Z = self.preprocessor_.transform(X)
         if self.method == "gmm":
             return self.model_.predict_proba(Z)[:, self.order_]
@@ -220,7 +221,7 @@ class TraderSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         ndarray of int
             Stable ids.
         """
-        check_is_fitted(self, "labels_")
+        _check_fitted(self)
         labels = np.asarray(labels)
         out = np.full(labels.shape, OUTLIER_LABEL, dtype=np.int64)
         inside = labels >= 0
@@ -365,6 +366,19 @@ class TraderSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         if self.method == "gmm":
             return self.relabel_[self.model_.predict(Z)].astype(np.int64)
         return np.argmin(self._sq_dist(Z), axis=1).astype(np.int64)
+
+
+class SegmenterNotFittedError(NotFittedError, SklearnNotFittedError):
+    """Not fitted: a traderseg error that scikit-learn tooling also recognises."""
+
+
+def _check_fitted(est: BaseEstimator) -> None:
+    try:
+        check_is_fitted(est, "labels_")
+    except SklearnNotFittedError as exc:
+        raise SegmenterNotFittedError(
+            f"this {type(est).__name__} is not fitted yet; call fit with a feature frame first"
+        ) from exc
 
 
 def _plain(value: Any) -> Any:

@@ -28,10 +28,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
-from sklearn.utils.validation import check_is_fitted
 
 from traderseg.errors import DataError
-from traderseg.segment.estimator import TraderSegmenter
+from traderseg.segment.estimator import TraderSegmenter, _check_fitted
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +90,8 @@ def match_segments(
     IdentityMatch
         The mapping; apply it with :func:`apply_identity`.
     """
-    check_is_fitted(previous, "labels_")
-    check_is_fitted(current, "labels_")
+    _check_fitted(previous)
+    _check_fitted(current)
     if len(X) == 0:
         raise DataError("cannot match segments on an empty feature frame")
     Z_old = previous.preprocessor_.transform(X)
