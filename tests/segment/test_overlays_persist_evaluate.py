@@ -1,0 +1,131 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from traderseg.errors import DataError, ModelVersionError, SchemaError
+from traderseg.segment import persist
+from traderseg.segment.evaluate import evaluate_segments, rfm_codes
+from traderseg.segment.overlays import lifecycle_stage, overlays, risk_profile, value_tier
+
+
+def _rows():
+    # recency, tenure, fills all, fills 30d -> expected stage
+    data = {
+        "churned": (120, 400, 100, 0),
+        "dormant": (45, 400, 100, 0),
+        "new": (2, 20, 10, 10),
+        "at_risk_recency": (20, 300, 300, 10),
+        "at_risk_trend": (1, 300, 300, 5),  # 1/day lifetime, 5/30 recently
+        "active": (1, 300, 300, 40),
+    }
+    f = pd.DataFrame(data, index=["recency_days__all", "tenure_days__all", "fill_count__all",
+                                  "fill_count__30d"]).T
+    return f
+
+
+def test_lifecycle_rules_on_hand_made_rows():
+    f = _rows()
+    got = lifecycle_stage(f)
+    expected = ["churned", "dormant", "new", "at-risk", "at-risk", "active"]
+    assert got.astype(str).tolist() == expected
+    with pytest.raises(SchemaError, match="fill_count__7d"):
+        lifecycle_stage(f, trend_window="7d")
+    f.iloc[0, 0] = np.nan
+    with pytest.raises(DataError, match="recency_days__all.*1 accounts"):
+        lifecycle_stage(f)
+
+
+def test_value_tiers_by_revenue_rank():
+    fees = np.r_[np.arange(1, 191, dtype=float), np.zeros(5), -np.arange(1, 6, dtype=float)]
+    f = pd.DataFrame({"fees_usd__all": fees}, index=[f"a{i:03d}" for i in range(200)])
+    t = value_tier(f)
+    assert t.loc["a189"] == "platinum" and t.loc["a188"] == "platinum"  # top 2 of 200
+    assert (t == "gold").sum() == 18 and (t == "silver").sum() == 80
+    assert (t[fees <= 0] == "bronze").all()
+
+
+def _risk_row(**kw):
+    base = {"leverage_mean__all": 1.0, "high_leverage_share__all": 0.0,
+            "liquidation_count__all": 0.0, "option_share__all": 0.0,
+            "long_premium_share__all": np.nan, "top_instrument_share__all": 0.0,
+            "pnl_std_usd__all": 0.0}
+    base.update({f"{k}__all": v for k, v in kw.items()})
+    return base
+
+
+def test_risk_components_on_hand_made_rows():
+    f = pd.DataFrame([
+        _risk_row(),
+        _risk_row(leverage_mean=50.0, high_leverage_share=1.0),
+        _risk_row(liquidation_count=2.0),
+        _risk_row(option_share=0.8, long_premium_share=0.25),  # writes 0.6 of fills
+        _risk_row(option_share=0.8, long_premium_share=1.0),  # only buys
+        _risk_row(top_instrument_share=0.4, pnl_std_usd=999.0),
+    ])
+    r = risk_profile(f)
+    assert r.iloc[0].to_numpy() == pytest.approx(np.zeros(6))
+    assert r.loc[1, "leverage"] == pytest.approx(100)
+    assert r.loc[2, "liquidations"] == pytest.approx(100 * (1 - np.exp(-1)))
+    assert r.loc[3, "short_option"] == pytest.approx(100)
+    assert r.loc[4, "short_option"] == pytest.approx(0)
+    assert r.loc[5, "concentration"] == pytest.approx(40)
+    assert r.loc[5, "pnl_volatility"] == pytest.approx(50)
+    assert r.loc[1, "risk_score"] == pytest.approx(30)  # leverage weight 0.30
+    assert ((r >= 0) & (r <= 100)).all().all()
+
+
+def test_overlays_on_synthetic_frame(frame):
+    X, _ = frame
+    o = overlays(X)
+    assert len(o) == len(X) and o.notna().all().all()
+
+
+def test_save_load_round_trip_is_exact(tmp_path, frame, fitted):
+    X, _ = frame
+    persist.save_model(fitted, tmp_path / "m", as_of="2025-01-01T00:00:00Z",
+                       metrics={"silhouette": 0.3}, segments=[{"label": 0, "name": "x"}])
+    model, meta = persist.load_model(tmp_path / "m")
+    np.testing.assert_array_equal(model.predict(X), fitted.predict(X))
+    np.testing.assert_array_equal(model.predict_proba(X), fitted.predict_proba(X))
+    assert model.selection_.equals(fitted.selection_)
+    assert meta["n_segments"] == fitted.n_segments_
+    assert meta["windows"] == ["30d", "all"]
+    assert meta["feature_columns"] == list(X.columns)
+    assert len(meta["selection"]) == len(fitted.selection_)
+
+
+def test_load_refuses_other_catalogue_version_and_tampering(tmp_path, fitted):
+    path = persist.save_model(fitted, tmp_path / "m")
+    meta_file = path / persist.METADATA_FILE
+    meta = json.loads(meta_file.read_text())
+    meta["catalog_version"] = "0"
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ModelVersionError, match="catalogue version '0'"):
+        persist.load_model(path)
+    blob = bytearray((path / persist.MODEL_FILE).read_bytes())
+    blob[-10] ^= 1
+    (path / persist.MODEL_FILE).write_bytes(bytes(blob))
+    with pytest.raises(DataError, match="hash"):
+        persist.load_model(path)
+    with pytest.raises(DataError, match="not found"):
+        persist.load_model(tmp_path / "nowhere")
+
+
+def test_evaluation_scores_and_baselines(frame, fitted):
+    X, y = frame
+    ev = evaluate_segments(fitted.labels_, y, X)
+    assert ev.ari == pytest.approx(adjusted_rand_score(y, fitted.labels_))
+    assert set(ev.baselines.index) == {"rfm", "raw_kmeans"}
+    assert ev.ari > ev.baselines["ari"].max()
+    perfect = evaluate_segments(pd.factorize(y)[0], y, X)
+    assert perfect.ari == pytest.approx(1.0) and (perfect.per_archetype["purity"] == 1).all()
+
+
+def test_rfm_codes_against_hand_count():
+    f = pd.DataFrame({"recency_days__all": [5, 1, 9, 3, 7, 2],
+                      "fill_count__all": [1, 2, 3, 4, 5, 6],
+                      "fees_usd__all": [6.0, 5, 4, 3, 2, 1]})
+    assert rfm_codes(f).tolist() == ["R2F1M3", "R3F1M3", "R1F2M2", "R2F2M2", "R1F3M1", "R3F3M1"]
