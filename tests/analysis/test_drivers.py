@@ -169,3 +169,27 @@ def test_undefined_and_constant_features_are_reported_not_fatal():
     assert res.dropped["maker_share__30d"] == "constant"
     assert "close_share__30d" not in res.table.index
     assert res.n_obs == 60
+
+
+def test_cli_prints_and_writes_the_coefficients(tmp_path, capsys):
+    from traderseg.cli import main
+    fills = _volume_store(n_accounts=60)
+    db = tmp_path / "s.duckdb"
+    con = connect(db)
+    con.register("src", fills)
+    con.execute(f"INSERT INTO fills ({', '.join(fills.columns)}) SELECT {', '.join(fills.columns)} FROM src")
+    con.close()
+    ids = sorted(fills["account_id"].unique())
+    pd.DataFrame({"account_id": ids, "segment": [i % 2 for i in range(60)],
+                  "segment_name": [("a", "b")[i % 2] for i in range(60)]}).to_parquet(tmp_path / "a.parquet")
+    out = tmp_path / "d.parquet"
+    base = ["analyze", "drivers", "--db", str(db), "--as-of", "2024-03-01", "--assignments",
+            str(tmp_path / "a.parquet")]
+    main([*base, "--target", "next_volume", "--features", "notional_total,fill_count", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert "R^2" in text and "segment[b]" in text
+    table = pd.read_parquet(out)
+    assert {"const", "notional_total__30d", "segment[b]"} <= set(table["term"])
+    with pytest.raises(SystemExit) as exc:
+        main([*base, "--target", "margin"])
+    assert exc.value.code == 2 and "target must be" in capsys.readouterr().err

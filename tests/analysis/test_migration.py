@@ -94,3 +94,24 @@ def test_lifecycle_stage_column_of_the_overlays_is_accepted():
     flows = rep.flows.set_index("flow")["accounts"]
     assert flows["into_churned"] == 1 and flows["into_dormant"] == 1
     assert rep.steps[0].counts.loc["punters", "churned"] == 1
+
+
+def test_cli_takes_several_files_after_one_flag(tmp_path, capsys):
+    from traderseg.cli import main
+    JAN.to_parquet(tmp_path / "jan.parquet")
+    FEB.to_parquet(tmp_path / "feb.parquet")
+    out, flows = tmp_path / "m.parquet", tmp_path / "f.parquet"
+    main(["analyze", "migration", "--assignments", str(tmp_path / "jan.parquet"),
+          str(tmp_path / "feb.parquet"), "--high-risk", "punters", "--out", str(out),
+          "--flows-out", str(flows)])
+    text = capsys.readouterr().out
+    assert "jan -> feb" in text and "stability" in text
+    long = pd.read_parquet(out).set_index(["from", "to"])
+    assert long.loc[("optioners", "makers"), "accounts"] == 1
+    assert long.loc[("punters", "punters"), "share"] == pytest.approx(2 / 3)
+    f = pd.read_parquet(flows)
+    assert sorted(f.loc[f["flow"] == "into_high_risk_score", "account_id"]) == ["b", "h"]
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", "migration", "--assignments", str(tmp_path / "jan.parquet"),
+              str(tmp_path / "feb.parquet"), "--labels", "2024-01-01"])
+    assert exc.value.code == 2 and "--labels has 1 labels for 2 files" in capsys.readouterr().err

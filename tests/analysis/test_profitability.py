@@ -171,3 +171,47 @@ def test_bad_assignments_name_the_row():
         read_assignments(good.assign(segment=["x", 1]))
     with pytest.raises(DataError, match="does not exist"):
         read_assignments("/nonexistent/a.parquet")
+
+
+def _run(argv, capsys):
+    from traderseg.cli import main
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_cli_writes_every_breakdown_and_reports_errors(tmp_path, capsys, data):
+    fills, asg = data
+    db = tmp_path / "s.duckdb"
+    con = connect(db)
+    con.register("src", fills)
+    con.execute(f"INSERT INTO fills ({', '.join(fills.columns)}) SELECT {', '.join(fills.columns)} FROM src")
+    con.close()
+    asg.to_parquet(tmp_path / "a.parquet")
+    out = tmp_path / "p.parquet"
+    code, text = _run(["analyze", "profitability", "--db", str(db), "--assignments",
+                       str(tmp_path / "a.parquet"), "--freq", "month", "--out", str(out)], capsys)
+    assert code == 0, text
+    assert "per segment" in text and "Gini" in text
+    long = pd.read_parquet(out)
+    assert set(long["breakdown"]) == {"overall", "segment", "lifecycle", "value_tier", "period"}
+    for part in ("segment", "lifecycle", "period"):
+        total = long.loc[long["breakdown"] == part, "revenue_usd"].sum()
+        assert total == pytest.approx(fills["fee_usd"].sum(), rel=1e-12)
+    code, text = _run(["analyze", "profitability", "--db", str(db), "--assignments",
+                       str(tmp_path / "a.parquet"), "--start", "2030-01-01"], capsys)
+    assert code == 2 and "empty period" in text
+
+
+@pytest.mark.parametrize("group, name", [("analyze", "profitability"), ("analyze", "drivers"),
+                                         ("analyze", "migration"), ("app", "churn")])
+def test_commands_have_help(group, name):
+    from traderseg.cli import _load_commands, analyze_app, app
+    _load_commands()
+    typer_app = analyze_app if group == "analyze" else app
+    cmds = {c.name: c for c in typer_app.registered_commands}
+    assert cmds[name].callback.__doc__

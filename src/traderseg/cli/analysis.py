@@ -1,0 +1,197 @@
+"""``traderseg analyze profitability|drivers|migration`` and ``traderseg churn``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from traderseg.cli import analyze_app, app, console
+from traderseg.errors import ConfigError
+
+
+def frame_table(df: pd.DataFrame, title: str, *, index: bool = False) -> Table:
+    """Render a DataFrame as a rich table (floats to 4 significant digits)."""
+    if index:
+        df = df.reset_index()
+    table = Table(title=title)
+    for col in df.columns:
+        table.add_column(escape(str(col)), overflow="fold")
+    for row in df.itertuples(index=False):
+        table.add_row(*(_fmt(v) for v in row))
+    return table
+
+
+def _fmt(v: object) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+        return ""
+    if isinstance(v, float | np.floating):
+        x = float(v)
+        if abs(x) >= 1000:
+            return f"{x:,.0f}"
+        return f"{x:,.2f}" if abs(x) >= 10 else f"{x:.3g}"
+    if isinstance(v, pd.Timestamp):
+        return str(v.date()) if v == v.normalize() else v.isoformat()
+    return escape(str(v))  # segment[name] is text, not markup
+
+
+def _write(df: pd.DataFrame, out: Path | None, what: str) -> None:
+    if out is None:
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(out, index=False)
+    console.print(f"wrote {len(df):,} rows of {what} to {out}")
+
+
+_SHORT = {"group": "group", "accounts": "accts", "revenue_usd": "revenue",
+          "revenue_share": "share", "revenue_per_account": "rev/acct", "revenue_bps": "bps",
+          "pnl_usd": "PnL", "losing_share": "losing", "top10_share": "top10%", "gini": "gini"}
+
+
+def _short(df: pd.DataFrame) -> pd.DataFrame:
+    return df[list(_SHORT)].rename(columns=_SHORT)
+
+
+def _long(matrix: pd.DataFrame, name: str) -> pd.DataFrame:
+    wide = matrix.rename_axis(index="from", columns="to").reset_index()
+    return wide.melt(id_vars="from", var_name="to", value_name=name)
+
+
+def _split(text: str | None) -> list[str]:
+    return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+
+@analyze_app.command("profitability")
+def profitability_command(
+    db: Path = typer.Option(..., "--db", help="DuckDB fills store."),
+    assignments: Path = typer.Option(..., "--assignments", help="Segment assignments (Parquet)."),
+    freq: str = typer.Option(None, "--freq", help="Also by period: day, week, month, quarter."),
+    start: str = typer.Option(None, "--start", help="First fill time included (UTC)."),
+    end: str = typer.Option(None, "--end", help="Fills before this time (UTC) are included."),
+    out: Path = typer.Option(None, "--out", help="Parquet file for every breakdown (long)."),
+) -> None:
+    """Venue revenue (net fees), trader PnL and revenue concentration per segment."""
+    from traderseg.analysis.profitability import profitability
+
+    rep = profitability(db, assignments, start=start, end=end, freq=freq)
+    seg = rep.by_segment.assign(group=[
+        name if pd.isna(i) else f"{i} {name}"
+        for i, name in zip(rep.by_segment["segment"], rep.by_segment["segment_name"],
+                           strict=True)])
+    console.print(frame_table(_short(seg), f"per segment: venue revenue (net fees) "
+                              f"{rep.venue_revenue:,.2f} USD"))
+    for name, table in rep.by_overlay.items():
+        console.print(frame_table(_short(table.rename(columns={name: "group"})),
+                                  f"per {name}"))
+    overall = rep.overall
+    console.print(f"all accounts: top 1% earn {overall['top1_share']:.1%} of revenue, top 10% "
+                  f"{overall['top10_share']:.1%}, Gini {overall['gini']:.3f}")
+    if rep.by_period is not None:
+        per = rep.by_period.groupby("period")[["accounts", "revenue_usd", "pnl_usd"]].sum()
+        console.print(frame_table(per, f"per {freq}", index=True))
+    parts = [rep.by_segment.assign(breakdown="segment", group=rep.by_segment["segment_name"])]
+    parts.append(rep.overall.to_frame().T.assign(breakdown="overall", group="all"))
+    for name, table in rep.by_overlay.items():
+        parts.append(table.rename(columns={name: "group"}).assign(breakdown=name))
+    if rep.by_period is not None:
+        parts.append(rep.by_period.assign(breakdown="period", group=rep.by_period["segment_name"]))
+    long = pd.concat(parts, ignore_index=True)
+    cols = ["breakdown", "group", "period", "segment", "segment_name"]
+    long = long.reindex(columns=[*cols, *(c for c in long.columns if c not in cols)])
+    long["segment"] = long["segment"].astype("Int64")
+    for c in ("accounts", "fills"):
+        long[c] = long[c].astype("int64")
+    _write(long, out, "profitability")
+
+
+@analyze_app.command("drivers")
+def drivers_command(
+    db: Path = typer.Option(..., "--db", help="DuckDB fills store."),
+    as_of: str = typer.Option(..., "--as-of", help="Cutoff (UTC) of the features."),
+    assignments: Path = typer.Option(..., "--assignments", help="Segment assignments (Parquet)."),
+    target: str = typer.Option("revenue", "--target", help="revenue or next_volume."),
+    window: str = typer.Option("30d", "--window", help="Feature window, e.g. 30d."),
+    features: str = typer.Option(None, "--features", help="Comma-separated feature names."),
+    horizon_days: float = typer.Option(30.0, "--horizon-days", help="next_volume horizon."),
+    out: Path = typer.Option(None, "--out", help="Parquet file for the coefficient table."),
+) -> None:
+    """OLS of revenue (or next-period volume) on behaviour and segment, HC3 errors."""
+    from traderseg.analysis.drivers import DEFAULT_DRIVERS, revenue_drivers
+
+    feats = _split(features) or list(DEFAULT_DRIVERS)
+    res = revenue_drivers(db, as_of, assignments, target=target,  # type: ignore[arg-type]
+                          window=window, features=feats, horizon_days=horizon_days)
+    console.print(frame_table(res.table.rename_axis("term"), f"drivers of {res.target}",
+                              index=True))
+    console.print(f"R^2 {res.r_squared:.3f} (adjusted {res.adj_r_squared:.3f}), "
+                  f"{res.n_obs:,} accounts, condition number {res.condition_number:.1f}; "
+                  f"segments relative to {res.reference_segment!r}; 95% CIs")
+    for col, why in res.dropped.items():
+        console.print(f"dropped {col}: {why}")
+    _write(res.table.rename_axis("term").reset_index(), out, "coefficients")
+
+
+@analyze_app.command("migration")
+def migration_command(
+    files: list[Path] = typer.Argument(None, help="More assignment files, in time order."),
+    assignments: list[Path] = typer.Option(
+        None, "--assignments", help="Assignment files (Parquet), earliest first."),
+    labels: str = typer.Option(None, "--labels", help="Comma-separated cutoff per file."),
+    high_risk: str = typer.Option(None, "--high-risk", help="High-risk segment ids or names."),
+    risk_threshold: float = typer.Option(70.0, "--risk-threshold", help="High risk_score."),
+    out: Path = typer.Option(None, "--out", help="Parquet file for the transitions (long)."),
+    flows_out: Path = typer.Option(None, "--flows-out", help="Parquet file of flow accounts."),
+) -> None:
+    """Transition matrices, stability and key flows between consecutive assignments."""
+    from traderseg.analysis.migration import migration
+
+    paths = [*(assignments or []), *(files or [])]
+    names = _split(labels) or [p.stem for p in paths]
+    if len(names) != len(paths):
+        raise ConfigError(f"--labels has {len(names)} labels for {len(paths)} files")
+    rep = migration(list(zip(names, paths, strict=True)), high_risk_segments=_split(high_risk),
+                    risk_threshold=risk_threshold)
+    long = []
+    for step in rep.steps:
+        console.print(frame_table(step.counts.rename_axis("from"),
+                                  f"accounts {step.start} -> {step.end}", index=True))
+        counts = _long(step.counts, "accounts")
+        shares = _long(step.shares, "share")
+        long.append(counts.merge(shares, on=["from", "to"])
+                    .assign(start=str(step.start), end=str(step.end)))
+    console.print(frame_table(rep.summary, "stability"))
+    console.print(frame_table(rep.flows, "flows"))
+    if long:
+        table = pd.concat(long, ignore_index=True)
+        table[["from", "to"]] = table[["from", "to"]].astype(str)
+        _write(table, out, "transitions")
+    flows = rep.flow_accounts.astype({"start": str, "end": str})
+    _write(flows, flows_out, "flow accounts")
+
+
+@app.command("churn")
+def churn_command(
+    db: Path = typer.Option(..., "--db", help="DuckDB fills store."),
+    cutoffs: str = typer.Option(..., "--cutoffs", help="Comma-separated cutoffs; last = test."),
+    horizon_days: float = typer.Option(30.0, "--horizon-days", help="Inactivity = churn."),
+    activity_days: float = typer.Option(90.0, "--activity-days", help="Active look-back."),
+    threads: int = typer.Option(None, "--threads", help="Threads of the tree models."),
+    out: Path = typer.Option(None, "--out", help="Parquet file for the test predictions."),
+) -> None:
+    """Backtest churn and next-period volume models against BG/NBD and recency."""
+    from traderseg.analysis.churn import churn_backtest
+
+    bt = churn_backtest(db, _split(cutoffs), horizon_days, activity_days=activity_days,
+                        n_threads=threads)
+    console.print(frame_table(
+        bt.metrics, f"churn within {bt.horizon_days:g} days of {bt.test_cutoff.date()} "
+        f"(base rate {bt.base_rate:.1%}, {len(bt.predictions):,} accounts; "
+        f"trained on {bt.n_train:,} rows)", index=True))
+    cal = bt.calibration[bt.calibration["scorer"] == "model"].drop(columns="scorer")
+    console.print(frame_table(cal, "calibration of the model by decile"))
+    console.print(frame_table(bt.volume, "next-period log notional", index=True))
+    _write(bt.predictions, out, "churn predictions")
