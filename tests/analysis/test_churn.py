@@ -170,7 +170,7 @@ def test_classifier_contract():
     assert ((p > 0.5) == (X["a"] > 0)).mean() > 0.9
     with pytest.raises(DataError, match="feature columns differ"):
         clf.predict_proba(X.rename(columns={"b": "c"}))
-    with pytest.raises(DataError, match="two classes"):
+    with pytest.raises(DataError, match="one class"):
         ChurnClassifier(n_threads=1).fit(X, np.zeros(300))
 
 
@@ -189,3 +189,18 @@ def test_cli_backtest_writes_predictions_and_refuses_bad_order(tmp_path, capsys)
     with pytest.raises(SystemExit) as exc:
         main(["churn", "--db", str(db), "--cutoffs", "2024-06-01,2024-05-01"])
     assert exc.value.code == 2 and "cutoffs must increase" in capsys.readouterr().err
+
+
+def test_estimators_follow_the_sklearn_contract():
+    import warnings
+
+    from sklearn.utils.estimator_checks import check_estimator
+
+    from traderseg.analysis.churn import VolumeRegressor
+    for est in (ChurnClassifier(max_iter=10, min_samples_leaf=5, n_threads=1, random_state=0),
+                VolumeRegressor(max_iter=10, min_samples_leaf=5, n_threads=1, random_state=0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results = check_estimator(est, on_fail=None)
+        failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+        assert not failed, failed

@@ -19,6 +19,9 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.utils import Tags
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_X_y
 from threadpoolctl import threadpool_limits
 
@@ -32,13 +35,37 @@ ISOTONIC_MIN_ROWS = 1000
 MIN_DEFINED = 10
 
 
+class ModelNotFittedError(NotFittedError, SklearnNotFittedError):
+    """A churn or volume model was used before ``fit`` (a traderseg and sklearn error)."""
+
+
 def _threads(n_threads: int | None) -> Any:
     """Context limiting OpenMP threads (``None``: leave the library default)."""
     return threadpool_limits(limits=n_threads, user_api="openmp")
 
 
 def _usable(Xa: NDArray[np.float64]) -> NDArray[np.bool_]:
-    return np.asarray(np.isfinite(Xa).sum(axis=0) >= MIN_DEFINED)
+    need = min(MIN_DEFINED, len(Xa))
+    usable = np.asarray(np.isfinite(Xa).sum(axis=0) >= need)
+    if not usable.any():
+        raise DataError(f"no feature has {need} or more defined values")
+    return usable
+
+
+def _check_rows(n: int) -> None:
+    if n < 2:
+        raise DataError(f"a model needs at least 2 rows; got n_samples = {n}")
+
+
+def _check_predict_input(est: Any, X: ArrayLike, fitted: str) -> NDArray[np.float64]:
+    if not hasattr(est, fitted):
+        raise ModelNotFittedError(f"{type(est).__name__} is not fitted; call fit first")
+    _check_columns(est, X)
+    Xa = check_array(X, ensure_all_finite="allow-nan", dtype=np.float64)
+    if Xa.shape[1] != est.n_features_in_:
+        raise DataError(f"X has {Xa.shape[1]} features, but {type(est).__name__} is "
+                        f"expecting {est.n_features_in_} features as input")
+    return np.asarray(Xa[:, est.features_used_], dtype=np.float64)
 
 
 def _names(X: Any) -> NDArray[np.object_] | None:
@@ -89,6 +116,8 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         Calibration method used.
     features_used_ : numpy.ndarray of bool
         Columns with at least ``MIN_DEFINED`` defined values, the ones the trees use.
+    n_iter_ : int
+        Boosting iterations of the longest member of the calibrated ensemble.
     n_features_in_ : int
         Features seen in ``fit``.
     feature_names_in_ : numpy.ndarray
@@ -127,6 +156,14 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         self.n_threads = n_threads
         self.random_state = random_state
 
+    def __sklearn_tags__(self) -> Tags:
+        """Binary classifier that accepts missing values."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        if tags.classifier_tags is not None:
+            tags.classifier_tags.multi_class = False
+        return tags
+
     def fit(self, X: ArrayLike, y: ArrayLike) -> ChurnClassifier:
         """Fit the boosted trees and their calibration.
 
@@ -144,17 +181,21 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         """
         names = _names(X)
         Xa, ya = check_X_y(X, y, ensure_all_finite="allow-nan", dtype=np.float64)
+        check_classification_targets(ya)
         self.classes_ = np.unique(ya)
-        if len(self.classes_) != 2:
-            raise DataError(f"churn labels must have two classes, got {list(self.classes_)}")
+        if len(self.classes_) == 1:
+            raise DataError("churn labels must have two classes; got one class "
+                            f"({self.classes_[0]!r})")
+        if len(self.classes_) > 2:
+            raise DataError("Only binary classification is supported: churn labels must have "
+                            f"two classes; got {len(self.classes_)}")
+        _check_rows(len(ya))
         method = self.calibration
         if method == "auto":
             method = "isotonic" if len(ya) >= ISOTONIC_MIN_ROWS else "sigmoid"
         if method not in ("isotonic", "sigmoid"):
             raise DataError(f"calibration must be 'auto', 'isotonic' or 'sigmoid', not {method!r}")
         self.features_used_ = _usable(Xa)
-        if not self.features_used_.any():
-            raise DataError(f"no feature has {MIN_DEFINED} or more defined values")
         trees = HistGradientBoostingClassifier(
             learning_rate=self.learning_rate, max_iter=self.max_iter,
             max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
@@ -164,20 +205,11 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
             self.calibrated_ = CalibratedClassifierCV(trees, method=method, cv=self.cv).fit(
                 Xa[:, self.features_used_], ya)
         self.calibration_method_ = method
+        self.n_iter_ = max(c.estimator.n_iter_ for c in self.calibrated_.calibrated_classifiers_)
         self.n_features_in_ = Xa.shape[1]
         if names is not None:
             self.feature_names_in_ = names
         return self
-
-    def _check(self, X: ArrayLike) -> NDArray[np.float64]:
-        if not hasattr(self, "calibrated_"):
-            raise NotFittedError("ChurnClassifier is not fitted; call fit first")
-        _check_columns(self, X)
-        Xa = check_array(X, ensure_all_finite="allow-nan", dtype=np.float64)
-        if Xa.shape[1] != self.n_features_in_:
-            raise DataError(f"X has {Xa.shape[1]} features, the model was fitted on "
-                            f"{self.n_features_in_}")
-        return Xa[:, self.features_used_]
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
         """Calibrated class probabilities (column 1: churn).
@@ -192,7 +224,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         numpy.ndarray of shape (n_samples, 2)
             Probabilities of each class in ``classes_`` order.
         """
-        Xa = self._check(X)
+        Xa = _check_predict_input(self, X, "calibrated_")
         with _threads(self.n_threads):
             return np.asarray(self.calibrated_.predict_proba(Xa), dtype=np.float64)
 
@@ -209,7 +241,8 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         numpy.ndarray
             Predicted labels.
         """
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 class VolumeRegressor(RegressorMixin, BaseEstimator):
@@ -240,6 +273,8 @@ class VolumeRegressor(RegressorMixin, BaseEstimator):
         The fitted trees.
     features_used_ : numpy.ndarray of bool
         Columns with at least ``MIN_DEFINED`` defined values, the ones the trees use.
+    n_iter_ : int
+        Boosting iterations.
     n_features_in_ : int
         Features seen in ``fit``.
     """
@@ -263,6 +298,12 @@ class VolumeRegressor(RegressorMixin, BaseEstimator):
         self.n_threads = n_threads
         self.random_state = random_state
 
+    def __sklearn_tags__(self) -> Tags:
+        """Regressor that accepts missing values."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
     def fit(self, X: ArrayLike, y: ArrayLike) -> VolumeRegressor:
         """Fit on features and log1p notional.
 
@@ -281,9 +322,8 @@ class VolumeRegressor(RegressorMixin, BaseEstimator):
         names = _names(X)
         Xa, ya = check_X_y(X, y, ensure_all_finite="allow-nan", dtype=np.float64,
                            y_numeric=True)
+        _check_rows(len(ya))
         self.features_used_ = _usable(Xa)
-        if not self.features_used_.any():
-            raise DataError(f"no feature has {MIN_DEFINED} or more defined values")
         trees = HistGradientBoostingRegressor(
             learning_rate=self.learning_rate, max_iter=self.max_iter,
             max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
@@ -291,6 +331,7 @@ class VolumeRegressor(RegressorMixin, BaseEstimator):
         )
         with _threads(self.n_threads):
             self.model_ = trees.fit(Xa[:, self.features_used_], ya)
+        self.n_iter_ = self.model_.n_iter_
         self.n_features_in_ = Xa.shape[1]
         if names is not None:
             self.feature_names_in_ = names
@@ -309,13 +350,7 @@ class VolumeRegressor(RegressorMixin, BaseEstimator):
         numpy.ndarray
             Predictions.
         """
-        if not hasattr(self, "model_"):
-            raise NotFittedError("VolumeRegressor is not fitted; call fit first")
-        _check_columns(self, X)
-        Xa = check_array(X, ensure_all_finite="allow-nan", dtype=np.float64)
-        if Xa.shape[1] != self.n_features_in_:
-            raise DataError(f"X has {Xa.shape[1]} features, the model was fitted on "
-                            f"{self.n_features_in_}")
+        Xa = _check_predict_input(self, X, "model_")
         with _threads(self.n_threads):
-            pred = self.model_.predict(Xa[:, self.features_used_])
+            pred = self.model_.predict(Xa)
         return np.asarray(pred, dtype=np.float64)
