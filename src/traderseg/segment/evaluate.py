@@ -85,7 +85,7 @@ def rfm_codes(features: pd.DataFrame) -> pd.Series:
         ranks = (sign * features[col].astype(float)).rank(method="first")
         tercile = np.ceil(3 * ranks / len(features)).clip(1, 3).astype(int)
         parts.append(letter + tercile.astype(str))
-    return (parts[0] + parts[1] + parts[2]).rename("rfm")
+    return pd.Series(parts[0] + parts[1] + parts[2], index=features.index, name="rfm")
 
 
 def evaluate_segments(

@@ -69,17 +69,17 @@ class SegmentProfile:
 
 
 def _transformed(frame: pd.DataFrame) -> pd.DataFrame:
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for col in frame.columns:
-        values = frame[col].astype(float)
+        values = frame[col].to_numpy(dtype=float)
         try:
             hint = get_feature(col).transform
         except KeyError:
             hint = "standard"
         if hint == "log":
-            values = np.log1p(values.clip(lower=0))
+            values = np.log1p(np.clip(values, 0, None))
         elif hint == "signed_log":
-            values = np.sign(values) * np.log1p(values.abs())
+            values = np.sign(values) * np.log1p(np.abs(values))
         out[col] = values
     return pd.DataFrame(out, index=frame.index)
 
