@@ -91,6 +91,11 @@ def test_labels_match_an_independent_computation(venue):
     tr = truth.set_index("account_id")["churned_at"].reindex(population)
     exp_true = (tr.notna() & (tr < cut + pd.Timedelta(days=30))).to_numpy()
     np.testing.assert_array_equal(ds.labels["true_churned"].to_numpy(), exp_true)
+    exp_in = (tr.notna() & (tr >= cut) & (tr < cut + pd.Timedelta(days=30))).to_numpy()
+    np.testing.assert_array_equal(ds.labels["true_churned_in_horizon"].to_numpy(), exp_in)
+    assert exp_in.sum() > 0
+    exp_alive = (tr.isna() | (tr >= cut)).to_numpy()
+    np.testing.assert_array_equal(ds.labels["true_alive"].to_numpy(), exp_alive)
     # features never see the future: the last fill before the cutoff defines recency
     last = recent.groupby("account_id")["ts"].max()
     rec = (cut - last).dt.total_seconds() / 86400
@@ -104,6 +109,11 @@ def test_backtest_beats_chance_and_reports_the_baselines(venue):
     assert list(m.index) == ["model", "bgnbd", "recency"]
     assert m.loc["model", "auc"] > 0.75
     assert m.loc["model", "auc_truth"] > 0.75
+    # among accounts truly alive at the cutoff, who quits next: harder, still informative
+    # (leverage tells; activity history cannot, as these accounts have all been trading)
+    assert m.loc["model", "auc_truth_alive"] > 0.55
+    assert m.loc["model", "auc_truth_alive"] > max(m.loc["bgnbd", "auc_truth_alive"],
+                                                   m.loc["recency", "auc_truth_alive"]) + 0.05
     for scorer in ("bgnbd", "recency"):
         assert 0.5 < m.loc[scorer, "auc"] < 1  # rule baselines are computed and informative
     assert np.isnan(m.loc["recency", "brier"]) and 0 < m.loc["model", "brier"] < 0.25

@@ -62,7 +62,9 @@ class ChurnBacktest:
     ----------
     metrics : pandas.DataFrame
         Index: scorer (model, bgnbd, recency); columns auc, brier, top_decile_lift and,
-        with a truth table, auc_truth (AUC against the true churn).
+        with a truth table, auc_truth (AUC against "truly churned by the end of the
+        horizon") and auc_truth_alive (among accounts truly alive at the cutoff, AUC
+        against a true churn time within the horizon).
     calibration : pandas.DataFrame
         ``scorer``, ``bin`` (decile, 1 = lowest), ``n``, ``mean_predicted``,
         ``observed_rate`` for the probabilistic scorers.
@@ -163,6 +165,11 @@ def bgnbd_churn_score(con: duckdb.DuckDBPyConnection, cutoff: pd.Timestamp,
     return pd.Series(1.0 - p_alive, index=accounts, name="bgnbd")
 
 
+def _auc(y: pd.Series, score: np.ndarray) -> float:
+    truth = y.astype(int).to_numpy()
+    return float(roc_auc_score(truth, score)) if len(np.unique(truth)) == 2 else float("nan")
+
+
 def _stack(parts: list[ChurnDataset]) -> tuple[pd.DataFrame, pd.DataFrame]:
     X = pd.concat([p.features for p in parts], axis=0)
     y = pd.concat([p.labels for p in parts], axis=0)
@@ -236,9 +243,10 @@ def churn_backtest(
         prob = name != "recency"
         rows[name] = score_metrics(observed, score, probability=prob)
         if "true_churned" in y_test.columns:
-            truth = y_test["true_churned"].astype(int).to_numpy()
-            rows[name]["auc_truth"] = (float(roc_auc_score(truth, score))
-                                       if len(np.unique(truth)) == 2 else float("nan"))
+            alive = y_test["true_alive"].to_numpy(dtype=bool)
+            rows[name]["auc_truth"] = _auc(y_test["true_churned"], score)
+            rows[name]["auc_truth_alive"] = _auc(
+                y_test["true_churned_in_horizon"][alive], score[alive])
         if prob:
             calib.append(calibration_table(observed, score).assign(scorer=name))
     metrics = pd.DataFrame(rows).T.rename_axis("scorer")

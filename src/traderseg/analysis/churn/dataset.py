@@ -9,6 +9,9 @@ For a cutoff ``c``, a horizon of ``h`` days and an activity look-back of ``a`` d
 * ``true_churned`` (simulated stores with a ``truth`` table): the account's true churn
   time is before ``c + h days``. An account that had already stopped for good before the
   cutoff (but traded in the look-back) counts as truly churned as well: it is.
+  ``true_alive`` says the account had not truly churned before ``c``, and
+  ``true_churned_in_horizon`` that its true churn time falls in ``[c, c + h days)``:
+  among truly alive accounts, the harder question of who quits next.
 
 Features come from the catalogue as of ``c`` (fills strictly before ``c``), so nothing
 after the cutoff leaks into them. The labels need the store to cover the whole horizon.
@@ -56,7 +59,7 @@ class ChurnDataset:
         Catalogue features as of the cutoff, indexed by account_id (population only).
     labels : pandas.DataFrame
         Same index: ``churned`` (bool), ``next_notional``, ``prev_notional`` and, with a
-        truth table, ``true_churned`` (bool).
+        truth table, ``true_churned``, ``true_alive`` and ``true_churned_in_horizon`` (bool).
     """
 
     cutoff: pd.Timestamp
@@ -140,13 +143,17 @@ def churn_dataset(
     labels = labels.astype({"next_notional": "float64", "prev_notional": "float64"})
     if has_truth(con):
         truth = con.execute(
-            "SELECT account_id, churned_at IS NOT NULL AND churned_at < $end AS true_churned "
-            "FROM truth", {"end": end.to_pydatetime()}).df().set_index("account_id")
+            "SELECT account_id, COALESCE(churned_at < $end, false) AS true_churned, "
+            "COALESCE(churned_at >= $c AND churned_at < $end, false) AS true_churned_in_horizon, "
+            "COALESCE(churned_at >= $c, true) AS true_alive "
+            "FROM truth", {"c": cutoff.to_pydatetime(), "end": end.to_pydatetime()},
+        ).df().set_index("account_id")
         missing = labels.index.difference(truth.index)
         if len(missing):
             raise DataError(f"{len(missing)} active account(s) are missing from the truth "
                             f"table, e.g. {missing[0]!r}")
-        labels["true_churned"] = truth["true_churned"].reindex(labels.index).astype(bool)
+        for col in ("true_churned", "true_churned_in_horizon", "true_alive"):
+            labels[col] = truth[col].reindex(labels.index).astype(bool)
     features = compute_features(con, cutoff.to_pydatetime(), windows)
     features = features.reindex(labels.index)
     logger.info("cutoff %s: %d active accounts, churn rate %.3f", cutoff.isoformat(),
