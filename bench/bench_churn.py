@@ -20,8 +20,6 @@ import argparse
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from traderseg.analysis.churn import churn_backtest
 from traderseg.analysis.drivers import revenue_drivers
 from traderseg.analysis.profitability import profitability

@@ -238,9 +238,9 @@ def transform_features(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
             if (x < 0).any():
                 raise DataError(f"feature {col} is negative for account {x.idxmin()!r}; "
                                 "its log transform needs values >= 0")
-            x = np.log1p(x)
+            x = pd.Series(np.log1p(x), index=df.index)
         elif hint == "signed_log":
-            x = np.sign(x) * np.log1p(x.abs())
+            x = pd.Series(np.sign(x) * np.log1p(x.abs()), index=df.index)
         missing = x.isna()
         if missing.all():
             dropped[col] = "undefined for every account"
