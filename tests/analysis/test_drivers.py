@@ -171,8 +171,19 @@ def test_undefined_and_constant_features_are_reported_not_fatal():
     assert res.n_obs == 60
 
 
-def test_cli_prints_and_writes_the_coefficients(tmp_path, capsys):
+def _cli(argv, capsys):
+    """Run the CLI in process; return (exit code, stdout, stderr)."""
     from traderseg.cli import main
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_prints_and_writes_the_coefficients(tmp_path, capsys):
     fills = _volume_store(n_accounts=60)
     db = tmp_path / "s.duckdb"
     con = connect(db)
@@ -185,11 +196,11 @@ def test_cli_prints_and_writes_the_coefficients(tmp_path, capsys):
     out = tmp_path / "d.parquet"
     base = ["analyze", "drivers", "--db", str(db), "--as-of", "2024-03-01", "--assignments",
             str(tmp_path / "a.parquet")]
-    main([*base, "--target", "next_volume", "--features", "notional_total,fill_count", "--out", str(out)])
-    text = capsys.readouterr().out
+    code, text, err = _cli([*base, "--target", "next_volume", "--features", "notional_total,fill_count",
+                            "--out", str(out)], capsys)
+    assert code == 0, err
     assert "R^2" in text and "segment[b]" in text
     table = pd.read_parquet(out)
     assert {"const", "notional_total__30d", "segment[b]"} <= set(table["term"])
-    with pytest.raises(SystemExit) as exc:
-        main([*base, "--target", "margin"])
-    assert exc.value.code == 2 and "target must be" in capsys.readouterr().err
+    code, _, err = _cli([*base, "--target", "margin"], capsys)
+    assert code == 2 and "target must be" in err

@@ -179,7 +179,7 @@ def _run(argv, capsys):
         main(argv)
         code = 0
     except SystemExit as exc:
-        code = exc.code
+        code = exc.code or 0
     out = capsys.readouterr()
     return code, out.out + out.err
 
