@@ -54,19 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; domain errors print a clean message and exit with code 2."""
     _load_commands()
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone mode: usage errors print their message and exit 2, --help exits 0
+        app(args=argv, prog_name="traderseg")
     except TradersegError as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(1)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
