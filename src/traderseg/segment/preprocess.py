@@ -328,3 +328,93 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
             [(~np.isnan(A[:, idx[src]])).astype(np.float64) for _, src in self.indicators_]
         )
         return np.hstack([T, extra])
+
+
+SEGMENTATION_FEATURES: tuple[str, ...] = (
+    # activity: how often and how intensely, not for how long
+    "fills_per_active_day", "active_day_share", "hour_entropy",
+    # size and concentration
+    "notional_median", "top_instrument_share",
+    # instrument mix
+    "spot_share", "perp_share", "future_share", "option_share",
+    # options behaviour
+    "call_share", "long_premium_share", "mean_abs_delta", "mean_days_to_expiry",
+    "straddle_share", "put_buy_share",
+    # leverage
+    "leverage_mean",
+    # execution
+    "maker_share", "buy_share",
+)
+"""Behavioural features the segments are built on: one column per behavioural axis.
+
+Left out, on purpose:
+
+* outcomes rather than behaviour: the profit family (fees, fee rate, realised PnL, win
+  rate, PnL volatility) and liquidations (count, share). They mix how an account trades
+  with how the market moved and with its fee tier; they are reported per segment by the
+  profitability analysis and used by the names ("liquidation-prone"), not clustered on;
+* lifecycle: recency and tenure are the lifecycle overlay's job, not a trading style;
+* event sensitivity: it depends on which events happened to fall in the window;
+* near-duplicates of a kept axis: notional mean / p95 / max / total (size, or size times
+  activity), fill count, active days and mean gap (functions of fills per active day,
+  active-day share and the window), leverage max and high-leverage share (thresholded
+  copies of mean leverage, bimodal inside one behaviour), deep-OTM, short-dated and
+  moneyness shares (thresholded copies of delta and tenor), instrument and underlying
+  counts (grow with activity), mean IV paid (set by the market).
+
+Duplicated axes count twice in any distance or likelihood, and thresholded copies of a
+continuous axis put point masses at 0 and 1 that a mixture model splits a single
+behaviour on; one column per axis avoids both.
+"""
+
+
+def segmentation_columns(features: pd.DataFrame) -> list[str]:
+    """Pick the behavioural columns of a feature frame to segment on.
+
+    The window is the lifetime ``all`` window when present (the habitual style of the
+    account; short windows feed drift, lifecycle and churn), otherwise the longest
+    ``{n}d`` window. The features are :data:`SEGMENTATION_FEATURES` (see there for what
+    is left out and why), in that order.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        Feature frame with ``{feature}__{window}`` columns.
+
+    Returns
+    -------
+    list of str
+        Column names, a subset of ``features.columns``.
+
+    Raises
+    ------
+    SchemaError
+        When the chosen window lacks some of the behavioural features.
+
+    Examples
+    --------
+    >>> cols = [f"{s}__{w}" for s in SEGMENTATION_FEATURES for w in ("30d", "all")]
+    >>> frame = pd.DataFrame(columns=cols + ["realized_pnl_usd__all"])
+    >>> picked = segmentation_columns(frame)
+    >>> len(picked), picked[0]
+    (18, 'fills_per_active_day__all')
+    """
+    windows = {split_column(str(c))[1] for c in features.columns}
+    if "all" in windows:
+        window = "all"
+    else:
+        days = sorted((int(w[:-1]), w) for w in windows if w.endswith("d") and w[:-1].isdigit())
+        if not days:
+            raise SchemaError(
+                "no 'all' or '{n}d' window among the feature columns "
+                f"(windows: {sorted(windows)})"
+            )
+        window = days[-1][1]
+    wanted = [f"{stem}__{window}" for stem in SEGMENTATION_FEATURES]
+    missing = [c for c in wanted if c not in features.columns]
+    if missing:
+        raise SchemaError(
+            f"the feature frame lacks behavioural columns needed for segmentation in window "
+            f"{window!r}: {missing}"
+        )
+    return wanted

@@ -32,6 +32,7 @@ import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +136,7 @@ def evaluate_k_range(
     n_bootstrap: int = 5,
     covariance_type: str = "diag",
     boot_init: int = 2,
+    ref_init: int | None = None,
 ) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
     """Compute silhouette, BIC and bootstrap stability for each candidate ``k``.
 
@@ -153,6 +155,15 @@ def evaluate_k_range(
         fits.
     covariance_type : str
         Mixture covariance (``gmm`` only).
+    boot_init : int
+        Restarts of each bootstrap fit.
+    ref_init : int, optional
+        Restarts of the reference fit per k (default 10 for ``kmeans``, 3 for ``gmm``):
+        a reference stuck in a poor local optimum would misreport its k.
+
+    Fits on the search sample are small, so they run single-threaded: on a busy
+    machine OpenMP threads spinning over a few thousand rows cost far more than they
+    save.
 
     Returns
     -------
@@ -162,6 +173,18 @@ def evaluate_k_range(
         Reference centres per k (fitted on the whole search sample), reusable as a
         warm start for the final fit.
     """
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return _evaluate(Z, k_values, method, random_state, search_sample, silhouette_sample,
+                         n_bootstrap, covariance_type, boot_init, ref_init)
+
+
+def _evaluate(
+    Z: np.ndarray, k_values: Sequence[int], method: str, random_state: int | None,
+    search_sample: int, silhouette_sample: int, n_bootstrap: int, covariance_type: str,
+    boot_init: int, ref_init: int | None,
+) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
+    if ref_init is None:
+        ref_init = 10 if method == "kmeans" else 3
     rng = np.random.default_rng(random_state)
     n = Z.shape[0]
     sample = Z if n <= search_sample else Z[np.sort(rng.choice(n, search_sample, replace=False))]
@@ -172,7 +195,7 @@ def evaluate_k_range(
     centers: dict[int, np.ndarray] = {}
     for k in k_values:
         seed = int(rng.integers(2**31 - 1))
-        ref = fit_partition(sample, k, method=method, seed=seed, n_init=3,
+        ref = fit_partition(sample, k, method=method, seed=seed, n_init=ref_init,
                             covariance_type=covariance_type)
         labels = ref.predict(sample)
         if method == "gmm":
