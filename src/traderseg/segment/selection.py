@@ -135,7 +135,7 @@ def evaluate_k_range(
     silhouette_sample: int = 3_000,
     n_bootstrap: int = 5,
     covariance_type: str = "diag",
-    boot_init: int = 2,
+    boot_init: int | None = None,
     ref_init: int | None = None,
 ) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
     """Compute silhouette, BIC and bootstrap stability for each candidate ``k``.
@@ -155,10 +155,11 @@ def evaluate_k_range(
         fits.
     covariance_type : str
         Mixture covariance (``gmm`` only).
-    boot_init : int
-        Restarts of each bootstrap fit.
+    boot_init : int, optional
+        Restarts of each bootstrap fit (default 10 for ``kmeans``, 2 for ``gmm``): a
+        bootstrap fit stuck in a poor local optimum would count as instability.
     ref_init : int, optional
-        Restarts of the reference fit per k (default 10 for ``kmeans``, 3 for ``gmm``):
+        Restarts of the reference fit per k (default 20 for ``kmeans``, 3 for ``gmm``):
         a reference stuck in a poor local optimum would misreport its k.
 
     Fits on the search sample are small, so they run single-threaded: on a busy
@@ -181,10 +182,12 @@ def evaluate_k_range(
 def _evaluate(
     Z: np.ndarray, k_values: Sequence[int], method: str, random_state: int | None,
     search_sample: int, silhouette_sample: int, n_bootstrap: int, covariance_type: str,
-    boot_init: int, ref_init: int | None,
+    boot_init: int | None, ref_init: int | None,
 ) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
     if ref_init is None:
-        ref_init = 10 if method == "kmeans" else 3
+        ref_init = 20 if method == "kmeans" else 3
+    if boot_init is None:
+        boot_init = 10 if method == "kmeans" else 2
     rng = np.random.default_rng(random_state)
     n = Z.shape[0]
     sample = Z if n <= search_sample else Z[np.sort(rng.choice(n, search_sample, replace=False))]
