@@ -1,7 +1,8 @@
 """Benchmark of the segmenter: automatic k at 100k and 1M synthetic accounts.
 
 Each measurement runs in a fresh worker process, so peak memory (max RSS) is its own.
-For each size: ``TraderSegmenter()`` with automatic k (k-means, default search), then plain
+For each size: ``TraderSegmenter()`` with automatic k (default method and search) on the
+columns :func:`~traderseg.segment.preprocess.segmentation_columns` picks, then plain
 scikit-learn ``KMeans`` at the chosen k on the same preprocessed matrix. Reports medians
 over repeats and the time ratio. Usage::
 
@@ -29,10 +30,11 @@ def worker(n: int, approach: str, k: int, seed: int) -> dict:
     from sklearn.metrics import adjusted_rand_score
 
     from traderseg.segment.estimator import TraderSegmenter
-    from traderseg.segment.preprocess import FeaturePreprocessor
+    from traderseg.segment.preprocess import FeaturePreprocessor, segmentation_columns
     from traderseg.segment.synthetic import synthetic_features
 
     X, y = synthetic_features(n, windows=("30d", "all"), random_state=seed)
+    X = X[segmentation_columns(X)]
     base = _rss_mb()
     if approach == "auto":
         t0 = time.perf_counter()

@@ -118,3 +118,42 @@ def test_plain_arrays_are_treated_as_standard():
     Z = pre.transform(A)
     q75, q25 = np.percentile(A[:, 0], [75, 25])
     np.testing.assert_allclose(Z[:, 0], np.clip((A[:, 0] - np.median(A[:, 0])) / (q75 - q25), -8, 8))
+
+
+def _catalogue_frame(windows):
+    from traderseg.features.catalog import CATALOG
+
+    cols = [f"{f.name}__{w}" for f in CATALOG for w in windows]
+    return pd.DataFrame(np.zeros((2, len(cols))), columns=cols)
+
+
+def test_segmentation_columns_take_behaviour_of_the_lifetime_window():
+    from traderseg.features.catalog import get_feature
+    from traderseg.segment.preprocess import SEGMENTATION_FEATURES, segmentation_columns
+
+    cols = segmentation_columns(_catalogue_frame(("7d", "30d", "all")))
+    assert cols == [f"{s}__all" for s in SEGMENTATION_FEATURES]
+    stems = {c.split("__")[0] for c in cols}
+    # outcomes, lifecycle and event columns stay out; every kept stem is in the catalogue
+    assert not stems & {"realized_pnl_usd", "win_rate", "fees_usd", "liquidation_count",
+                        "liquidation_share", "recency_days", "tenure_days",
+                        "event_activity_ratio"}
+    assert {get_feature(s).family for s in stems} == {
+        "activity", "size", "mix", "options", "risk", "execution"}
+
+
+def test_segmentation_columns_fall_back_to_the_longest_window():
+    from traderseg.segment.preprocess import segmentation_columns
+
+    cols = segmentation_columns(_catalogue_frame(("7d", "90d", "30d")))
+    assert {c.split("__")[1] for c in cols} == {"90d"}
+
+
+def test_segmentation_columns_name_what_is_missing():
+    from traderseg.segment.preprocess import segmentation_columns
+
+    frame = _catalogue_frame(("all",)).drop(columns=["maker_share__all"])
+    with pytest.raises(SchemaError, match="maker_share__all"):
+        segmentation_columns(frame)
+    with pytest.raises(SchemaError, match="window"):
+        segmentation_columns(pd.DataFrame(columns=["fill_count__weekly"]))
