@@ -13,9 +13,11 @@ is kept between runs (delete ``bench/out/`` to rebuild).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 WINDOWS = ("30d", "all")
 RSS_CAP_GB = 20.0
+MEMORY_LIMIT = ""
 
 
 def _peak_rss_gb() -> float:
@@ -42,12 +45,12 @@ def run_one(contender: str, db: str, as_of: str) -> dict:
         df = compute_features(db, as_of, WINDOWS)
         load = 0.0
     elif contender == "duckdb_sql":
-        import duckdb
         import pandas as pd
-        from baselines import duckdb_sql_features
 
-        con = duckdb.connect(db, read_only=True)
-        con.execute("SET TimeZone='UTC'")
+        from baselines import duckdb_sql_features
+        from traderseg.store import connect
+
+        con = connect(db, read_only=True)  # same settings (memory limit) as the catalogue
         parts = []
         for w in WINDOWS:
             part = con.sql(duckdb_sql_features(con, pd.Timestamp(as_of), w)).df()
@@ -57,6 +60,7 @@ def run_one(contender: str, db: str, as_of: str) -> dict:
         load = 0.0
     elif contender == "pandas":
         import duckdb
+
         from baselines import pandas_features
 
         con = duckdb.connect(db, read_only=True)
@@ -84,6 +88,8 @@ def run_one(contender: str, db: str, as_of: str) -> dict:
 def _spawn(contender: str, db: str, as_of: str) -> dict:
     cmd = [sys.executable, __file__, "--one", contender, "--db", db, "--as-of", as_of]
     env = dict(os.environ, PYTHONPATH=str(HERE))
+    if MEMORY_LIMIT:
+        env["TRADERSEG_DUCKDB_MEMORY_LIMIT"] = MEMORY_LIMIT
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     killed = {"flag": False}
 
@@ -122,13 +128,14 @@ def build_store(n_fills: int, seed: int = 7) -> tuple[Path, str]:
     days = 90
     # the simulator's mean fills per account-day at its default mix, measured on a pilot run
     pilot = OUT / "pilot"
+    shutil.rmtree(pilot, ignore_errors=True)
     s = simulate_venue(pilot, accounts=2000, days=days, seed=seed)
     per_account = max(s.fills / 2000, 1.0)
     accounts = int(n_fills / per_account)
     sim_dir = OUT / f"sim_{n_fills // 1_000_000}M"
     summary = simulate_venue(sim_dir, accounts=accounts, days=days, seed=seed)
     ingest([sim_dir], db)
-    as_of = str(summary.end)
+    as_of = str(summary.start + dt.timedelta(days=days))
     meta.write_text(json.dumps({"as_of": as_of, "fills": summary.fills, "accounts": accounts}))
     return db, as_of
 
@@ -138,6 +145,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000000,50000000")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--contenders", default="catalogue,duckdb_sql,pandas")
+    ap.add_argument("--memory-limit", default="3GB",
+                    help="DuckDB memory limit for both DuckDB contenders ('' for DuckDB's default)")
     ap.add_argument("--one")
     ap.add_argument("--db")
     ap.add_argument("--as-of")
@@ -145,6 +154,8 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(args.one, args.db, args.as_of)))
         return
+    global MEMORY_LIMIT
+    MEMORY_LIMIT = args.memory_limit
     results = []
     for size in [int(s) for s in args.sizes.split(",")]:
         db, as_of = build_store(size)

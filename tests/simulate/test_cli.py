@@ -10,8 +10,9 @@ from traderseg.cli import main
 
 def test_simulate_command(tmp_path, capsys):
     out = tmp_path / "v"
-    main(
-        [
+    with pytest.raises(SystemExit) as done:
+        main(
+            [
             "simulate",
             "--accounts",
             "60",
@@ -23,8 +24,9 @@ def test_simulate_command(tmp_path, capsys):
             str(out),
             "--start",
             "2023-06-01",
-        ]
-    )
+            ]
+        )
+    assert done.value.code == 0
     text = capsys.readouterr().out
     assert "fills" in text and "retail_leveraged_perp" in text
     truth = pq.read_table(out / "truth.parquet")
@@ -41,6 +43,8 @@ def test_bad_start_is_a_clean_error(tmp_path, capsys):
 
 
 def test_help_text(capsys):
-    main(["simulate", "--help"])
+    with pytest.raises(SystemExit) as done:
+        main(["simulate", "--help"])
+    assert done.value.code == 0
     text = capsys.readouterr().out
     assert "archetypes" in text and "--accounts" in text

@@ -355,9 +355,10 @@ def _backend(source: Any) -> tuple[Any, bool]:
         path = Path(source)
         if not path.exists():
             raise DataError(f"store {path} does not exist")
-        con = duckdb.connect(str(path), read_only=True)
-        con.execute("SET TimeZone='UTC'")
-        return ibis.duckdb.from_connection(con), True
+        from traderseg.store import connect
+
+        # the store's connection applies the memory / thread settings and UTC days
+        return ibis.duckdb.from_connection(connect(path, read_only=True)), True
     if isinstance(source, duckdb.DuckDBPyConnection):
         source.execute("SET TimeZone='UTC'")
         return ibis.duckdb.from_connection(source), False

@@ -1,0 +1,192 @@
+"""``traderseg fit | segments | assign | explain | evaluate``: segments from the store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from traderseg.cli import app, console
+from traderseg.errors import SchemaError
+
+
+def segments_table(segments: pd.DataFrame, title: str) -> Table:
+    """Rich table of segments: id, name, size, revenue share, description."""
+    table = Table(title=title, show_lines=True)
+    for col, kw in (("id", {"justify": "right"}), ("name", {}), ("size", {"justify": "right"}),
+                    ("share", {"justify": "right"}), ("revenue", {"justify": "right"}),
+                    ("description", {"overflow": "fold", "ratio": 3})):
+        table.add_column(col, **kw)  # type: ignore[arg-type]
+    for s in segments.sort_values("size", ascending=False).itertuples():
+        table.add_row(str(s.segment), s.name, f"{s.size:,}", _pct(s.size_share),
+                      _pct(s.revenue_share), s.description)
+    return table
+
+
+def _pct(value: object) -> str:
+    """Percent, or ``n/a`` for a missing value (e.g. no positive venue revenue)."""
+    return "n/a" if value is None or pd.isna(value) else f"{float(value):.1%}"  # type: ignore[arg-type]
+
+
+@app.command("fit")
+def fit_command(
+    db: Path = typer.Option(..., "--db", help="DuckDB fills store."),
+    as_of: str = typer.Option(..., "--as-of", help="Cutoff (UTC) of the training features."),
+    out: Path = typer.Option(..., "--out", help="Model directory to write."),
+    n_segments: str = typer.Option("auto", "--segments", help="Number of segments or 'auto'."),
+    method: str = typer.Option(None, "--method", help="kmeans, gmm or hdbscan."),
+    previous: Path = typer.Option(
+        None, "--previous", help="Earlier model: matching segments keep their ids and names."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+) -> None:
+    """Fit named behavioural segments as of a cutoff and save the model."""
+    from traderseg.segment.workflow import fit_segments
+
+    k: int | str = n_segments if n_segments == "auto" else int(n_segments)
+    with console.status("computing features and choosing the number of segments"):
+        result = fit_segments(db, as_of, out, n_segments=k, method=method,
+                              random_state=seed, previous=previous)
+    sel = result.model.selection_
+    if len(sel):
+        ev = Table(title="choice of k (evidence)")
+        for c in ("k", "silhouette", "bic", "stability", "score", "chosen"):
+            ev.add_column(c, justify="right")
+        for r in sel.itertuples():
+            ev.add_row(str(r.k), f"{r.silhouette:.3f}", f"{r.bic:,.0f}", f"{r.stability:.3f}",
+                       "" if pd.isna(r.score) else f"{r.score:.3f}", "*" if r.chosen else "")
+        console.print(ev)
+    console.print(segments_table(result.segments, f"{len(result.segments)} segments as of {as_of}"))
+    console.print(f"model saved to {result.directory}")
+
+
+@app.command("segments")
+def segments_command(
+    model: Path = typer.Option(..., "--model", help="Saved model directory."),
+) -> None:
+    """List the segments of a saved model."""
+    from traderseg.segment.persist import read_metadata
+
+    meta = read_metadata(model)
+    segs = pd.DataFrame(meta.get("segments", [])).rename(columns={"id": "segment"})
+    if segs.empty:
+        raise SchemaError(f"{model}: the model carries no segment descriptions")
+    console.print(segments_table(segs, f"segments of {model} (as of {meta.get('as_of')})"))
+
+
+@app.command("assign")
+def assign_command(
+    db: Path = typer.Option(..., "--db", help="DuckDB fills store."),
+    model: Path = typer.Option(..., "--model", help="Saved model directory."),
+    out: Path = typer.Option(..., "--out", help="Parquet file of assignments."),
+    as_of: str = typer.Option(None, "--as-of", help="Cutoff; default the model's."),
+) -> None:
+    """Assign every account to a segment, with membership and overlays."""
+    from traderseg.segment.workflow import assign_accounts
+
+    with console.status("computing features and assigning"):
+        frame = assign_accounts(db, model, as_of)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out, index=False)
+    counts = frame.groupby(["segment", "segment_name"]).size().reset_index(name="accounts")
+    t = Table(title=f"{len(frame):,} accounts assigned")
+    for c in ("segment", "name", "accounts"):
+        t.add_column(c)
+    for r in counts.itertuples():
+        t.add_row(str(r.segment), r.segment_name, f"{r.accounts:,}")
+    console.print(t)
+    console.print(f"wrote {out}")
+
+
+@app.command("explain")
+def explain_command(
+    account_id: str = typer.Argument(..., help="Account to explain."),
+    db: Path = typer.Option(..., "--db", help="DuckDB fills store."),
+    model: Path = typer.Option(..., "--model", help="Saved model directory."),
+    as_of: str = typer.Option(None, "--as-of", help="Cutoff; default the model's."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Explain an account's segment: why, overlays and the nearest alternative."""
+    from traderseg.segment.workflow import explain_account
+
+    info = explain_account(db, model, account_id, as_of)
+    if as_json:
+        console.print_json(json.dumps(info, default=str))
+        return
+    console.print(
+        f"[bold]{account_id}[/] is in segment {info['segment']} "
+        f"[bold]{info['segment_name']}[/] (membership {info['membership']:.2f}) "
+        f"as of {info['as_of']}"
+    )
+    why = Table(title="why: the segment's distinctive features")
+    for c in ("feature", "account", "segment median", "population median"):
+        why.add_column(c, justify="right" if c != "feature" else "left")
+    for w in info["why"]:
+        why.add_row(w["feature"], f"{w['account']:.4g}", f"{w['segment_median']:.4g}",
+                    f"{w['population_median']:.4g}")
+    console.print(why)
+    ov = Table(title="overlays")
+    ov.add_column("overlay")
+    ov.add_column("value", justify="right")
+    for k, v in info["overlays"].items():
+        ov.add_row(k, f"{v:.1f}" if isinstance(v, float) else str(v))
+    console.print(ov)
+    r = info["runner_up"]
+    console.print(f"nearest alternative: segment {r['segment']} {r['name']} "
+                  f"(membership {r['membership']:.2f})")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    truth: Path = typer.Option(..., "--truth", help="Parquet with account_id, archetype."),
+    assignments: Path = typer.Option(..., "--assignments", help="Parquet from `assign`."),
+    features: Path = typer.Option(
+        None, "--features", help="Feature Parquet for the baselines (default: --db as of the "
+        "assignments' cutoff)."
+    ),
+    db: Path = typer.Option(None, "--db", help="Fills store (for the baselines' features)."),
+) -> None:
+    """Score assignments against true archetypes, beside RFM and raw k-means baselines."""
+    from traderseg.segment.evaluate import evaluate_segments
+
+    a = pd.read_parquet(assignments).set_index("account_id")
+    t = pd.read_parquet(truth)
+    for col in ("account_id", "archetype"):
+        if col not in t.columns:
+            raise SchemaError(f"{truth}: missing column {col!r}")
+    if features is not None:
+        feats = pd.read_parquet(features).set_index("account_id")
+    elif db is not None and "as_of" in a.columns:
+        from traderseg.features.compute import compute_features
+
+        feats = compute_features(db, a["as_of"].iloc[0], ("30d", "all"))
+    else:
+        raise SchemaError("evaluate needs --features, or --db with assignments carrying as_of")
+    feats = feats.loc[feats.index.intersection(a.index)]
+    ev = evaluate_segments(a.loc[feats.index, "segment"], t.set_index("account_id")["archetype"],
+                           feats)
+    print_evaluation(ev, a.loc[feats.index])
+
+
+def print_evaluation(ev: object, assignments: pd.DataFrame) -> None:
+    """Print scores, baselines and each archetype's majority segment with its name."""
+    scores = Table(title="segments vs true archetypes")
+    for c in ("method", "ARI", "NMI", "segments"):
+        scores.add_column(c, justify="right" if c != "method" else "left")
+    scores.add_row("traderseg", f"{ev.ari:.3f}", f"{ev.nmi:.3f}",  # type: ignore[attr-defined]
+                   str(assignments["segment"].nunique()))
+    for name, r in ev.baselines.iterrows():  # type: ignore[attr-defined]
+        scores.add_row(f"baseline: {name}", f"{r['ari']:.3f}", f"{r['nmi']:.3f}",
+                       str(int(r["n_segments"])))
+    console.print(scores)
+    names = assignments.groupby("segment")["segment_name"].first()
+    per = Table(title="each archetype's majority segment")
+    for c in ("archetype", "accounts", "segment", "name", "purity"):
+        per.add_column(c)
+    for r in ev.per_archetype.itertuples():  # type: ignore[attr-defined]
+        per.add_row(r.archetype, f"{r.accounts:,}", str(r.majority_segment),
+                    names.get(r.majority_segment, "?"), f"{r.purity:.1%}")
+    console.print(per)
