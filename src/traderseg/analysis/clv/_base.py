@@ -188,19 +188,57 @@ class MLEModel(BaseEstimator):
 
     Parameters live in ``__init__`` only (``get_params``/``set_params``/``clone`` work
     as in scikit-learn). Subclasses define ``_param_names`` and ``_loglik(params, *data)``
-    returning the per-row log-likelihood. Besides ``params_`` a fit sets
-    ``standard_errors_``, ``log_likelihood_``, ``n_customers_``, ``n_unique_``,
-    ``gradient_norm_`` (largest gradient component of the mean negative log-likelihood
-    in log-parameters at the optimum) and ``converged_`` (that gradient below 1e-5).
+    returning the per-row log-likelihood, and a ``fit`` that validates and deduplicates
+    its data before calling ``_fit_weighted``.
+
+    Parameters
+    ----------
+    penalizer : float
+        L2 penalty on the log-parameters (per customer); 0 gives the plain MLE.
+    method : str
+        :func:`scipy.optimize.minimize` method.
+    maxiter : int
+        Iteration cap of the optimiser.
+    tol : float
+        Convergence tolerance of the optimiser.
+    compute_se : bool
+        Whether to compute standard errors from the Hessian after fitting.
+
+    Attributes
+    ----------
+    params_ : pandas.Series
+        Fitted parameters, indexed by ``_param_names``.
+    standard_errors_ : pandas.Series
+        Standard errors of the parameters (NaN when ``compute_se`` is off).
+    log_likelihood_ : float
+        Log-likelihood at the optimum (without the penalty).
+    n_customers_ : int
+        Customers the model was fitted on.
+    n_unique_ : int
+        Distinct data rows the likelihood was evaluated on.
+    gradient_norm_ : float
+        Largest gradient component of the mean negative log-likelihood in
+        log-parameters at the optimum.
+    converged_ : bool
+        Whether that gradient is below 1e-5.
     """
 
     _param_names: tuple[str, ...] = ()
 
-    penalizer: float
-    method: str
-    maxiter: int
-    tol: float
-    compute_se: bool
+    def __init__(
+        self,
+        penalizer: float = 0.0,
+        *,
+        method: str = "L-BFGS-B",
+        maxiter: int = 2000,
+        tol: float = 1e-10,
+        compute_se: bool = True,
+    ) -> None:
+        self.penalizer = penalizer
+        self.method = method
+        self.maxiter = maxiter
+        self.tol = tol
+        self.compute_se = compute_se
 
     def _loglik(self, params: FloatArray, *data: FloatArray) -> FloatArray:
         raise NotImplementedError

@@ -9,49 +9,23 @@ expectations use the Gaussian hypergeometric function.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-from numpy.typing import ArrayLike
 from scipy.special import expit, gammaln, hyp2f1
 
-from traderseg.analysis.clv._base import (
-    FloatArray,
-    MLEModel,
-    as_float_array,
-    check_rfm,
-    dedupe,
-    unpack_summary,
-)
+from traderseg.analysis.clv._activity import RepeatPurchaseModel
+from traderseg.analysis.clv._base import FloatArray
 from traderseg.errors import DataError
 
 
-class BGNBDModel(MLEModel):
+class BGNBDModel(RepeatPurchaseModel):
     """Beta-geometric / negative-binomial distribution model of purchase counts.
 
-    Parameters
-    ----------
-    penalizer : float
-        L2 penalty on the log-parameters (per customer); 0 gives the plain MLE.
-    method : str
-        :func:`scipy.optimize.minimize` method.
-    maxiter : int
-        Iteration cap of the optimiser.
-    tol : float
-        Convergence tolerance of the optimiser.
-    compute_se : bool
-        Whether to compute standard errors from the Hessian after fitting.
+    Takes the parameters and sets the fitted attributes of
+    :class:`~traderseg.analysis.clv._base.MLEModel`; ``params_`` holds ``r``, ``alpha``,
+    ``a``, ``b``.
 
-    Attributes
-    ----------
-    params_ : pandas.Series
-        Fitted ``r``, ``alpha``, ``a``, ``b``.
-    standard_errors_ : pandas.Series
-        Standard errors of the parameters.
-    log_likelihood_ : float
-        Log-likelihood at the optimum (without the penalty).
-    n_customers_ : int
-        Customers the model was fitted on.
-    n_unique_ : int
-        Distinct (x, t_x, T) triplets the likelihood was evaluated on.
+    Notes
+    -----
+    ``conditional_probability_alive`` is 1 for customers without repeat purchases.
 
     Examples
     --------
@@ -62,59 +36,8 @@ class BGNBDModel(MLEModel):
 
     _param_names = ("r", "alpha", "a", "b")
 
-    def __init__(
-        self,
-        penalizer: float = 0.0,
-        *,
-        method: str = "L-BFGS-B",
-        maxiter: int = 2000,
-        tol: float = 1e-10,
-        compute_se: bool = True,
-    ) -> None:
-        self.penalizer = penalizer
-        self.method = method
-        self.maxiter = maxiter
-        self.tol = tol
-        self.compute_se = compute_se
-
-    def fit(
-        self,
-        frequency: ArrayLike | pd.DataFrame,
-        recency: ArrayLike | None = None,
-        T: ArrayLike | None = None,
-        weights: ArrayLike | None = None,
-    ) -> BGNBDModel:
-        """Fit the model by maximum likelihood.
-
-        Parameters
-        ----------
-        frequency : array-like or pandas.DataFrame
-            Repeat purchases x per customer, or a summary frame with ``frequency``,
-            ``recency`` and ``T`` columns (see :func:`~traderseg.analysis.clv.data.rfm_summary`).
-        recency : array-like, optional
-            Time of the last purchase t_x (same unit as T).
-        T : array-like, optional
-            Time between the first purchase and the end of calibration.
-        weights : array-like, optional
-            How many customers each row stands for (default 1).
-
-        Returns
-        -------
-        BGNBDModel
-            The fitted model.
-        """
-        x, t_x, big_t = check_rfm(*unpack_summary(frequency, recency, T))
-        (ux, ut, uT), counts, inverse = dedupe(x, t_x, big_t)
-        if weights is not None:
-            w = as_float_array(weights, "weights")
-            if len(w) != len(x) or (w < 0).any():
-                raise DataError("weights must be non-negative, one per customer")
-            counts = np.bincount(inverse, weights=w, minlength=len(ux)).astype(float)
-        mean_x = float(np.dot(counts, ux) / counts.sum())
-        mean_T = float(np.dot(counts, uT) / counts.sum())
-        x0 = np.log([1.0, max(mean_T / max(mean_x, 0.1), 1e-3), 1.0, 1.0])
-        self._fit_weighted((ux, ut, uT), counts, x0)
-        return self
+    def _start(self, mean_x: float, mean_T: float) -> FloatArray:
+        return np.log([1.0, max(mean_T / max(mean_x, 0.1), 1e-3), 1.0, 1.0])
 
     def _loglik(self, params: FloatArray, *data: FloatArray) -> FloatArray:
         r, alpha, a, b = params
@@ -137,45 +60,12 @@ class BGNBDModel(MLEModel):
                    + (r + x) * (np.log(alpha + big_t) - np.log(alpha + t_x)))
         return np.where(x > 0, val, -np.inf)
 
-    def conditional_probability_alive(
-        self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
-    ) -> FloatArray:
-        """Probability that a customer with history (x, t_x, T) is still alive at T.
-
-        Parameters
-        ----------
-        frequency, recency, T : array-like
-            Customer histories.
-
-        Returns
-        -------
-        numpy.ndarray
-            P(alive); 1 for customers without repeat purchases.
-        """
-        x, t_x, big_t = check_rfm(frequency, recency, T)
+    def _p_alive(self, x: FloatArray, t_x: FloatArray, big_t: FloatArray) -> FloatArray:
         return expit(-self._log_odds_dead(x, t_x, big_t))
 
-    def conditional_expected_number_of_purchases_up_to_time(
-        self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+    def _conditional_expected(
+        self, tt: FloatArray, x: FloatArray, t_x: FloatArray, big_t: FloatArray
     ) -> FloatArray:
-        """Return the expected purchases in (T, T + t] given the history (x, t_x, T).
-
-        Parameters
-        ----------
-        t : array-like
-            Length of the forecast period (scalar or one per customer).
-        frequency, recency, T : array-like
-            Customer histories.
-
-        Returns
-        -------
-        numpy.ndarray
-            E[Y(t) | x, t_x, T].
-        """
-        x, t_x, big_t = check_rfm(frequency, recency, T)
-        tt = as_float_array(t, "t")
-        if (tt < 0).any():
-            raise DataError("t must be >= 0")
         r, alpha, a, b = self._check_fitted().to_numpy()
         if abs(a - 1) < 1e-9:
             raise DataError("the closed-form expectation is undefined at a = 1")
@@ -185,20 +75,7 @@ class BGNBDModel(MLEModel):
         numer = lead * (1 - ratio * hyp2f1(r + x, b + x, a + b + x - 1, z))
         return numer * expit(-self._log_odds_dead(x, t_x, big_t))
 
-    def expected_number_of_purchases_up_to_time(self, t: ArrayLike) -> FloatArray:
-        """Return the expected repeat purchases in (0, t] of a customer from the population.
-
-        Parameters
-        ----------
-        t : array-like
-            Times since the first purchase.
-
-        Returns
-        -------
-        numpy.ndarray
-            E[X(t)].
-        """
-        tt = as_float_array(t, "t")
+    def _expected(self, tt: FloatArray) -> FloatArray:
         r, alpha, a, b = self._check_fitted().to_numpy()
         ratio = (alpha / (alpha + tt)) ** r
         return (a + b - 1) / (a - 1) * (1 - ratio * hyp2f1(r, b, a + b - 1, tt / (alpha + tt)))

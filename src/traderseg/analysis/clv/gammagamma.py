@@ -40,29 +40,16 @@ def _check_value_inputs(
 class GammaGammaModel(MLEModel):
     """Gamma-Gamma model of the mean value of a customer's repeat purchases.
 
-    Parameters
-    ----------
-    penalizer : float
-        L2 penalty on the log-parameters (per customer); 0 gives the plain MLE.
-    method : str
-        :func:`scipy.optimize.minimize` method.
-    maxiter : int
-        Iteration cap of the optimiser.
-    tol : float
-        Convergence tolerance of the optimiser.
-    compute_se : bool
-        Whether to compute standard errors from the Hessian after fitting.
+    Takes the parameters and sets the fitted attributes of
+    :class:`~traderseg.analysis.clv._base.MLEModel`; ``params_`` holds ``p``, ``q``,
+    ``gamma``. Fitted attributes particular to this model:
 
     Attributes
     ----------
-    params_ : pandas.Series
-        Fitted ``p``, ``q``, ``gamma``.
-    standard_errors_ : pandas.Series
-        Standard errors of the parameters.
-    log_likelihood_ : float
-        Log-likelihood at the optimum (without the penalty).
     n_customers_ : int
         Customers with x > 0 the model was fitted on.
+    n_unique_ : int
+        Distinct (x, zbar) pairs the likelihood was evaluated on.
     n_excluded_ : int
         Customers passed with x = 0, excluded because they carry no repeat value.
 
@@ -74,21 +61,6 @@ class GammaGammaModel(MLEModel):
     """
 
     _param_names = ("p", "q", "gamma")
-
-    def __init__(
-        self,
-        penalizer: float = 0.0,
-        *,
-        method: str = "L-BFGS-B",
-        maxiter: int = 2000,
-        tol: float = 1e-10,
-        compute_se: bool = True,
-    ) -> None:
-        self.penalizer = penalizer
-        self.method = method
-        self.maxiter = maxiter
-        self.tol = tol
-        self.compute_se = compute_se
 
     def fit(
         self,
