@@ -81,7 +81,41 @@ def _check_columns(est: Any, X: Any) -> None:
                         f"(first differences: {sorted(set(names) ^ set(fitted))[:5]})")
 
 
-class ChurnClassifier(ClassifierMixin, BaseEstimator):
+class _BoostedTrees(BaseEstimator):
+    """Plumbing shared by the boosted-tree estimators: tags, tree settings, fit checks.
+
+    Subclasses declare the boosting parameters below in their own ``__init__`` (as
+    scikit-learn reads parameters from each class's signature).
+    """
+
+    learning_rate: float
+    max_iter: int
+    max_leaf_nodes: int
+    min_samples_leaf: int
+    l2_regularization: float
+    n_threads: int | None
+    random_state: int | None
+
+    def __sklearn_tags__(self) -> Tags:
+        """Accept missing values."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def _tree_params(self) -> dict[str, Any]:
+        return {
+            "learning_rate": self.learning_rate, "max_iter": self.max_iter,
+            "max_leaf_nodes": self.max_leaf_nodes, "min_samples_leaf": self.min_samples_leaf,
+            "l2_regularization": self.l2_regularization, "random_state": self.random_state,
+        }
+
+    def _remember_input(self, Xa: NDArray[np.float64], names: NDArray[np.object_] | None) -> None:
+        self.n_features_in_ = Xa.shape[1]
+        if names is not None:
+            self.feature_names_in_ = names
+
+
+class ChurnClassifier(ClassifierMixin, _BoostedTrees):
     """Calibrated gradient-boosting classifier of churn.
 
     Parameters
@@ -159,7 +193,6 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self) -> Tags:
         """Binary classifier that accepts missing values."""
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
         if tags.classifier_tags is not None:
             tags.classifier_tags.multi_class = False
         return tags
@@ -196,19 +229,13 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         if method not in ("isotonic", "sigmoid"):
             raise DataError(f"calibration must be 'auto', 'isotonic' or 'sigmoid', not {method!r}")
         self.features_used_ = _usable(Xa)
-        trees = HistGradientBoostingClassifier(
-            learning_rate=self.learning_rate, max_iter=self.max_iter,
-            max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
-            l2_regularization=self.l2_regularization, random_state=self.random_state,
-        )
+        trees = HistGradientBoostingClassifier(**self._tree_params())
         with _threads(self.n_threads):
             self.calibrated_ = CalibratedClassifierCV(trees, method=method, cv=self.cv).fit(
                 Xa[:, self.features_used_], ya)
         self.calibration_method_ = method
         self.n_iter_ = max(c.estimator.n_iter_ for c in self.calibrated_.calibrated_classifiers_)
-        self.n_features_in_ = Xa.shape[1]
-        if names is not None:
-            self.feature_names_in_ = names
+        self._remember_input(Xa, names)
         return self
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
@@ -245,7 +272,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(proba, axis=1)]
 
 
-class VolumeRegressor(RegressorMixin, BaseEstimator):
+class VolumeRegressor(RegressorMixin, _BoostedTrees):
     """Gradient-boosting regression of next-period log notional.
 
     Fit on ``log1p(notional)`` targets; predictions are on that scale.
@@ -298,12 +325,6 @@ class VolumeRegressor(RegressorMixin, BaseEstimator):
         self.n_threads = n_threads
         self.random_state = random_state
 
-    def __sklearn_tags__(self) -> Tags:
-        """Regressor that accepts missing values."""
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
-
     def fit(self, X: ArrayLike, y: ArrayLike) -> VolumeRegressor:
         """Fit on features and log1p notional.
 
@@ -324,17 +345,11 @@ class VolumeRegressor(RegressorMixin, BaseEstimator):
                            y_numeric=True)
         _check_rows(len(ya))
         self.features_used_ = _usable(Xa)
-        trees = HistGradientBoostingRegressor(
-            learning_rate=self.learning_rate, max_iter=self.max_iter,
-            max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
-            l2_regularization=self.l2_regularization, random_state=self.random_state,
-        )
+        trees = HistGradientBoostingRegressor(**self._tree_params())
         with _threads(self.n_threads):
             self.model_ = trees.fit(Xa[:, self.features_used_], ya)
         self.n_iter_ = self.model_.n_iter_
-        self.n_features_in_ = Xa.shape[1]
-        if names is not None:
-            self.feature_names_in_ = names
+        self._remember_input(Xa, names)
         return self
 
     def predict(self, X: ArrayLike) -> NDArray[np.float64]:
