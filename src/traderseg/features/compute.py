@@ -110,6 +110,10 @@ def _window_expr(
         ),
         lev=is_lev.ifelse(f.leverage.fill_null(1.0), ibis.null("float64")),
     )
+    # event days are a small table: membership is one more column of the single pass
+    f = f.mutate(
+        is_ev=f.day.isin(event_days.event_day) if event_days is not None else ibis.literal(False)
+    )
     q = f.notional_usd.quantile if exact_quantiles else f.notional_usd.approx_quantile
     base = f.group_by("account_id").aggregate(
         n=f.count(),
@@ -152,6 +156,8 @@ def _window_expr(
         n_win=(f.realized_pnl_usd > 0).cast("int64").sum(),
         n_maker=f.is_maker.cast("int64").sum(),
         n_buy=f.is_buy.cast("int64").sum(),
+        ev_fills=f.is_ev.cast("int64").sum(),
+        ev_notional=f.is_ev.ifelse(f.notional_usd, 0.0).sum(),
     )
 
     # hour-of-day entropy: H = ln n - sum(c ln c) / n over per-hour counts c
@@ -189,11 +195,6 @@ def _window_expr(
 
     as_of_day = ibis.literal(as_of.date())
     if event_days is not None:
-        ev = f.inner_join(event_days, f.day == event_days.event_day)
-        ev_fills = ev.group_by("account_id").aggregate(
-            ev_fills=ev.count(), ev_notional=ev.notional_usd.sum()
-        )
-        t = t.left_join(ev_fills, "account_id").select(~ibis.selectors.endswith("_right"))
         acct_days = t.select("account_id", first_day=t.first_ts.date())
         j = acct_days.inner_join(
             event_days,
@@ -201,13 +202,11 @@ def _window_expr(
         )
         ev_span = j.group_by("account_id").aggregate(ev_days=j.count())
         t = t.left_join(ev_span, "account_id").select(~ibis.selectors.endswith("_right"))
-        ev_fills_c = t.ev_fills.fill_null(0).cast("float64")
         ev_days_c = t.ev_days.fill_null(0).cast("float64")
-        ev_not = t.ev_notional.fill_null(0.0)
     else:
-        ev_fills_c = ibis.literal(0.0)
         ev_days_c = ibis.literal(0.0)
-        ev_not = ibis.literal(0.0)
+    ev_fills_c = t.ev_fills.cast("float64")
+    ev_not = t.ev_notional
 
     # days the account could trade in the window: from its first fill in the window to the cutoff
     span_days = ibis.greatest(as_of_day.delta(t.first_ts.date(), unit="day").cast("float64"), 1.0)
@@ -218,6 +217,8 @@ def _window_expr(
     rate = n / span_days  # the account's own daily rate: one pseudo-day of evidence each side
     out = t.select(
         "account_id",
+        "first_ts",
+        "last_ts",
         fill_count=t.n,
         active_days=t.active_days,
         fills_per_active_day=n / t.active_days,
@@ -268,16 +269,21 @@ def _window_expr(
 
 
 def _lifetime_expr(fills: ir.Table, as_of: datetime) -> ir.Table:
+    """First and last fill of each account over its whole history before the cutoff."""
     f = fills.filter(fills.ts < as_of)
-    g = f.group_by("account_id").aggregate(first_ts=f.ts.min(), last_ts=f.ts.max())
-    cutoff = ibis.literal(as_of)
-    return g.select(
-        "account_id",
-        recency_days=(cutoff.epoch_seconds() - g.last_ts.epoch_seconds()).cast("float64")
+    return f.group_by("account_id").aggregate(first_ts=f.ts.min(), last_ts=f.ts.max())
+
+
+def _lifetime_columns(
+    first_ts: ir.TimestampValue, last_ts: ir.TimestampValue, as_of: datetime
+) -> dict[str, ir.NumericValue]:
+    cutoff = ibis.literal(as_of).epoch_seconds()
+    return {
+        column_name("recency_days", "all"): (cutoff - last_ts.epoch_seconds()).cast("float64")
         / _SECONDS_PER_DAY,
-        tenure_days=(cutoff.epoch_seconds() - g.first_ts.epoch_seconds()).cast("float64")
+        column_name("tenure_days", "all"): (cutoff - first_ts.epoch_seconds()).cast("float64")
         / _SECONDS_PER_DAY,
-    )
+    }
 
 
 _ZERO_WHEN_IDLE = (
@@ -330,20 +336,30 @@ def features_expr(
     if market is not None:
         m = market.filter(market.event.notnull() & (market.ts < cutoff))
         event_days = m.select(event_day=m.ts.date()).distinct()
-    t = _lifetime_expr(fills, cutoff)
-    keep = ["account_id"] + [column_name(n, "all") for n in LIFETIME_ONLY]
-    t = t.select("account_id", *[t[n].name(column_name(n, "all")) for n in LIFETIME_ONLY])
-    for w in windows:
+    # windows in order, the lifetime one first: its first/last fill give recency and tenure
+    ordered = sorted(windows, key=lambda w: w != "all")
+    t: ir.Table | None = None
+    for w in ordered:
         wt = _window_expr(fills, event_days, cutoff, w, exact_quantiles)
-        cols = {}
-        for feat in CATALOG:
-            if feat.name in LIFETIME_ONLY:
+        cols = {
+            column_name(feat.name, w): wt[feat.name]
+            for feat in CATALOG
+            if feat.name not in LIFETIME_ONLY
+        }
+        if t is None:
+            life = wt if w == "all" else _lifetime_expr(fills, cutoff)
+            t = life.select(
+                "account_id", **_lifetime_columns(life.first_ts, life.last_ts, cutoff), **(
+                    cols if w == "all" else {}
+                )
+            )
+            if w == "all":
                 continue
-            col = wt[feat.name]
-            cols[column_name(feat.name, w)] = col
         wt = wt.select("account_id", **cols)
         t = t.left_join(wt, "account_id").select(~ibis.selectors.endswith("_right"))
-        keep += list(cols)
+    if t is None:  # pragma: no cover - windows was checked to be non-empty
+        raise SchemaError("windows: at least one window is needed")
+    keep = ["account_id", *feature_columns(windows)]
     fills_after = {column_name(n, w): 0 for w in windows for n in _ZERO_WHEN_IDLE}
     t = t.mutate(**{c: t[c].fill_null(v) for c, v in fills_after.items()})
     return t.select(keep).order_by("account_id")
