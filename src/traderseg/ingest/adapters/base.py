@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,11 +11,13 @@ import pyarrow.compute as pc
 
 from traderseg.errors import ConfigError, SchemaError
 from traderseg.ingest.coerce import as_bool, as_float, as_int, as_string, as_timestamp
+from traderseg.ingest.instruments import Instrument
 from traderseg.ingest.validate import Problems
-from traderseg.schema import Table
+from traderseg.schema import TS, Table
 
 # Stable coins counted at one US dollar when converting fees and PnL.
 USD_LIKE = frozenset({"USD", "USDT", "USDC", "BUSD", "FDUSD", "USDE", "USDH", "DAI"})
+F64 = pa.float64()
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,12 @@ def column(raw: pa.Table, name: str) -> pa.Array:
         arr = raw.column(name)
         return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
     return pa.nulls(raw.num_rows, pa.string())
+
+
+def text(raw: pa.Table, name: str) -> pa.Array:
+    """Return source column ``name`` as strings (nulls when absent)."""
+    out, _ = as_string(column(raw, name))
+    return out
 
 
 def read_as(raw: pa.Table, name: str, typ: pa.DataType, problems: Problems,
@@ -153,6 +161,47 @@ def strings(arr: pa.Array) -> np.ndarray:
     return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
 
 
+def floats(values: np.ndarray) -> pa.Array:
+    """Return a float64 Arrow column from numpy, NaN as null."""
+    return pa.array(values, F64, from_pandas=True)
+
+
+def parse_instruments(names: np.ndarray, parse: Callable[[str], Instrument | None],
+                      problems: Problems, hint: str = "") -> list[Instrument | None]:
+    """Parse each row's instrument name once per distinct name.
+
+    Names ``parse`` does not recognise are added to ``problems`` (field ``instrument``,
+    reason ``unknown instrument 'NAME'`` followed by ``hint``); null names stay None
+    without a problem (their own required-field check reports them).
+    """
+    cache: dict[str, Instrument | None] = {}
+    out: list[Instrument | None] = []
+    for name in names.tolist():
+        if name is None:
+            out.append(None)
+            continue
+        if name not in cache:
+            cache[name] = parse(name)
+        out.append(cache[name])
+    unknown = np.array([n is not None and i is None for n, i in zip(names.tolist(), out,
+                                                                    strict=True)])
+    if unknown.any():
+        reasons = np.array([f"unknown instrument {n!r}{hint}" for n in names.tolist()],
+                           dtype=object)
+        problems.add(unknown, "instrument", reasons)
+    return out
+
+
+def instrument_values(inst: list[Instrument | None], attr: str) -> np.ndarray:
+    """Return attribute ``attr`` of each row's instrument (None where unknown)."""
+    return np.array([getattr(i, attr) if i else None for i in inst], dtype=object)
+
+
+def expiries(inst: list[Instrument | None]) -> pa.Array:
+    """Return the expiry of each row's instrument as a timestamp column."""
+    return pa.array([i.expiry if i else None for i in inst], TS)
+
+
 def usd_rate(currency: np.ndarray, underlying: np.ndarray, underlying_usd: np.ndarray,
              ctx: Context) -> np.ndarray:
     """Return the USD value of one unit of each row's currency (NaN when unknown).
@@ -185,3 +234,11 @@ def unconvertible(problems: Problems, field_name: str, rate: np.ndarray, amount:
 def fee_usd(fee: np.ndarray, rate: np.ndarray) -> np.ndarray:
     """Fee in USD; a zero fee is zero whatever its currency."""
     return np.where(fee == 0, 0.0, fee * rate)
+
+
+def fees_in_usd(fee: np.ndarray, currency: np.ndarray, underlying: np.ndarray,
+                underlying_usd: np.ndarray, ctx: Context, problems: Problems) -> np.ndarray:
+    """Convert fees to USD (see :func:`usd_rate`), flagging non-zero fees with no rate."""
+    rate = usd_rate(currency, underlying, underlying_usd, ctx)
+    unconvertible(problems, "fee_usd", rate, np.where(fee == 0, np.nan, fee), currency)
+    return fee_usd(fee, rate)

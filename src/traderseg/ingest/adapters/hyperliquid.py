@@ -27,25 +27,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from traderseg.ingest.adapters.base import (
-    Adapter,
-    Context,
-    account_ids,
-    build,
-    column,
-    fee_usd,
-    prefixed_ids,
-    read_as,
-    strings,
-    to_numpy,
-    unconvertible,
-    usd_rate,
-)
-from traderseg.ingest.coerce import as_string, present
+from traderseg.ingest.adapters import base
+from traderseg.ingest.adapters.base import F64, Adapter, Context, floats, read_as, strings, text
+from traderseg.ingest.coerce import present
 from traderseg.ingest.validate import Problems
 from traderseg.schema import FILLS, TS
 
-F64 = pa.float64()
 _SIDES = {"B": "buy", "A": "sell"}
 
 
@@ -59,39 +46,32 @@ class HyperliquidAdapter(Adapter):
 
     def convert(self, raw: pa.Table, ctx: Context, problems: Problems) -> pa.Table:
         """Return canonical fills for a batch of Hyperliquid fills."""
-        n = raw.num_rows
-        coin, _ = as_string(column(raw, "coin"))
-        coin_np = strings(coin)
-        kind, under = _markets(coin_np)
-        qty = to_numpy(read_as(raw, "sz", F64, problems, "qty"))
-        price = to_numpy(read_as(raw, "px", F64, problems, "price"))
-        fee = to_numpy(read_as(raw, "fee", F64, problems, "fee_usd"))
-        token, _ = as_string(column(raw, "feeToken"))
-        token_np = strings(pc.utf8_upper(pc.fill_null(token, "USDC")))
-        rate = usd_rate(token_np, under, price, ctx)
-        unconvertible(problems, "fee_usd", rate, np.where(fee == 0, np.nan, fee), token_np)
-        side, _ = as_string(column(raw, "side"))
+        coin = text(raw, "coin")
+        kind, under = _markets(strings(coin))
+        qty = base.to_numpy(read_as(raw, "sz", F64, problems, "qty"))
+        price = base.to_numpy(read_as(raw, "px", F64, problems, "price"))
+        fee = base.to_numpy(read_as(raw, "fee", F64, problems, "fee_usd"))
+        token = strings(pc.utf8_upper(pc.fill_null(text(raw, "feeToken"), "USDC")))
+        side = text(raw, "side")
         side_np = strings(pc.utf8_upper(side))
         problems.add(present(side) & ~np.isin(side_np, list(_SIDES)), "side",
                      "side must be B (buy) or A (sell)")
         crossed = read_as(raw, "crossed", pa.bool_(), problems, "is_maker")
-        acct = account_ids(raw, self.account_columns, ctx)
-        direction, _ = as_string(column(raw, "dir"))
-        tid, _ = as_string(column(raw, "tid"))
-        return build(FILLS, n, {
-            "fill_id": prefixed_ids("hyperliquid", acct, tid),
+        acct = base.account_ids(raw, self.account_columns, ctx)
+        return base.build(FILLS, raw.num_rows, {
+            "fill_id": base.prefixed_ids("hyperliquid", acct, text(raw, "tid")),
             "ts": read_as(raw, "time", TS, problems, "ts", unit="ms"),
             "account_id": acct,
             "instrument": coin,
             "underlying": pa.array(under, pa.string()),
             "kind": pa.array(kind, pa.string()),
             "side": pa.array([_SIDES.get(s, s) for s in side_np.tolist()], pa.string()),
-            "qty": pa.array(qty, F64, from_pandas=True),
-            "price": pa.array(price, F64, from_pandas=True),
-            "notional_usd": pa.array(qty * price, F64, from_pandas=True),
-            "fee_usd": pa.array(fee_usd(fee, rate), F64, from_pandas=True),
+            "qty": floats(qty),
+            "price": floats(price),
+            "notional_usd": floats(qty * price),
+            "fee_usd": floats(base.fees_in_usd(fee, token, under, price, ctx, problems)),
             "is_maker": pc.invert(crossed),
-            "position_effect": pa.array(_effects(strings(direction)), pa.string()),
+            "position_effect": pa.array(_effects(strings(text(raw, "dir"))), pa.string()),
             "realized_pnl_usd": read_as(raw, "closedPnl", F64, problems, "realized_pnl_usd"),
             "is_liquidation": pa.array(_liquidated(raw, strings(acct))),
         })
@@ -122,13 +102,13 @@ def _effects(dirs: np.ndarray) -> list[str | None]:
 
 
 def _liquidated(raw: pa.Table, accounts: np.ndarray) -> np.ndarray:
-    liq = strings(column(raw, "liquidation"))
+    liq = strings(base.column(raw, "liquidation"))
     out = np.zeros(len(liq), dtype=bool)
-    for i, text in enumerate(liq.tolist()):
-        if not text or text == "null":
+    for i, entry in enumerate(liq.tolist()):
+        if not entry or entry == "null":
             continue
         try:
-            obj = json.loads(text)
+            obj = json.loads(entry)
         except json.JSONDecodeError:
             obj = {}
         who = obj.get("liquidatedUser") if isinstance(obj, dict) else None
