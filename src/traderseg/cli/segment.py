@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import typer
@@ -19,16 +20,16 @@ def segments_table(segments: pd.DataFrame, title: str) -> Table:
     for col, kw in (("id", {"justify": "right"}), ("name", {}), ("size", {"justify": "right"}),
                     ("share", {"justify": "right"}), ("revenue", {"justify": "right"}),
                     ("description", {"overflow": "fold", "ratio": 3})):
-        table.add_column(col, **kw)  # type: ignore[arg-type]
-    for s in segments.sort_values("size", ascending=False).itertuples():
-        table.add_row(str(s.segment), s.name, f"{s.size:,}", _pct(s.size_share),
-                      _pct(s.revenue_share), s.description)
+        table.add_column(col, **kw)
+    for s in segments.sort_values("size", ascending=False).to_dict("records"):
+        table.add_row(str(s["segment"]), str(s["name"]), f"{int(s['size']):,}",
+                      _pct(s["size_share"]), _pct(s["revenue_share"]), str(s["description"]))
     return table
 
 
-def _pct(value: object) -> str:
+def _pct(value: Any) -> str:
     """Percent, or ``n/a`` for a missing value (e.g. no positive venue revenue)."""
-    return "n/a" if value is None or pd.isna(value) else f"{float(value):.1%}"  # type: ignore[arg-type]
+    return "n/a" if value is None or value != value else f"{float(value):.1%}"
 
 
 @app.command("fit")
@@ -55,9 +56,10 @@ def fit_command(
         ev = Table(title="choice of k (evidence)")
         for c in ("k", "silhouette", "bic", "stability", "score", "chosen"):
             ev.add_column(c, justify="right")
-        for r in sel.itertuples():
-            ev.add_row(str(r.k), f"{r.silhouette:.3f}", f"{r.bic:,.0f}", f"{r.stability:.3f}",
-                       "" if pd.isna(r.score) else f"{r.score:.3f}", "*" if r.chosen else "")
+        for r in sel.to_dict("records"):
+            ev.add_row(str(r["k"]), f"{r['silhouette']:.3f}", f"{r['bic']:,.0f}",
+                       f"{r['stability']:.3f}", "" if r["score"] != r["score"] else
+                       f"{r['score']:.3f}", "*" if r["chosen"] else "")
         console.print(ev)
     console.print(segments_table(result.segments, f"{len(result.segments)} segments as of {as_of}"))
     console.print(f"model saved to {result.directory}")
@@ -95,8 +97,8 @@ def assign_command(
     t = Table(title=f"{len(frame):,} accounts assigned")
     for c in ("segment", "name", "accounts"):
         t.add_column(c)
-    for r in counts.itertuples():
-        t.add_row(str(r.segment), r.segment_name, f"{r.accounts:,}")
+    for r in counts.to_dict("records"):
+        t.add_row(str(r["segment"]), str(r["segment_name"]), f"{int(r['accounts']):,}")
     console.print(t)
     console.print(f"wrote {out}")
 

@@ -255,12 +255,14 @@ def explain_account(
     if account_id not in feats.index:
         raise DataError(f"account {account_id!r} has no fills before {cutoff.isoformat()}")
     frame = assignments_frame(model, feats, _names_from_metadata(meta)).set_index("account_id")
-    row = frame.loc[account_id]
-    seg = next((s for s in meta.get("segments", []) if int(s["id"]) == int(row["segment"])), {})
+    row = {str(k): v for k, v in frame.loc[account_id].to_dict().items()}
+    seg: dict[str, Any] = next(
+        (s for s in meta.get("segments", []) if int(s["id"]) == int(row["segment"])), {}
+    )
     why = [
         {
             "feature": t["feature"],
-            "account": float(feats.at[account_id, t["feature"]]),
+            "account": float(feats[t["feature"]].loc[account_id]),
             "segment_median": t["segment_median"],
             "population_median": t["population_median"],
         }
