@@ -2,6 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers.cli import run_cli
+from helpers.store import fills_store
 from traderseg.analysis.churn import (
     ChurnClassifier,
     calibration_table,
@@ -11,7 +13,6 @@ from traderseg.analysis.churn import (
 )
 from traderseg.analysis.churn.backtest import check_cutoffs
 from traderseg.errors import DataError, NotFittedError
-from traderseg.store import connect
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 DAYS = 240
@@ -53,21 +54,10 @@ def churn_venue(n_accounts=500, seed=11):
     return fills, truth
 
 
-def _store(fills, truth=None):
-    con = connect(":memory:")
-    con.register("src", fills)
-    cols = ", ".join(fills.columns)
-    con.execute(f"INSERT INTO fills ({cols}) SELECT {cols} FROM src")
-    if truth is not None:
-        con.register("tr", truth)
-        con.execute("INSERT INTO truth SELECT account_id, archetype, created_at, churned_at FROM tr")
-    return con
-
-
 @pytest.fixture(scope="module")
 def venue():
     fills, truth = churn_venue()
-    return fills, truth, _store(fills, truth)
+    return fills, truth, fills_store(fills, truth=truth)
 
 
 CUTOFFS = ["2024-04-10", "2024-05-10", "2024-06-09", "2024-07-09"]
@@ -184,30 +174,18 @@ def test_classifier_contract():
         ChurnClassifier(n_threads=1).fit(X, np.zeros(300))
 
 
-def _cli(argv, capsys):
-    """Run the CLI in process; return (exit code, stdout, stderr)."""
-    from traderseg.cli import main
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_cli_backtest_writes_predictions_and_refuses_bad_order(tmp_path, capsys):
     fills, truth = churn_venue(n_accounts=250, seed=3)
     db = tmp_path / "s.duckdb"
-    _store(fills, truth).execute(f"ATTACH '{db}' AS f; COPY FROM DATABASE memory TO f; DETACH f")
+    fills_store(fills, truth=truth).execute(f"ATTACH '{db}' AS f; COPY FROM DATABASE memory TO f; DETACH f")
     out = tmp_path / "c.parquet"
-    code, text, err = _cli(["churn", "--db", str(db), "--cutoffs", ",".join(CUTOFFS[1:]),
-                            "--threads", "1", "--out", str(out)], capsys)
+    code, text, err = run_cli(["churn", "--db", str(db), "--cutoffs", ",".join(CUTOFFS[1:]),
+                               "--threads", "1", "--out", str(out)], capsys)
     assert code == 0, err
     assert "bgnbd" in text and "recency" in text and "same_as_last_period" in text
     pred = pd.read_parquet(out)
     assert {"account_id", "churned", "p_churn", "bgnbd_p_churn", "true_churned"} <= set(pred.columns)
-    code, _, err = _cli(["churn", "--db", str(db), "--cutoffs", "2024-06-01,2024-05-01"], capsys)
+    code, _, err = run_cli(["churn", "--db", str(db), "--cutoffs", "2024-06-01,2024-05-01"], capsys)
     assert code == 2 and "cutoffs must increase" in err
 
 

@@ -2,19 +2,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers.cli import run_cli
 from helpers.fills import random_fills
+from helpers.store import fills_store
 from traderseg.analysis.drivers import clean_design, fit_ols, revenue_drivers
 from traderseg.errors import DataError, SchemaError
-from traderseg.store import connect
-
-
-def _store(fills):
-    con = connect(":memory:")
-    con.register("src", fills)
-    cols = ", ".join(fills.columns)
-    con.execute(f"INSERT INTO fills ({cols}) SELECT {cols} FROM src")
-    con.unregister("src")
-    return con
 
 
 def test_recovers_known_coefficients_with_heteroskedastic_noise():
@@ -101,7 +93,7 @@ def _volume_store(n_accounts=150, seed=5):
 
 def test_next_volume_recovers_the_generating_elasticity():
     fills = _volume_store()
-    con = _store(fills)
+    con = fills_store(fills)
     ids = sorted(fills["account_id"].unique())
     asg = pd.DataFrame({"account_id": ids[:140], "segment": [i % 2 for i in range(140)],
                         "segment_name": [("big", "small")[i % 2] for i in range(140)]})
@@ -122,7 +114,7 @@ def test_next_volume_recovers_the_generating_elasticity():
 
 def test_revenue_target_is_the_signed_log_of_window_fees():
     fills = random_fills(n=6000, accounts=120, seed=6)
-    con = _store(fills)
+    con = fills_store(fills)
     ids = sorted(fills["account_id"].unique())
     asg = pd.DataFrame({"account_id": ids, "segment": [i % 3 for i in range(len(ids))],
                         "segment_name": [f"s{i % 3}" for i in range(len(ids))]})
@@ -148,21 +140,21 @@ def test_bad_arguments(kwargs, err, msg):
     fills = _volume_store(n_accounts=30)
     asg = pd.DataFrame({"account_id": ["acct000"], "segment": [0], "segment_name": ["x"]})
     with pytest.raises(err, match=msg):
-        revenue_drivers(_store(fills), "2024-03-01", asg, **kwargs)
+        revenue_drivers(fills_store(fills), "2024-03-01", asg, **kwargs)
 
 
 def test_too_few_accounts_in_the_store():
     fills = _volume_store(n_accounts=12)
     asg = pd.DataFrame({"account_id": ["acct000"], "segment": [0], "segment_name": ["x"]})
     with pytest.raises(DataError, match="too few accounts: 12"):
-        revenue_drivers(_store(fills), "2024-03-01", asg, features=["notional_total", "fill_count"])
+        revenue_drivers(fills_store(fills), "2024-03-01", asg, features=["notional_total", "fill_count"])
 
 
 def test_undefined_and_constant_features_are_reported_not_fatal():
     fills = _volume_store(n_accounts=60)
     ids = sorted(fills["account_id"].unique())
     asg = pd.DataFrame({"account_id": ids, "segment": 0, "segment_name": "all"})
-    res = revenue_drivers(_store(fills), "2024-03-01", asg)
+    res = revenue_drivers(fills_store(fills), "2024-03-01", asg)
     # perp only, no closing fills, never a maker: these carry no information here
     assert res.dropped["close_share__30d"] == "undefined for every account"
     assert res.dropped["option_share__30d"] == "constant"
@@ -171,36 +163,21 @@ def test_undefined_and_constant_features_are_reported_not_fatal():
     assert res.n_obs == 60
 
 
-def _cli(argv, capsys):
-    """Run the CLI in process; return (exit code, stdout, stderr)."""
-    from traderseg.cli import main
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_cli_prints_and_writes_the_coefficients(tmp_path, capsys):
     fills = _volume_store(n_accounts=60)
     db = tmp_path / "s.duckdb"
-    con = connect(db)
-    con.register("src", fills)
-    con.execute(f"INSERT INTO fills ({', '.join(fills.columns)}) SELECT {', '.join(fills.columns)} FROM src")
-    con.close()
+    fills_store(fills, db).close()
     ids = sorted(fills["account_id"].unique())
     pd.DataFrame({"account_id": ids, "segment": [i % 2 for i in range(60)],
                   "segment_name": [("a", "b")[i % 2] for i in range(60)]}).to_parquet(tmp_path / "a.parquet")
     out = tmp_path / "d.parquet"
     base = ["analyze", "drivers", "--db", str(db), "--as-of", "2024-03-01", "--assignments",
             str(tmp_path / "a.parquet")]
-    code, text, err = _cli([*base, "--target", "next_volume", "--features", "notional_total,fill_count",
-                            "--out", str(out)], capsys)
+    code, text, err = run_cli([*base, "--target", "next_volume", "--features", "notional_total,fill_count",
+                               "--out", str(out)], capsys)
     assert code == 0, err
     assert "R^2" in text and "segment[b]" in text
     table = pd.read_parquet(out)
     assert {"const", "notional_total__30d", "segment[b]"} <= set(table["term"])
-    code, _, err = _cli([*base, "--target", "margin"], capsys)
+    code, _, err = run_cli([*base, "--target", "margin"], capsys)
     assert code == 2 and "target must be" in err

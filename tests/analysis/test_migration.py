@@ -1,6 +1,7 @@
 import pandas as pd
 import pytest
 
+from helpers.cli import run_cli
 from traderseg.analysis.migration import migration
 from traderseg.errors import DataError, SchemaError
 
@@ -96,25 +97,13 @@ def test_lifecycle_stage_column_of_the_overlays_is_accepted():
     assert rep.steps[0].counts.loc["punters", "churned"] == 1
 
 
-def _cli(argv, capsys):
-    """Run the CLI in process; return (exit code, stdout, stderr)."""
-    from traderseg.cli import main
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_cli_takes_several_files_after_one_flag(tmp_path, capsys):
     JAN.to_parquet(tmp_path / "jan.parquet")
     FEB.to_parquet(tmp_path / "feb.parquet")
     out, flows = tmp_path / "m.parquet", tmp_path / "f.parquet"
-    code, text, err = _cli(["analyze", "migration", "--assignments", str(tmp_path / "jan.parquet"),
-                            str(tmp_path / "feb.parquet"), "--high-risk", "punters", "--out", str(out),
-                            "--flows-out", str(flows)], capsys)
+    code, text, err = run_cli(["analyze", "migration", "--assignments", str(tmp_path / "jan.parquet"),
+                               str(tmp_path / "feb.parquet"), "--high-risk", "punters", "--out", str(out),
+                               "--flows-out", str(flows)], capsys)
     assert code == 0, err
     assert "jan -> feb" in text and "stability" in text
     long = pd.read_parquet(out).set_index(["from", "to"])
@@ -122,6 +111,6 @@ def test_cli_takes_several_files_after_one_flag(tmp_path, capsys):
     assert long.loc[("punters", "punters"), "share"] == pytest.approx(2 / 3)
     f = pd.read_parquet(flows)
     assert sorted(f.loc[f["flow"] == "into_high_risk_score", "account_id"]) == ["b", "h"]
-    code, _, err = _cli(["analyze", "migration", "--assignments", str(tmp_path / "jan.parquet"),
-                         str(tmp_path / "feb.parquet"), "--labels", "2024-01-01"], capsys)
+    code, _, err = run_cli(["analyze", "migration", "--assignments", str(tmp_path / "jan.parquet"),
+                            str(tmp_path / "feb.parquet"), "--labels", "2024-01-01"], capsys)
     assert code == 2 and "--labels has 1 labels for 2 files" in err

@@ -4,19 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers.cli import run_cli_text
 from helpers.fills import random_fills
+from helpers.store import fills_store
 from traderseg.analysis.profitability import profitability, read_assignments
 from traderseg.errors import DataError, SchemaError
-from traderseg.store import connect
-
-
-def _store(fills):
-    con = connect(":memory:")
-    con.register("src", fills)
-    cols = ", ".join(fills.columns)
-    con.execute(f"INSERT INTO fills ({cols}) SELECT {cols} FROM src")
-    con.unregister("src")
-    return con
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +60,7 @@ def _expected(fills, asg):
 
 def test_metrics_match_an_independent_pandas_computation(data):
     fills, asg = data
-    rep = profitability(_store(fills), asg)
+    rep = profitability(fills_store(fills), asg)
     got = rep.by_segment.set_index("segment_name")
     exp = _expected(fills, asg)
     assert set(got.index) == set(exp.index) == {"seg0", "seg1", "seg2", "seg3", "unassigned"}
@@ -88,7 +80,7 @@ def test_segment_totals_reconcile_exactly_with_the_venue_total():
     ids = sorted(fills["account_id"].unique())[:30]
     asg = pd.DataFrame({"account_id": ids, "segment": [i % 3 for i in range(30)],
                         "segment_name": [f"s{i % 3}" for i in range(30)]})
-    con = _store(fills)
+    con = fills_store(fills)
     rep = profitability(con, asg)
     venue = con.execute("SELECT sum(fee_usd) FROM fills").fetchone()[0]
     assert rep.by_segment["revenue_usd"].sum() == venue
@@ -98,7 +90,7 @@ def test_segment_totals_reconcile_exactly_with_the_venue_total():
 
 def test_reconciliation_is_exact_in_decimal_for_arbitrary_fees_and_time_ranges(data):
     fills, asg = data
-    con = _store(fills)
+    con = fills_store(fills)
     start, end = "2024-02-01", "2024-03-15"
     rep = profitability(con, asg, start=start, end=end, freq="week")
     exact = con.execute("SELECT sum(CAST(fee_usd AS DECIMAL(38, 12))) FROM fills "
@@ -114,7 +106,7 @@ def test_reconciliation_is_exact_in_decimal_for_arbitrary_fees_and_time_ranges(d
 
 def test_by_period_matches_calendar_months(data):
     fills, asg = data
-    rep = profitability(_store(fills), asg, freq="month")
+    rep = profitability(fills_store(fills), asg, freq="month")
     per = rep.by_period
     month = fills["ts"].dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period("M").dt.start_time
     exp = fills.groupby(month)["fee_usd"].sum()
@@ -131,7 +123,7 @@ def test_by_period_matches_calendar_months(data):
 
 def test_overlays_have_unassigned_and_missing_values(data):
     fills, asg = data
-    rep = profitability(_store(fills), asg)
+    rep = profitability(fills_store(fills), asg)
     life = rep.by_overlay["lifecycle"].set_index("lifecycle")
     assert {"active", "at-risk", "dormant", "(none)", "unassigned"} == set(life.index)
     n_none = asg["lifecycle"].isna().sum()
@@ -144,8 +136,8 @@ def test_reads_assignments_from_parquet(tmp_path, data):
     fills, asg = data
     path = tmp_path / "a.parquet"
     asg.to_parquet(path)
-    a = profitability(_store(fills), path).by_segment
-    b = profitability(_store(fills), asg).by_segment
+    a = profitability(fills_store(fills), path).by_segment
+    b = profitability(fills_store(fills), asg).by_segment
     pd.testing.assert_frame_equal(a, b)
 
 
@@ -158,7 +150,7 @@ def test_reads_assignments_from_parquet(tmp_path, data):
 def test_bad_arguments_raise_clear_errors(data, kwargs, err, msg):
     fills, asg = data
     with pytest.raises(err, match=msg):
-        profitability(_store(fills), asg, **kwargs)
+        profitability(fills_store(fills), asg, **kwargs)
 
 
 def test_bad_assignments_name_the_row():
@@ -173,28 +165,14 @@ def test_bad_assignments_name_the_row():
         read_assignments("/nonexistent/a.parquet")
 
 
-def _run(argv, capsys):
-    from traderseg.cli import main
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out + out.err
-
-
 def test_cli_writes_every_breakdown_and_reports_errors(tmp_path, capsys, data):
     fills, asg = data
     db = tmp_path / "s.duckdb"
-    con = connect(db)
-    con.register("src", fills)
-    con.execute(f"INSERT INTO fills ({', '.join(fills.columns)}) SELECT {', '.join(fills.columns)} FROM src")
-    con.close()
+    fills_store(fills, db).close()
     asg.to_parquet(tmp_path / "a.parquet")
     out = tmp_path / "p.parquet"
-    code, text = _run(["analyze", "profitability", "--db", str(db), "--assignments",
-                       str(tmp_path / "a.parquet"), "--freq", "month", "--out", str(out)], capsys)
+    code, text = run_cli_text(["analyze", "profitability", "--db", str(db), "--assignments",
+                              str(tmp_path / "a.parquet"), "--freq", "month", "--out", str(out)], capsys)
     assert code == 0, text
     assert "per segment" in text and "Gini" in text
     long = pd.read_parquet(out)
@@ -202,8 +180,8 @@ def test_cli_writes_every_breakdown_and_reports_errors(tmp_path, capsys, data):
     for part in ("segment", "lifecycle", "period"):
         total = long.loc[long["breakdown"] == part, "revenue_usd"].sum()
         assert total == pytest.approx(fills["fee_usd"].sum(), rel=1e-12)
-    code, text = _run(["analyze", "profitability", "--db", str(db), "--assignments",
-                       str(tmp_path / "a.parquet"), "--start", "2030-01-01"], capsys)
+    code, text = run_cli_text(["analyze", "profitability", "--db", str(db), "--assignments",
+                              str(tmp_path / "a.parquet"), "--start", "2030-01-01"], capsys)
     assert code == 2 and "empty period" in text
 
 

@@ -2,18 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from traderseg.cli import _load_commands, analyze_app, main
+from helpers.cli import run_cli_text
+from traderseg.cli import _load_commands, analyze_app
 from traderseg.store import connect
-
-
-def _run(argv, capsys):
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out + out.err
 
 
 def _store(path, start, days, crash_day=None):
@@ -48,8 +39,8 @@ def _assignments(path):
 
 def test_events_command_lists_real_events_and_writes_them(tmp_path, capsys):
     out = tmp_path / "events.parquet"
-    code, text = _run(["analyze", "events", "--real", "--underlying", "BTC", "--out", str(out)],
-                      capsys)
+    code, text = run_cli_text(["analyze", "events", "--real", "--underlying", "BTC", "--out", str(out)],
+                             capsys)
     assert code == 0, text
     ev = pd.read_parquet(out)
     assert pd.Timestamp("2020-03-12", tz="UTC") in set(ev["ts"])
@@ -58,15 +49,15 @@ def test_events_command_lists_real_events_and_writes_them(tmp_path, capsys):
 
 def test_events_command_reads_the_store_market(tmp_path, capsys):
     _store(tmp_path / "s.duckdb", "2024-01-01", 150, crash_day=100)
-    code, text = _run(["analyze", "events", "--market-db", str(tmp_path / "s.duckdb")], capsys)
+    code, text = run_cli_text(["analyze", "events", "--market-db", str(tmp_path / "s.duckdb")], capsys)
     assert code == 0, text
     assert "2024-04-10" in text and "crash" in text
 
 
 def test_events_command_needs_exactly_one_source(tmp_path, capsys):
-    code, text = _run(["analyze", "events"], capsys)
+    code, text = run_cli_text(["analyze", "events"], capsys)
     assert code == 2 and "exactly one" in text
-    code, text = _run(["analyze", "events", "--real", "--underlying", "DOGE"], capsys)
+    code, text = run_cli_text(["analyze", "events", "--real", "--underlying", "DOGE"], capsys)
     assert code == 2 and "DOGE" in text
 
 
@@ -74,8 +65,8 @@ def test_event_study_command_from_the_store(tmp_path, capsys):
     db, assign, out = tmp_path / "s.duckdb", tmp_path / "a.parquet", tmp_path / "study.parquet"
     _store(db, "2024-01-01", 150, crash_day=100)
     _assignments(assign)
-    code, text = _run(["analyze", "event-study", "--db", str(db), "--assignments", str(assign),
-                       "--events-from", "store", "--window", "-3,3", "--out", str(out)], capsys)
+    code, text = run_cli_text(["analyze", "event-study", "--db", str(db), "--assignments", str(assign),
+                              "--events-from", "store", "--window", "-3,3", "--out", str(out)], capsys)
     assert code == 0, text
     study = pd.read_parquet(out)
     assert set(study["segment"]) == {"makers", "punters"}
@@ -87,12 +78,12 @@ def test_event_study_command_with_real_events(tmp_path, capsys):
     db, assign, out = tmp_path / "s.duckdb", tmp_path / "a.parquet", tmp_path / "study.parquet"
     _store(db, "2022-08-01", 150)
     _assignments(assign)
-    code, text = _run(["analyze", "event-study", "--db", str(db), "--assignments", str(assign),
-                       "--events-from", "real", "--kinds", "crash", "--out", str(out)], capsys)
+    code, text = run_cli_text(["analyze", "event-study", "--db", str(db), "--assignments", str(assign),
+                              "--events-from", "real", "--kinds", "crash", "--out", str(out)], capsys)
     assert code == 0, text
     assert (pd.read_parquet(out)["n_events"] >= 1).all()
-    code, text = _run(["analyze", "event-study", "--db", str(db), "--assignments", str(assign),
-                       "--window", "five", "--out", str(out)], capsys)
+    code, text = run_cli_text(["analyze", "event-study", "--db", str(db), "--assignments", str(assign),
+                              "--window", "five", "--out", str(out)], capsys)
     assert code == 2 and "--window" in text
 
 
