@@ -104,10 +104,7 @@ def parse_mapping(doc: Any, source: str = "<mapping>") -> Mapping:
     """Check a mapping document (already parsed YAML) and return it as a :class:`Mapping`."""
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: a mapping file is a YAML mapping with a 'columns' key")
-    unknown = set(doc) - _TOP_KEYS
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {', '.join(map(str, sorted(unknown)))}; "
-                          f"allowed: {', '.join(sorted(_TOP_KEYS))}")
+    _check_keys(doc, _TOP_KEYS, source)
     table = table_named(str(doc.get("table", "fills")))
     cols = doc.get("columns")
     if not isinstance(cols, dict) or not cols:
@@ -121,15 +118,19 @@ def parse_mapping(doc: Any, source: str = "<mapping>") -> Mapping:
     return Mapping(source, table, rules)
 
 
+def _check_keys(doc: dict[Any, Any], allowed: set[str], where: str) -> None:
+    unknown = set(doc) - allowed
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, sorted(unknown)))}; "
+                          f"allowed: {', '.join(sorted(allowed))}")
+
+
 def _rule(target: str, entry: Any, table: Table, where: str) -> ColumnRule:
     if isinstance(entry, str):
         return ColumnRule(target, column=entry)
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected a source column name or a mapping")
-    unknown = set(entry) - _ENTRY_KEYS
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, sorted(unknown)))}; "
-                          f"allowed: {', '.join(sorted(_ENTRY_KEYS))}")
+    _check_keys(entry, _ENTRY_KEYS, where)
     if ("column" in entry) == ("const" in entry):
         raise ConfigError(f"{where}: give exactly one of 'column' or 'const'")
     col = table.column(target)
