@@ -224,11 +224,10 @@ WITH f AS (
 ev AS (SELECT DISTINCT CAST(ts AS DATE) AS d FROM market
        WHERE event IS NOT NULL AND ts < {as_of_lit}),
 base AS (
-  SELECT account_id, count(*) AS n, count(DISTINCT day) AS ad, min(ts) AS first_ts,
+  SELECT account_id, count(*) AS n, min(ts) AS first_ts,
     sum(CASE WHEN isodow(ts) >= 6 THEN 1 ELSE 0 END) AS wk,
     sum(notional_usd) AS nt, avg(notional_usd) AS nm,
     {q}(notional_usd, 0.5) AS nmed, {q}(notional_usd, 0.95) AS np95, max(notional_usd) AS nmax,
-    count(DISTINCT underlying) AS uc, count(DISTINCT instrument) AS ib,
     count(*) FILTER (kind = 'spot') AS n_spot, count(*) FILTER (kind = 'perp') AS n_perp,
     count(*) FILTER (kind = 'future') AS n_fut, count(*) FILTER (is_opt) AS n_opt,
     count(*) FILTER (is_opt AND option_type = 'call') AS n_call,
@@ -253,15 +252,16 @@ base AS (
 ),
 hours AS (SELECT account_id, sum(c * ln(c)) AS clc FROM
   (SELECT account_id, hour(ts) AS h, count(*)::DOUBLE AS c FROM f GROUP BY 1, 2) GROUP BY 1),
-top AS (SELECT account_id, max(v) AS tv FROM
-  (SELECT account_id, instrument, sum(notional_usd) AS v FROM f GROUP BY 1, 2) GROUP BY 1),
+top AS (SELECT account_id, max(v) AS tv, count(*) AS ib, count(DISTINCT underlying) AS uc FROM
+  (SELECT account_id, instrument, underlying, sum(notional_usd) AS v FROM f GROUP BY 1, 2, 3)
+  GROUP BY 1),
 strad AS (SELECT account_id, sum(CASE WHEN t >= 2 THEN l ELSE 0 END) AS ns FROM
   (SELECT account_id, count(DISTINCT option_type) AS t, count(*) AS l FROM f WHERE is_opt
    GROUP BY account_id, day, expiry, strike, side) GROUP BY 1),
-pstd AS (SELECT account_id, stddev_samp(p) AS ps FROM
+pstd AS (SELECT account_id, stddev_samp(p) AS ps, count(*) AS ad FROM
   (SELECT account_id, day, sum(coalesce(realized_pnl_usd, 0)) AS p FROM f GROUP BY 1, 2) GROUP BY 1),
 j AS (
-  SELECT b.*, h.clc, t.tv, coalesce(s.ns, 0) AS ns, p.ps,
+  SELECT b.*, h.clc, t.tv, t.ib, t.uc, coalesce(s.ns, 0) AS ns, p.ps, p.ad,
     least(greatest(date_diff('day', CAST(b.first_ts AS DATE), CAST({as_of_lit} AS DATE)), 1), {cap})::DOUBLE AS span,
     (SELECT count(*) FROM ev WHERE ev.d >= CAST(b.first_ts AS DATE)
        AND ev.d < CAST({as_of_lit} AS DATE))::DOUBLE AS evd
