@@ -336,6 +336,31 @@ def features_expr(
     ibis Table
         One row per account, columns :func:`feature_columns`.
     """
+    parts = feature_parts(fills, as_of, windows, market=market, exact_quantiles=exact_quantiles)
+    t = parts[0]
+    for part in parts[1:]:
+        t = t.left_join(part, "account_id").select(~ibis.selectors.endswith("_right"))
+    fills_after = {column_name(n, w): 0 for w in windows for n in _ZERO_WHEN_IDLE}
+    t = t.mutate(**{c: t[c].fill_null(v) for c, v in fills_after.items()})
+    return t.select("account_id", *feature_columns(windows)).order_by("account_id")
+
+
+def feature_parts(
+    fills: ir.Table,
+    as_of: str | datetime,
+    windows: Sequence[str],
+    *,
+    market: ir.Table | None = None,
+    exact_quantiles: bool = False,
+) -> list[ir.Table]:
+    """One lazy table per window, the first also carrying recency and tenure.
+
+    The first part holds every account with a fill before the cutoff (the lifetime
+    window when requested); the others hold the accounts active in their window and are
+    left-joined onto it. :func:`features_expr` joins them into one expression;
+    :func:`compute_features` runs them one at a time, which bounds the engine's memory to
+    one window's aggregates.
+    """
     cutoff = parse_as_of(as_of)
     if not windows:
         raise SchemaError("windows: at least one window is needed")
@@ -345,33 +370,23 @@ def features_expr(
     if market is not None:
         m = market.filter(market.event.notnull() & (market.ts < cutoff))
         event_days = m.select(event_day=m.ts.date()).distinct()
-    # windows in order, the lifetime one first: its first/last fill give recency and tenure
-    ordered = sorted(windows, key=lambda w: w != "all")
-    t: ir.Table | None = None
-    for w in ordered:
+    parts: list[ir.Table] = []
+    if "all" not in windows:
+        life = _lifetime_expr(fills, cutoff)
+        parts.append(
+            life.select("account_id", **_lifetime_columns(life.first_ts, life.last_ts, cutoff))
+        )
+    # the lifetime window first: its first/last fill give recency and tenure
+    for w in sorted(windows, key=lambda w: w != "all"):
         wt = _window_expr(fills, event_days, cutoff, w, exact_quantiles)
         cols = {
             column_name(feat.name, w): wt[feat.name]
             for feat in CATALOG
             if feat.name not in LIFETIME_ONLY
         }
-        if t is None:
-            life = wt if w == "all" else _lifetime_expr(fills, cutoff)
-            t = life.select(
-                "account_id", **_lifetime_columns(life.first_ts, life.last_ts, cutoff), **(
-                    cols if w == "all" else {}
-                )
-            )
-            if w == "all":
-                continue
-        wt = wt.select("account_id", **cols)
-        t = t.left_join(wt, "account_id").select(~ibis.selectors.endswith("_right"))
-    if t is None:  # pragma: no cover - windows was checked to be non-empty
-        raise SchemaError("windows: at least one window is needed")
-    keep = ["account_id", *feature_columns(windows)]
-    fills_after = {column_name(n, w): 0 for w in windows for n in _ZERO_WHEN_IDLE}
-    t = t.mutate(**{c: t[c].fill_null(v) for c, v in fills_after.items()})
-    return t.select(keep).order_by("account_id")
+        life_cols = _lifetime_columns(wt.first_ts, wt.last_ts, cutoff) if w == "all" else {}
+        parts.append(wt.select("account_id", **life_cols, **cols))
+    return parts
 
 
 def _backend(source: Any) -> tuple[Any, bool]:
@@ -442,14 +457,16 @@ def compute_features(
         market = None
         if use_market_events and "market" in tables:
             market = backend.table("market")
-        expr = features_expr(
+        parts = feature_parts(
             fills, as_of, windows, market=market, exact_quantiles=exact_quantiles
         )
-        df = expr.to_pyarrow().to_pandas()
+        frames = [p.to_pyarrow().to_pandas().set_index("account_id") for p in parts]
     finally:
         if owned:
             backend.disconnect()
+    df = frames[0].join(frames[1:], how="left") if len(frames) > 1 else frames[0]
     if df.empty:
         raise DataError(f"no fills before {parse_as_of(as_of).isoformat()}")
-    df = df.set_index("account_id")
-    return df.astype("float64")
+    idle = [column_name(n, w) for w in windows for n in _ZERO_WHEN_IDLE]
+    df[idle] = df[idle].fillna(0)
+    return df[feature_columns(windows)].sort_index().astype("float64")
