@@ -217,7 +217,9 @@ def duckdb_sql_features(con, as_of: datetime, window: str = "all", exact: bool =
         cap = str(int(window[:-1]))
     return f"""
 WITH f AS (
-  SELECT *, CAST(ts AS DATE) AS day, kind = 'option' AS is_opt,
+  SELECT ts, account_id, instrument, underlying, kind, side, notional_usd, fee_usd, is_maker,
+         position_effect, realized_pnl_usd, is_liquidation, option_type, strike, expiry,
+         underlying_price, iv, delta, CAST(ts AS DATE) AS day, kind = 'option' AS is_opt,
          CASE WHEN kind IN ('perp','future') THEN coalesce(leverage, 1.0) END AS lev
   FROM fills WHERE ts < {as_of_lit} {lo}
 ),

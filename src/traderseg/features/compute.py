@@ -40,6 +40,11 @@ from traderseg.features.catalog import CATALOG, column_name
 logger = logging.getLogger(__name__)
 
 LIFETIME_ONLY = ("recency_days", "tenure_days")
+USED_COLUMNS = (
+    "ts", "account_id", "instrument", "underlying", "kind", "side", "notional_usd", "fee_usd",
+    "is_maker", "leverage", "position_effect", "realized_pnl_usd", "is_liquidation",
+    "option_type", "strike", "expiry", "underlying_price", "iv", "delta",
+)
 DEEP_OTM_DELTA = 0.15
 SHORT_DATED_DAYS = 3.0
 HIGH_LEVERAGE = 20.0
@@ -95,6 +100,9 @@ def _window_expr(
     f = fills.filter(fills.ts < as_of)
     if span is not None:
         f = f.filter(f.ts >= as_of - span)
+    # only the columns the catalogue reads: the engine may materialise this relation once
+    # for all the aggregates below, and ids and lineage strings would dominate its size
+    f = f.select(*USED_COLUMNS)
     is_opt = f.kind == "option"
     is_lev = f.kind.isin(["perp", "future"])
     f = f.mutate(
