@@ -53,7 +53,7 @@ def run_one(contender: str, db: str, as_of: str) -> dict:
         con = connect(db, read_only=True)  # same settings (memory limit) as the catalogue
         parts = []
         for w in WINDOWS:
-            part = con.sql(duckdb_sql_features(con, pd.Timestamp(as_of), w)).df()
+            part = con.sql(duckdb_sql_features(con, pd.Timestamp(as_of), w, exact=True)).df()
             part = part.set_index("account_id").add_suffix(f"__{w}")
             parts.append(part)
         df = parts[-1].join(parts[:-1], how="left")

@@ -32,7 +32,9 @@ def features_command(
     ),
     windows: str = typer.Option("7d,30d,90d,all", "--windows", help="Comma-separated windows."),
     out: Path = typer.Option(None, "--out", help="Parquet file to write (one row per account)."),
-    exact_quantiles: bool = typer.Option(False, help="Exact instead of approximate quantiles."),
+    approx_quantiles: bool = typer.Option(
+        False, "--approx-quantiles", help="Approximate instead of exact per-account quantiles."
+    ),
     describe: bool = typer.Option(False, "--describe", help="List the catalogue and exit."),
 ) -> None:
     """Compute per-account behavioural features as of a cutoff, or list the catalogue."""
@@ -45,7 +47,7 @@ def features_command(
 
     wins = tuple(w.strip() for w in windows.split(",") if w.strip())
     with console.status(f"computing {len(CATALOG)} features x {len(wins)} windows"):
-        df = compute_features(db, as_of, wins, exact_quantiles=exact_quantiles)
+        df = compute_features(db, as_of, wins, exact_quantiles=not approx_quantiles)
     out.parent.mkdir(parents=True, exist_ok=True)
     df.reset_index().to_parquet(out, index=False)
     console.print(
