@@ -193,6 +193,16 @@ def assignments_frame(
     return pd.concat([out, ov], axis=1)
 
 
+def _model_and_features(
+    source: Any, model_dir: str | Path, as_of: str | datetime | None
+) -> tuple[TraderSegmenter, dict[str, Any], datetime, pd.DataFrame]:
+    """Load a saved model and compute the features it needs as of ``as_of`` (or its own)."""
+    model, meta = load_model(model_dir)
+    cutoff = parse_as_of(as_of if as_of is not None else meta["as_of"])
+    windows = tuple(meta.get("windows") or DEFAULT_WINDOWS)
+    return model, meta, cutoff, compute_features(source, cutoff, windows)
+
+
 def _names_from_metadata(meta: dict[str, Any]) -> dict[int, str]:
     return {int(s["id"]): str(s["name"]) for s in meta.get("segments", [])}
 
@@ -216,10 +226,7 @@ def assign_accounts(
     pandas.DataFrame
         See :func:`assignments_frame`; plus an ``as_of`` column.
     """
-    model, meta = load_model(model_dir)
-    cutoff = parse_as_of(as_of if as_of is not None else meta["as_of"])
-    windows = tuple(meta.get("windows") or DEFAULT_WINDOWS)
-    feats = compute_features(source, cutoff, windows)
+    model, meta, cutoff, feats = _model_and_features(source, model_dir, as_of)
     frame = assignments_frame(model, feats, _names_from_metadata(meta))
     frame["as_of"] = pd.Timestamp(cutoff)
     return frame
@@ -248,10 +255,7 @@ def explain_account(
         feature, account value, segment median, population median), ``runner_up`` and
         the overlays.
     """
-    model, meta = load_model(model_dir)
-    cutoff = parse_as_of(as_of if as_of is not None else meta["as_of"])
-    windows = tuple(meta.get("windows") or DEFAULT_WINDOWS)
-    feats = compute_features(source, cutoff, windows)
+    model, meta, cutoff, feats = _model_and_features(source, model_dir, as_of)
     if account_id not in feats.index:
         raise DataError(f"account {account_id!r} has no fills before {cutoff.isoformat()}")
     frame = assignments_frame(model, feats, _names_from_metadata(meta)).set_index("account_id")
