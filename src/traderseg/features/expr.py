@@ -1,0 +1,580 @@
+"""A small expression language in which measures and features are declared once.
+
+An :class:`Expr` is a tree built with Python operators (``col("kind") == "option"``,
+``col("notional_usd") * 2``) and the functions below. The same tree compiles
+
+- to an Ibis expression (:meth:`Expr.to_ibis`), which DuckDB and Spark run, and
+- to Python source (:func:`py_source`), which the online state runs per fill.
+
+Null semantics follow SQL, so both executions agree: arithmetic and comparisons with a
+NULL operand are NULL; a NULL condition counts as false in :func:`where` and in measure
+filters; aggregates skip NULLs. Python compilation tracks which sub-expressions can be
+NULL (from the columns' declared nullability) and guards only those.
+
+Time functions work on UTC: :func:`day` (the UTC date; Python: days since 1970-01-01),
+:func:`hour`, :func:`weekday` (Monday = 0) and :func:`epoch_seconds` (whole seconds,
+floored). In Python, timestamps are integer microseconds since the epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+US_PER_SECOND = 1_000_000
+US_PER_DAY = 86_400 * US_PER_SECOND
+
+_BIN = {"+": "add", "-": "sub", "*": "mul", "/": "div", "<": "lt", "<=": "le", ">": "gt",
+        ">=": "ge", "==": "eq", "!=": "ne", "&": "and", "|": "or"}
+_CMP = {"<", "<=", ">", ">=", "==", "!="}
+
+
+class Expr:
+    """Base of the expression tree; build with operators and the module's functions."""
+
+    nullable: bool = False
+    boolean: bool = False
+
+    # -- building -------------------------------------------------------------------
+    def _bin(self, op: str, other: Any, *, swap: bool = False) -> Expr:
+        o = as_expr(other)
+        return Bin(op, o, self) if swap else Bin(op, self, o)
+
+    def __add__(self, o: Any) -> Expr:
+        return self._bin("+", o)
+
+    def __radd__(self, o: Any) -> Expr:
+        return self._bin("+", o, swap=True)
+
+    def __sub__(self, o: Any) -> Expr:
+        return self._bin("-", o)
+
+    def __rsub__(self, o: Any) -> Expr:
+        return self._bin("-", o, swap=True)
+
+    def __mul__(self, o: Any) -> Expr:
+        return self._bin("*", o)
+
+    def __rmul__(self, o: Any) -> Expr:
+        return self._bin("*", o, swap=True)
+
+    def __truediv__(self, o: Any) -> Expr:
+        return self._bin("/", o)
+
+    def __rtruediv__(self, o: Any) -> Expr:
+        return self._bin("/", o, swap=True)
+
+    def __lt__(self, o: Any) -> Expr:
+        return self._bin("<", o)
+
+    def __le__(self, o: Any) -> Expr:
+        return self._bin("<=", o)
+
+    def __gt__(self, o: Any) -> Expr:
+        return self._bin(">", o)
+
+    def __ge__(self, o: Any) -> Expr:
+        return self._bin(">=", o)
+
+    def __eq__(self, o: Any) -> Expr:  # type: ignore[override]
+        return self._bin("==", o)
+
+    def __ne__(self, o: Any) -> Expr:  # type: ignore[override]
+        return self._bin("!=", o)
+
+    def __and__(self, o: Any) -> Expr:
+        return self._bin("&", o)
+
+    def __or__(self, o: Any) -> Expr:
+        return self._bin("|", o)
+
+    def __invert__(self) -> Expr:
+        return Call("not", (self,))
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __neg__(self) -> Expr:
+        return Bin("-", Lit(0.0), self)
+
+    def isin(self, values: tuple[Any, ...]) -> Expr:
+        """True when the value is one of ``values``."""
+        return IsIn(self, tuple(values))
+
+    def notnull(self) -> Expr:
+        """True when the value is not NULL."""
+        return Call("notnull", (self,))
+
+    def isnull(self) -> Expr:
+        """True when the value is NULL."""
+        return Call("isnull", (self,))
+
+    def fill_null(self, value: Any) -> Expr:
+        """The value, or ``value`` where it is NULL."""
+        return Call("coalesce", (self, as_expr(value)))
+
+    # -- compiling --------------------------------------------------------------------
+    def to_ibis(self, env: Mapping[str, Any]) -> Any:
+        """Compile to an Ibis value; ``env`` maps column names to Ibis columns."""
+        raise NotImplementedError
+
+    def _py(self, c: _PyCompiler) -> str:
+        raise NotImplementedError
+
+    def columns(self) -> set[str]:
+        """Names of the columns the expression reads."""
+        out: set[str] = set()
+        for child in self.children():
+            out |= child.columns()
+        return out
+
+    def children(self) -> tuple[Expr, ...]:
+        """Direct sub-expressions."""
+        return ()
+
+
+@dataclass(frozen=True, eq=False)
+class Col(Expr):
+    """A column of the input (a fill's field, or a window value for formulas)."""
+
+    name: str
+    nullable: bool = False
+    kind: str = "float"  # float | bool | str | ts
+
+    @property
+    def boolean(self) -> bool:  # type: ignore[override]
+        return self.kind == "bool"
+
+    def to_ibis(self, env: Mapping[str, Any]) -> Any:
+        return env[self.name]
+
+    def _py(self, c: _PyCompiler) -> str:
+        return c.column(self)
+
+    def columns(self) -> set[str]:
+        return {self.name}
+
+
+@dataclass(frozen=True, eq=False)
+class Lit(Expr):
+    """A constant."""
+
+    value: Any
+
+    @property
+    def nullable(self) -> bool:  # type: ignore[override]
+        return self.value is None
+
+    @property
+    def boolean(self) -> bool:  # type: ignore[override]
+        return isinstance(self.value, bool)
+
+    def to_ibis(self, env: Mapping[str, Any]) -> Any:
+        if self.value is None:
+            return ibis.null("float64")
+        if isinstance(self.value, bool):
+            return ibis.literal(self.value)
+        if isinstance(self.value, float):
+            return ibis.literal(self.value, type="float64")
+        return ibis.literal(self.value)
+
+    def _py(self, c: _PyCompiler) -> str:
+        return repr(self.value)
+
+
+@dataclass(frozen=True, eq=False)
+class Bin(Expr):
+    """A binary operation."""
+
+    op: str
+    a: Expr
+    b: Expr
+
+    @property
+    def nullable(self) -> bool:  # type: ignore[override]
+        if self.op in ("&", "|"):
+            return False  # conditions: NULL counts as false
+        return self.a.nullable or self.b.nullable
+
+    @property
+    def boolean(self) -> bool:  # type: ignore[override]
+        return self.op in _CMP or self.op in ("&", "|")
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.a, self.b)
+
+    def to_ibis(self, env: Mapping[str, Any]) -> Any:
+        a, b = self.a.to_ibis(env), self.b.to_ibis(env)
+        if self.op in ("&", "|"):
+            a, b = _cond_ibis(self.a, a), _cond_ibis(self.b, b)
+        if self.op == "/":
+            a = a.cast("float64")
+        return {
+            "+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
+            "<": lambda: a < b, "<=": lambda: a <= b, ">": lambda: a > b, ">=": lambda: a >= b,
+            "==": lambda: a == b, "!=": lambda: a != b, "&": lambda: a & b, "|": lambda: a | b,
+        }[self.op]()
+
+    def _py(self, c: _PyCompiler) -> str:
+        if self.op in ("&", "|"):
+            word = "and" if self.op == "&" else "or"
+            return f"({c.cond(self.a)} {word} {c.cond(self.b)})"
+        a, b = c.value(self.a), c.value(self.b)
+        op = self.op
+        if op == "/":
+            b = f"float({b})"
+        text = f"({a} {op} {b})"
+        if not self.nullable:
+            return text
+        guards = [x for x, e in ((a, self.a), (b, self.b)) if e.nullable]
+        test = " or ".join(f"{g} is None" for g in guards)
+        return f"(None if ({test}) else {text})"
+
+
+@dataclass(frozen=True, eq=False)
+class IsIn(Expr):
+    """Membership in a constant set."""
+
+    a: Expr
+    values: tuple[Any, ...]
+    boolean = True
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.a,)
+
+    def to_ibis(self, env: Mapping[str, Any]) -> Any:
+        return self.a.to_ibis(env).isin(list(self.values))
+
+    def _py(self, c: _PyCompiler) -> str:
+        return f"({c.value(self.a)} in {set(self.values)!r})"
+
+
+@dataclass(frozen=True, eq=False)
+class Where(Expr):
+    """``then`` where ``cond`` is true, else ``otherwise`` (a NULL condition is false)."""
+
+    cond: Expr
+    then: Expr
+    otherwise: Expr
+
+    @property
+    def nullable(self) -> bool:  # type: ignore[override]
+        return self.then.nullable or self.otherwise.nullable
+
+    @property
+    def boolean(self) -> bool:  # type: ignore[override]
+        return self.then.boolean and self.otherwise.boolean
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.cond, self.then, self.otherwise)
+
+    def to_ibis(self, env: Mapping[str, Any]) -> Any:
+        cond = _cond_ibis(self.cond, self.cond.to_ibis(env))
+        then, other = self.then.to_ibis(env), self.otherwise.to_ibis(env)
+        if isinstance(self.otherwise, Lit) and self.otherwise.value is None:
+            other = ibis.null(then.type())
+        return cond.ifelse(then, other)
+
+    def _py(self, c: _PyCompiler) -> str:
+        return f"({c.value(self.then)} if {c.cond(self.cond)} else {c.value(self.otherwise)})"
+
+
+_PY_FUNCS: dict[str, Callable[..., str]] = {}
+
+
+@dataclass(frozen=True, eq=False)
+class Call(Expr):
+    """A function of sub-expressions (see the module's functions)."""
+
+    fn: str
+    args: tuple[Expr, ...] = field(default=())
+
+    @property
+    def nullable(self) -> bool:  # type: ignore[override]
+        if self.fn in ("notnull", "isnull", "not"):
+            return False
+        if self.fn == "coalesce":
+            return all(a.nullable for a in self.args)
+        if self.fn == "ln":
+            return True  # ln of a non-positive value is NULL
+        return any(a.nullable for a in self.args)
+
+    @property
+    def boolean(self) -> bool:  # type: ignore[override]
+        return self.fn in ("notnull", "isnull", "not")
+
+    def children(self) -> tuple[Expr, ...]:
+        return self.args
+
+    def to_ibis(self, env: Mapping[str, Any]) -> Any:
+        xs = [a.to_ibis(env) for a in self.args]
+        fn = self.fn
+        if fn == "not":
+            return ~_cond_ibis(self.args[0], xs[0])
+        if fn == "notnull":
+            return xs[0].notnull()
+        if fn == "isnull":
+            return xs[0].isnull()
+        if fn == "coalesce":
+            return ibis.coalesce(*xs)
+        if fn == "abs":
+            return xs[0].abs()
+        if fn == "ln":
+            x = xs[0].cast("float64")
+            return (x > 0).ifelse(x.ln(), ibis.null("float64"))
+        if fn == "greatest":
+            return ibis.greatest(*xs)
+        if fn == "least":
+            return ibis.least(*xs)
+        if fn == "day":
+            return xs[0].date()
+        if fn == "hour":
+            return xs[0].hour()
+        if fn == "weekday":
+            return xs[0].day_of_week.index()
+        if fn == "epoch_seconds":
+            return xs[0].epoch_seconds()
+        if fn == "float":
+            return xs[0].cast("float64")
+        if fn == "sqrt":
+            return xs[0].cast("float64").sqrt()
+        raise ValueError(f"unknown function {fn}")
+
+    def _py(self, c: _PyCompiler) -> str:
+        fn = self.fn
+        if fn == "not":
+            return f"(not {c.cond(self.args[0])})"
+        if fn in ("notnull", "isnull"):
+            word = "is not" if fn == "notnull" else "is"
+            return f"({c.value(self.args[0])} {word} None)"
+        xs = [c.value(a) for a in self.args]
+        if fn == "coalesce":
+            if not self.args[0].nullable:
+                return xs[0]
+            return f"({xs[1]} if {xs[0]} is None else {xs[0]})"
+        if fn == "ln":
+            x = xs[0]
+            return f"(_log({x}) if ({x} is not None and {x} > 0) else None)"
+        body = {
+            "abs": lambda: f"abs({xs[0]})",
+            "greatest": lambda: f"max({', '.join(xs)})",
+            "least": lambda: f"min({', '.join(xs)})",
+            "day": lambda: f"({xs[0]} // {US_PER_DAY})",
+            "hour": lambda: f"(({xs[0]} // 3600000000) % 24)",
+            "weekday": lambda: f"((({xs[0]} // {US_PER_DAY}) + 3) % 7)",
+            "epoch_seconds": lambda: f"({xs[0]} // {US_PER_SECOND})",
+            "float": lambda: f"float({xs[0]})",
+            "sqrt": lambda: f"_sqrt({xs[0]})",
+        }[fn]()
+        if not self.nullable:
+            return body
+        guards = [x for x, a in zip(xs, self.args, strict=True) if a.nullable]
+        return f"(None if ({' or '.join(f'{g} is None' for g in guards)}) else {body})"
+
+
+@dataclass(frozen=True, eq=False)
+class Named(Expr):
+    """A named sub-expression (a derived column), computed once where it is used."""
+
+    name: str
+    expr: Expr
+
+    @property
+    def nullable(self) -> bool:  # type: ignore[override]
+        return self.expr.nullable
+
+    @property
+    def boolean(self) -> bool:  # type: ignore[override]
+        return self.expr.boolean
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.expr,)
+
+    def to_ibis(self, env: Mapping[str, Any]) -> Any:
+        if self.name in env:
+            return env[self.name]
+        return self.expr.to_ibis(env)
+
+    def _py(self, c: _PyCompiler) -> str:
+        return c.named(self)
+
+
+def sqrt(x: Any) -> Expr:
+    """Square root (of a non-negative value)."""
+    return Call("sqrt", (as_expr(x),))
+
+
+def _cond_ibis(e: Expr, v: Any) -> Any:
+    """A condition in Ibis with NULL taken as false (as in Python)."""
+    return v.fill_null(False) if e.nullable or not e.boolean else v
+
+
+def as_expr(v: Any) -> Expr:
+    """Wrap a Python constant as :class:`Lit` (expressions pass through)."""
+    return v if isinstance(v, Expr) else Lit(v)
+
+
+def col(name: str, *, nullable: bool = False, kind: str = "float") -> Col:
+    """A named column."""
+    return Col(name, nullable, kind)
+
+
+def lit(value: Any) -> Lit:
+    """A constant."""
+    return Lit(value)
+
+
+def where(cond: Expr, then: Any, otherwise: Any = None) -> Expr:
+    """``then`` where ``cond`` holds, else ``otherwise`` (NULL by default)."""
+    return Where(cond, as_expr(then), as_expr(otherwise))
+
+
+def share(num: Any, den: Any) -> Expr:
+    """``num / den``, NULL when ``den`` is 0 or NULL."""
+    d = as_expr(den)
+    return where(d > 0, as_expr(num) / d)
+
+
+def ln(x: Any) -> Expr:
+    """Natural logarithm; NULL for a non-positive value."""
+    return Call("ln", (as_expr(x),))
+
+
+def abs_(x: Any) -> Expr:
+    """Absolute value."""
+    return Call("abs", (as_expr(x),))
+
+
+def greatest(*xs: Any) -> Expr:
+    """Largest of the arguments."""
+    return Call("greatest", tuple(as_expr(x) for x in xs))
+
+
+def least(*xs: Any) -> Expr:
+    """Smallest of the arguments."""
+    return Call("least", tuple(as_expr(x) for x in xs))
+
+
+def day(ts: Expr) -> Expr:
+    """UTC day of a timestamp."""
+    return Call("day", (ts,))
+
+
+def hour(ts: Expr) -> Expr:
+    """UTC hour of day (0-23)."""
+    return Call("hour", (ts,))
+
+
+def weekday(ts: Expr) -> Expr:
+    """UTC day of the week, Monday = 0."""
+    return Call("weekday", (ts,))
+
+
+def epoch_seconds(ts: Expr) -> Expr:
+    """Whole seconds since 1970-01-01 UTC (floored)."""
+    return Call("epoch_seconds", (ts,))
+
+
+def as_float(x: Any) -> Expr:
+    """Cast to float."""
+    return Call("float", (as_expr(x),))
+
+
+# -- Python compilation -----------------------------------------------------------------
+
+
+class _PyCompiler:
+    """Compile expressions to Python source over locals read from a mapping ``f``.
+
+    Columns are read once each into locals (``f['name']``, or ``f.get`` when nullable);
+    nullable sub-expressions that are used more than once land in temporaries.
+    """
+
+    def __init__(self, source: str = "f") -> None:
+        self.source = source
+        self.reads: dict[str, str] = {}
+        self.lines: list[str] = []
+        self.temps: dict[int, str] = {}
+        self.counter = [0]
+
+    def column(self, c: Col) -> str:
+        if c.name not in self.reads:
+            local = f"c_{c.name}"
+            getter = (f"{self.source}.get({c.name!r})" if c.nullable
+                      else f"{self.source}[{c.name!r}]")
+            self.reads[c.name] = local
+            self.lines.append(f"{local} = {getter}")
+        return self.reads[c.name]
+
+    def child(self) -> _PyCompiler:
+        """A compiler for a nested block: sees this one's locals, writes its own lines."""
+        c = _PyCompiler(self.source)
+        c.reads = dict(self.reads)
+        c.temps = dict(self.temps)
+        c.counter = self.counter
+        return c
+
+    def named(self, e: Named) -> str:
+        key = id(e)
+        if key not in self.temps:
+            text = e.expr._py(self)
+            name = f"d_{e.name}"
+            self.lines.append(f"{name} = {text}")
+            self.temps[key] = name
+        return self.temps[key]
+
+    def value(self, e: Expr) -> str:
+        if isinstance(e, Named):
+            return self.named(e)
+        if e.nullable and not isinstance(e, (Col, Lit)):
+            key = id(e)
+            if key not in self.temps:
+                self.counter[0] += 1
+                name = f"t{self.counter[0]}"
+                self.lines.append(f"{name} = {e._py(self)}")
+                self.temps[key] = name
+            return self.temps[key]
+        return e._py(self)
+
+    def cond(self, e: Expr) -> str:
+        text = self.value(e)
+        if e.nullable:
+            return f"({text} is not None and {text})" if not e.boolean else f"bool({text})"
+        return text
+
+
+def py_source(e: Expr, c: _PyCompiler) -> str:
+    """Python source of ``e`` (statements for its inputs are appended to ``c.lines``)."""
+    return c.value(e)
+
+
+def py_condition(e: Expr, c: _PyCompiler) -> str:
+    """Python source of ``e`` as a condition (NULL is false)."""
+    return c.cond(e)
+
+
+def compile_py(exprs: Mapping[str, Expr]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """Compile named expressions to one Python function of a mapping of inputs."""
+    c = _PyCompiler("env")
+    outs = {name: c.value(e) for name, e in exprs.items()}
+    body = "\n".join(f"    {line}" for line in c.lines)
+    items = ", ".join(f"{k!r}: {v}" for k, v in outs.items())
+    src = f"def _f(env):\n{body}\n    return {{{items}}}\n"
+    ns: dict[str, Any] = {"_log": math.log, "_sqrt": math.sqrt}
+    exec(compile(src, "<traderseg formula>", "exec"), ns)  # noqa: S102 - our own declarations
+    return ns["_f"]  # type: ignore[no-any-return]
+
+
+def new_compiler(source: str = "f") -> _PyCompiler:
+    """A fresh Python compiler reading inputs from the mapping named ``source``."""
+    return _PyCompiler(source)
+
+
+def to_ibis(e: Expr, env: Mapping[str, Any]) -> ir.Value:
+    """Compile ``e`` to an Ibis value over ``env``."""
+    return e.to_ibis(env)  # type: ignore[no-any-return]

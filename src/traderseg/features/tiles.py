@@ -1,0 +1,161 @@
+"""Daily tiles kept in the store: per (account, UTC day) measure states.
+
+``ingest`` keeps them current in the same transaction as the fills it stores: the tiles of
+every (account, day) the run touched are recomputed from the fills of those account-days,
+so a refresh costs the new fills' days, not the history. :func:`rebuild` recomputes all
+of them. A tile set is *current* when its version (a digest of the measure declarations)
+matches and it was built over exactly the fills the store holds (row count); otherwise
+the features are computed from the fills and the reason is logged.
+
+Tables: ``tiles_day`` (scalar measures and paired legs), ``tiles_map_{name}`` (per-key
+maps), ``tiles_sketch_{name}`` (sketch buckets) and ``tiles_meta``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import ibis
+
+from traderseg.features import batch
+from traderseg.features.measures import MEASURE_SET, MEASURES_VERSION
+
+logger = logging.getLogger(__name__)
+
+TILES_VERSION = (
+    MEASURES_VERSION + "-" + hashlib.sha256(repr(MEASURE_SET).encode()).hexdigest()[:12]
+)
+META = "tiles_meta"
+_SRC = "_tile_source"
+_TOUCHED = "_tile_touched"
+
+
+def table_names() -> dict[str, str]:
+    """Store table of each tile part (``day``, ``map:NAME``, ``sketch:NAME``)."""
+    out = {"day": "tiles_day"}
+    for m in MEASURE_SET.maps:
+        out[f"map:{m.name}"] = f"tiles_map_{m.name}"
+    for s in MEASURE_SET.sketches:
+        out[f"sketch:{s.name}"] = f"tiles_sketch_{s.name}"
+    return out
+
+
+def _tile_sql(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
+    """SQL of each tile part over the fills relation ``source``."""
+    backend = ibis.duckdb.from_connection(con)
+    t = batch.tiles_from_fills(backend.table(source))
+    parts = {"day": t.day}
+    parts.update({f"map:{k}": v for k, v in t.maps.items()})
+    parts.update({f"sketch:{k}": v for k, v in t.sketches.items()})
+    return {k: str(ibis.to_sql(v, dialect="duckdb")) for k, v in parts.items()}
+
+
+def _fills_rows(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute("SELECT count(*) FROM fills").fetchone()
+    return int(row[0]) if row else 0
+
+
+def status(con: duckdb.DuckDBPyConnection) -> tuple[bool, str]:
+    """Whether the store's tiles are current, and why not."""
+    names = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+    ).fetchall()}
+    if META not in names or not set(table_names().values()) <= names:
+        return False, "the store has no tiles"
+    row = con.execute(f"SELECT version, fills_rows FROM {META}").fetchone()
+    if row is None:
+        return False, "the store has no tiles"
+    if row[0] != TILES_VERSION:
+        return False, f"the tiles were built by measures {row[0]}, not {TILES_VERSION}"
+    rows = _fills_rows(con)
+    if int(row[1]) != rows:
+        return False, f"the tiles cover {int(row[1]):,} fills, the store holds {rows:,}"
+    return True, "current"
+
+
+def _write_meta(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE OR REPLACE TABLE {META} (version VARCHAR, fills_rows BIGINT, "
+                "built_at TIMESTAMPTZ)")
+    con.execute(f"INSERT INTO {META} VALUES (?, ?, now())", [TILES_VERSION, _fills_rows(con)])
+
+
+def rebuild(con: duckdb.DuckDBPyConnection) -> int:
+    """Recompute every tile from the fills; returns the number of day tiles."""
+    con.execute("SET TimeZone = 'UTC'")
+    sql = _tile_sql(con, "fills")
+    for part, table in table_names().items():
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS {sql[part]}")
+    _write_meta(con)
+    row = con.execute("SELECT count(*) FROM tiles_day").fetchone()
+    return int(row[0]) if row else 0
+
+
+def refresh(con: duckdb.DuckDBPyConnection, touched_sql: str, *, rows_before: int) -> None:
+    """Recompute the tiles of the (account_id, day) pairs selected by ``touched_sql``.
+
+    Call inside the transaction that stored the new fills; ``rows_before`` is the fills
+    count before them. Tiles that were not current before are rebuilt whole.
+    """
+    ok, why = status_before(con, rows_before)
+    if not ok:
+        logger.info("rebuilding the daily tiles: %s", why)
+        rebuild(con)
+        return
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_TOUCHED} AS {touched_sql}")
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {_SRC} AS SELECT f.* FROM fills f "
+        f"SEMI JOIN {_TOUCHED} t ON f.account_id = t.account_id AND CAST(f.ts AS DATE) = t.day"
+    )
+    sql = _tile_sql(con, _SRC)
+    for part, table in table_names().items():
+        con.execute(
+            f"DELETE FROM {table} USING {_TOUCHED} t "
+            f"WHERE {table}.account_id = t.account_id AND {table}.day = t.day"
+        )
+        con.execute(f"INSERT INTO {table} {sql[part]}")
+    con.execute(f"DROP VIEW {_SRC}")
+    con.execute(f"DROP TABLE {_TOUCHED}")
+    _write_meta(con)
+
+
+def status_before(con: duckdb.DuckDBPyConnection, rows_before: int) -> tuple[bool, str]:
+    """Whether the tiles were current over ``rows_before`` fills."""
+    names = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+    ).fetchall()}
+    if META not in names or not set(table_names().values()) <= names:
+        return False, "the store has no tiles"
+    row = con.execute(f"SELECT version, fills_rows FROM {META}").fetchone()
+    if row is None or row[0] != TILES_VERSION:
+        return False, "the tiles were built by other measures"
+    if int(row[1]) != rows_before:
+        return False, f"the tiles covered {int(row[1]):,} fills, the store held {rows_before:,}"
+    return True, "current"
+
+
+def stored_tiles(backend: Any, cutoff: datetime) -> batch.Tiles | None:
+    """The store's tiles of the days before the cutoff's day, or None when not current."""
+    con = getattr(backend, "con", None)
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        return None
+    ok, why = status(con)
+    if not ok:
+        logger.info("features from the fills: %s", why)
+        return None
+    names = table_names()
+    day = ibis.literal(cutoff.date())
+
+    def part(key: str) -> Any:
+        t = backend.table(names[key])
+        return t.filter(t.day < day)
+
+    return batch.Tiles(
+        part("day"),
+        {m.name: part(f"map:{m.name}") for m in MEASURE_SET.maps},
+        {s.name: part(f"sketch:{s.name}") for s in MEASURE_SET.sketches},
+    )
