@@ -226,9 +226,11 @@ class Bin(Expr):
             return f"({c.cond(self.a)} {word} {c.cond(self.b)})"
         a, b = c.value(self.a), c.value(self.b)
         op = self.op
-        if op == "/":
-            b = f"float({b})"
-        text = f"({a} {op} {b})"
+        if op == "/" and not isinstance(self.b, Lit):
+            # x / 0 is never used (formulas guard it); NULL keeps eager evaluation safe
+            text = f"_div({a}, {b})"
+        else:
+            text = f"({a} {op} {b})"
         if not self.nullable:
             return text
         guards = [x for x, e in ((a, self.a), (b, self.b)) if e.nullable]
@@ -338,7 +340,8 @@ class Call(Expr):
         if fn == "weekday":
             return xs[0].day_of_week.index()
         if fn == "epoch_seconds":
-            return xs[0].epoch_seconds()
+            # whole seconds on every engine (DuckDB's EPOCH keeps the fraction)
+            return xs[0].epoch_seconds().cast("float64").floor().cast("int64")
         if fn == "float":
             return xs[0].cast("float64")
         if fn == "sqrt":
@@ -407,6 +410,11 @@ class Named(Expr):
 def sqrt(x: Any) -> Expr:
     """Square root (of a non-negative value)."""
     return Call("sqrt", (as_expr(x),))
+
+
+def safe_div(a: float, b: float) -> float | None:
+    """``a / b`` in float, NULL when ``b`` is 0 (Python side of formulas)."""
+    return None if b == 0 else a / float(b)
 
 
 def _cond_ibis(e: Expr, v: Any) -> Any:
@@ -565,7 +573,7 @@ def compile_py(exprs: Mapping[str, Expr]) -> Callable[[Mapping[str, Any]], dict[
     body = "\n".join(f"    {line}" for line in c.lines)
     items = ", ".join(f"{k!r}: {v}" for k, v in outs.items())
     src = f"def _f(env):\n{body}\n    return {{{items}}}\n"
-    ns: dict[str, Any] = {"_log": math.log, "_sqrt": math.sqrt}
+    ns: dict[str, Any] = {"_log": math.log, "_sqrt": math.sqrt, "_div": safe_div}
     exec(compile(src, "<traderseg formula>", "exec"), ns)  # noqa: S102 - our own declarations
     return ns["_f"]  # type: ignore[no-any-return]
 

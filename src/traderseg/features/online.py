@@ -1,0 +1,449 @@
+"""Online per-account feature state, derived from the same measures as batch.
+
+:class:`AccountState` follows river's running statistics: ``update(fill)`` folds one fill
+in, ``merge(other)`` combines two states of the same account built from disjoint fills,
+``get(as_of, windows)`` returns the catalogue's features. The state is a set of daily
+tiles — the same per (account, UTC day) states the store keeps — so ``get`` at any cutoff
+after the last fill equals the batch computation over the same fills: exactly for exact
+aggregates (up to floating-point summation order), within the sketch's bound for quantiles.
+
+The per-fill update is Python source generated once from the measure declarations
+(:mod:`traderseg.features.measures`), with the measures grouped under their conditions, so
+a perp fill never evaluates the option measures. Fills are mappings with the canonical
+field names; timestamps are aware datetimes, pandas Timestamps or integer microseconds
+since the epoch.
+
+Tiles older than the longest window in use may be compacted (:meth:`AccountState.compact`):
+their measures fold into one lifetime tile and each old day keeps only the four numbers the
+lifetime window's day-level values need.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+
+from traderseg.errors import DataError
+from traderseg.features import measures as M
+from traderseg.features.batch import cutoff_end_day, day_number, effective_formula, window_start
+from traderseg.features.catalog import CATALOG, column_name
+from traderseg.features.expr import US_PER_DAY, Bin, Lit, compile_py, safe_div, new_compiler, py_condition, py_source
+from traderseg.features.measures import MEASURE_SET
+
+_SCALARS = MEASURE_SET.scalars
+_INDEX = {m.name: i for i, m in enumerate(_SCALARS)}
+_N = _INDEX["n"]
+_NOTIONAL = _INDEX["notional_total"]
+_PNL = _INDEX["pnl_sum"]
+_PAIR = MEASURE_SET.pairs[0]
+_MAP = MEASURE_SET.maps[0]
+_SKETCH = MEASURE_SET.sketches[0]
+_EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+
+
+def to_us(ts: Any) -> int | None:
+    """Integer microseconds since the epoch of a timestamp (None stays None)."""
+    if ts is None:
+        return None
+    if isinstance(ts, int):
+        return ts
+    t = pd.Timestamp(ts)
+    if t is pd.NaT:
+        return None
+    if t.tzinfo is None:
+        t = t.tz_localize("UTC")
+    return int(t.value // 1000)
+
+
+# -- code generation -------------------------------------------------------------------
+
+
+def _measure_lines(m: M.Measure, c: Any, state: str, index: int) -> list[str]:
+    slot = f"{state}[{index}]"
+    if m.agg == "count":
+        if m.expr is None:
+            return [f"{slot} += 1"]
+        v = py_source(m.expr, c)
+        return [f"if {v} is not None: {slot} += 1"] if m.expr.nullable else [f"{slot} += 1"]
+    assert m.expr is not None
+    v = py_source(m.expr, c)
+    if m.agg == "sum":
+        if m.expr.nullable:
+            return [f"if {v} is not None: {slot} += {v}"]
+        return [f"{slot} += {v}"]
+    op = "<" if m.agg == "min" else ">"
+    guard = f"{v} is not None and " if m.expr.nullable else ""
+    return [f"if {guard}({slot} is None or {v} {op} {slot}): {slot} = {v}"]
+
+
+def _one_hot(ms: Sequence[M.Measure]) -> tuple[Any, int] | None:
+    """``(x, base)`` when ``ms`` count ``x == 0, 1, ...`` into consecutive slots."""
+    first = _INDEX[ms[0].name]
+    x = None
+    for i, m in enumerate(ms):
+        w = m.where
+        if (m.agg != "count" or m.expr is not None or not isinstance(w, Bin) or w.op != "=="
+                or not isinstance(w.b, Lit) or w.b.value != i or w.a.nullable
+                or _INDEX[m.name] != first + i or (x is not None and w.a is not x)):
+            return None
+        x = w.a
+    return x, first
+
+
+def _generate() -> str:
+    """Python source of ``_update(s, maps, sketch, pairs, f)`` for one day tile."""
+    top = new_compiler("f")
+    body: list[str] = []
+    blocks: dict[int, tuple[Any, list[M.Measure]]] = {}
+    order: list[int] = []
+    for m in _SCALARS:
+        key = id(m.where) if m.where is not None else 0
+        w = m.where
+        if (m.agg == "count" and m.expr is None and isinstance(w, Bin) and w.op == "=="
+                and isinstance(w.b, Lit) and isinstance(w.b.value, int)):
+            key = id(w.a)  # counts of x == 0, 1, ... may share one block
+        if key not in blocks:
+            blocks[key] = (m.where, [])
+            order.append(key)
+        blocks[key][1].append(m)
+    for key in order:
+        where, ms = blocks[key]
+        onehot = _one_hot(ms)
+        if onehot is not None:
+            x, base = onehot
+            v = py_source(x, top)
+            body += top.lines
+            top.lines = []
+            body.append(f"s[{base} + {v}] += 1")
+            continue
+        if where is None:
+            lines: list[str] = []
+            for m in ms:
+                lines += _measure_lines(m, top, "s", _INDEX[m.name])
+            body += top.lines + lines
+            top.lines = []
+        else:
+            cond = py_condition(where, top)
+            body += top.lines
+            top.lines = []
+            inner = top.child()
+            lines = []
+            for m in ms:
+                lines += _measure_lines(m, inner, "s", _INDEX[m.name])
+            body.append(f"if {cond}:")
+            body += [f"    {x}" for x in inner.lines + lines]
+    # keyed map
+    keys = [py_source(e, top) for _, e in _MAP.keys]
+    body += top.lines
+    top.lines = []
+    body.append(f"k = ({', '.join(keys)},)")
+    body.append("e = maps.get(k)")
+    body.append("if e is None: maps[k] = e = [0, 0.0]")
+    for i, v in enumerate(_MAP.values):
+        body += [x.replace("s[", "e[") for x in _measure_lines(v, top, "e", i)]
+    body += top.lines
+    top.lines = []
+    # sketch
+    x = py_source(_SKETCH.expr, top)
+    body += top.lines
+    top.lines = []
+    body.append(f"b = _bucket({x})")
+    body.append("sketch[b] = sketch.get(b, 0) + 1")
+    # paired legs
+    cond = py_condition(_PAIR.where, top)
+    body += top.lines
+    top.lines = []
+    inner = top.child()
+    pk = [py_source(e, inner) for _, e in _PAIR.keys]
+    tv = py_source(_PAIR.type_expr, inner)
+    body.append(f"if {cond}:")
+    body += [f"    {x}" for x in inner.lines]
+    body.append(f"    pk = ({', '.join(pk)},)")
+    body.append("    g = pairs.get(pk)")
+    body.append("    if g is None: pairs[pk] = g = [set(), 0]")
+    body.append(f"    g[0].add({tv})")
+    body.append("    g[1] += 1")
+    return "def _update(s, maps, sketch, pairs, f):\n" + "\n".join(f"    {b}" for b in body) + "\n"
+
+
+UPDATE_SOURCE = _generate()
+_ns: dict[str, Any] = {"_log": math.log, "_sqrt": math.sqrt, "_bucket": _SKETCH.bucket,
+                       "_div": safe_div}
+exec(compile(UPDATE_SOURCE, "<traderseg online update>", "exec"), _ns)  # noqa: S102
+_update: Callable[..., None] = _ns["_update"]
+
+_FORMULAS = compile_py({f.name: effective_formula(f) for f in CATALOG})
+
+
+# -- state -----------------------------------------------------------------------------
+
+
+class DayTile:
+    """Measure states of one account and one UTC day."""
+
+    __slots__ = ("s", "maps", "sketch", "pairs", "straddles")
+
+    def __init__(self) -> None:
+        self.s: list[Any] = [m.identity for m in _SCALARS]
+        self.maps: dict[tuple[Any, ...], list[Any]] = {}
+        self.sketch: dict[int, int] = {}
+        self.pairs: dict[tuple[Any, ...], list[Any]] = {}
+        self.straddles = 0  # legs of pairs already folded away (compacted tiles)
+
+    def straddle_legs(self) -> int:
+        """Fills in groups of at least two option types (the day's straddle legs)."""
+        legs = self.straddles
+        for types, n in self.pairs.values():
+            if len(types) >= _PAIR.min_types:
+                legs += n
+        return legs
+
+    def merge_from(self, other: DayTile, *, same_day: bool = True) -> None:
+        """Fold ``other`` into this tile."""
+        for i, m in enumerate(_SCALARS):
+            a, b = self.s[i], other.s[i]
+            if m.agg in ("count", "sum"):
+                self.s[i] = a + b
+            elif b is not None and (a is None or (b < a if m.agg == "min" else b > a)):
+                self.s[i] = b
+        for k, v in other.maps.items():
+            e = self.maps.setdefault(k, [0, 0.0])
+            e[0] += v[0]
+            e[1] += v[1]
+        for b_, c in other.sketch.items():
+            self.sketch[b_] = self.sketch.get(b_, 0) + c
+        if same_day:
+            for k, (types, n) in other.pairs.items():
+                g = self.pairs.setdefault(k, [set(), 0])
+                g[0] |= types
+                g[1] += n
+            self.straddles += other.straddles
+        else:
+            self.straddles += other.straddle_legs()
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-able form."""
+        return {
+            "s": self.s,
+            "maps": [[list(k), v] for k, v in self.maps.items()],
+            "sketch": [[b, c] for b, c in self.sketch.items()],
+            "pairs": [[[_jsonable(x) for x in k], sorted(t), n] for k, (t, n) in self.pairs.items()],
+            "straddles": self.straddles,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> DayTile:
+        """Inverse of :meth:`to_json`."""
+        t = cls()
+        t.s = list(d["s"])
+        t.maps = {tuple(k): list(v) for k, v in d["maps"]}
+        t.sketch = {int(b): int(c) for b, c in d["sketch"]}
+        t.pairs = {tuple(k): [set(ts), int(n)] for k, ts, n in d["pairs"]}
+        t.straddles = int(d["straddles"])
+        return t
+
+
+def _jsonable(x: Any) -> Any:
+    return x
+
+
+class AccountState:
+    """Online feature state of one account (see the module docstring)."""
+
+    __slots__ = ("tiles", "base", "old_days", "last_us")
+
+    def __init__(self) -> None:
+        self.tiles: dict[int, DayTile] = {}
+        self.base: DayTile | None = None  # compacted days
+        self.old_days: dict[int, tuple[float, float, float]] = {}  # day -> (n, notional, pnl)
+        self.last_us: int | None = None
+
+    # -- updating ------------------------------------------------------------------------
+    def update(self, fill: Mapping[str, Any]) -> None:
+        """Fold one fill in (timestamps as datetimes or integer microseconds)."""
+        ts = fill["ts"]
+        if type(ts) is not int or (fill.get("expiry") is not None
+                                   and type(fill["expiry"]) is not int):
+            fill = dict(fill)
+            fill["ts"] = ts = to_us(ts)
+            fill["expiry"] = to_us(fill.get("expiry"))
+        day = ts // US_PER_DAY
+        if self.base is not None and day <= max(self.old_days, default=-1):
+            raise DataError(f"fill at day {day} falls in the compacted history of the account")
+        tile = self.tiles.get(day)
+        if tile is None:
+            tile = self.tiles[day] = DayTile()
+        _update(tile.s, tile.maps, tile.sketch, tile.pairs, fill)
+        if self.last_us is None or ts > self.last_us:
+            self.last_us = ts
+
+    def update_many(self, fills: Iterable[Mapping[str, Any]]) -> None:
+        """Fold several fills in."""
+        for f in fills:
+            self.update(f)
+
+    def merge(self, other: AccountState) -> AccountState:
+        """Combine with the state of disjoint fills of the same account (in place)."""
+        for day, t in other.tiles.items():
+            mine = self.tiles.get(day)
+            if mine is None:
+                mine = self.tiles[day] = DayTile()
+            mine.merge_from(t)
+        if other.base is not None:
+            if self.base is None:
+                self.base = DayTile()
+            self.base.merge_from(other.base, same_day=False)
+            for d, v in other.old_days.items():
+                a = self.old_days.get(d, (0.0, 0.0, 0.0))
+                self.old_days[d] = (a[0] + v[0], a[1] + v[1], a[2] + v[2])
+        if other.last_us is not None and (self.last_us is None or other.last_us > self.last_us):
+            self.last_us = other.last_us
+        return self
+
+    def compact(self, before_day: int) -> None:
+        """Fold the tiles of days before ``before_day`` into the lifetime tile."""
+        old = [d for d in self.tiles if d < before_day]
+        if not old:
+            return
+        if self.base is None:
+            self.base = DayTile()
+        for d in sorted(old):
+            t = self.tiles.pop(d)
+            self.old_days[d] = (t.s[_N], t.s[_NOTIONAL], t.s[_PNL])
+            self.base.merge_from(t, same_day=False)
+
+    # -- reading -------------------------------------------------------------------------
+    def get(self, as_of: Any, windows: Sequence[str] = ("30d", "all"),
+            event_days: Iterable[date] | None = None) -> dict[str, float]:
+        """Features as of ``as_of`` (after every fill seen), named ``{feature}__{window}``.
+
+        ``event_days`` are the market-event days (None: no market events known).
+        """
+        from traderseg.features.compute import parse_as_of, window_days
+
+        cutoff = parse_as_of(as_of)
+        if self.last_us is None:
+            raise DataError("the account has no fills")
+        if self.last_us >= to_us(cutoff):  # type: ignore[operator]
+            raise DataError("the state holds fills at or after the cutoff")
+        evs = None if event_days is None else {day_number(d) for d in event_days}
+        out: dict[str, float] = {}
+        values = {w: self._values(cutoff, window_days(w), evs) for w in {*windows, "all"}}
+        for w in windows:
+            feats = _FORMULAS(values[w])
+            for f in CATALOG:
+                if not f.lifetime_only:
+                    out[column_name(f.name, w)] = _num(feats[f.name])
+        life = _FORMULAS(values["all"])
+        for f in CATALOG:
+            if f.lifetime_only:
+                out[column_name(f.name, "all")] = _num(life[f.name])
+        return out
+
+    def _values(self, cutoff: datetime, n_days: int | None,
+                evs: set[int] | None) -> dict[str, Any]:
+        start = window_start(cutoff, n_days)
+        lo = None if start is None else day_number(start.date())
+        merged = DayTile()
+        days = [d for d in self.tiles if lo is None or d >= lo]
+        day_rows = [(d, t.s[_N], t.s[_NOTIONAL], t.s[_PNL]) for d, t in self.tiles.items()
+                    if d in set(days)]
+        straddles = 0
+        for d in days:
+            merged.merge_from(self.tiles[d], same_day=False)
+        straddles = merged.straddles
+        if lo is None and self.base is not None:
+            merged.merge_from(self.base, same_day=False)
+            straddles = merged.straddles
+            day_rows += [(d, *v) for d, v in self.old_days.items()]
+        v: dict[str, Any] = {m.name: merged.s[i] for i, m in enumerate(_SCALARS)}
+        v[_PAIR.name] = straddles
+        v["days"] = len(day_rows)
+        v["first_day"] = min((r[0] for r in day_rows), default=None)
+        v["last_day"] = max((r[0] for r in day_rows), default=None)
+        v["pnl_day_sq"] = sum(r[3] * r[3] for r in day_rows)
+        ev = evs or set()
+        v["ev_fills"] = float(sum(r[1] for r in day_rows if r[0] in ev))
+        v["ev_notional"] = sum(r[2] for r in day_rows if r[0] in ev)
+        live = {k: e for k, e in merged.maps.items() if e[0] > 0}
+        v["top_notional"] = max((e[1] for e in live.values()), default=None)
+        v["instrument_breadth"] = len(live)
+        v["underlying_count"] = len({k[1] for k in live})
+        for q in _SKETCH.quantiles:
+            v[f"{_SKETCH.name}_q{round(q * 100):02d}"] = _quantile(merged.sketch, q)
+        end = cutoff_end_day(cutoff)
+        first = v["first_day"]
+        v["cutoff_s"] = cutoff.timestamp()
+        v["span_days"] = None if first is None else float(end - first)
+        v["events_known"] = 0.0 if evs is None else 1.0
+        v["ev_days"] = 0.0 if first is None else float(
+            sum(1 for e in ev if first <= e < end))
+        return v
+
+    # -- snapshots -----------------------------------------------------------------------
+    def to_json(self) -> str:
+        """Serialise the state (JSON text)."""
+        return json.dumps({
+            "tiles": [[d, t.to_json()] for d, t in self.tiles.items()],
+            "base": None if self.base is None else self.base.to_json(),
+            "old_days": [[d, *v] for d, v in self.old_days.items()],
+            "last_us": self.last_us,
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> AccountState:
+        """Inverse of :meth:`to_json`."""
+        d = json.loads(text)
+        st = cls()
+        st.tiles = {int(k): DayTile.from_json(v) for k, v in d["tiles"]}
+        st.base = None if d["base"] is None else DayTile.from_json(d["base"])
+        st.old_days = {int(r[0]): (r[1], r[2], r[3]) for r in d["old_days"]}
+        st.last_us = d["last_us"]
+        return st
+
+
+def _quantile(sketch: Mapping[int, int], q: float) -> float | None:
+    total = sum(sketch.values())
+    if total == 0:
+        return None
+    rank = math.floor(q * float(total - 1))
+    cum = 0
+    for b in sorted(sketch):
+        cum += sketch[b]
+        if cum > rank:
+            if b <= M.ZERO_BUCKET:
+                return 0.0
+            return 2.0 * math.exp(float(b) * math.log(_SKETCH.gamma)) / (_SKETCH.gamma + 1.0)
+    return None  # pragma: no cover - cum reaches total
+
+
+def _num(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def states_from_frame(fills: pd.DataFrame) -> dict[str, AccountState]:
+    """Build one state per account from a frame of canonical fills."""
+    states: dict[str, AccountState] = {}
+    for rec in _records(fills):
+        acct = rec["account_id"]
+        st = states.get(acct)
+        if st is None:
+            st = states[acct] = AccountState()
+        st.update(rec)
+    return states
+
+
+def _records(fills: pd.DataFrame) -> Iterable[dict[str, Any]]:
+    df = fills.copy()
+    for c in ("ts", "expiry"):
+        if c in df.columns:
+            s = pd.to_datetime(df[c], utc=True)
+            us = s.dt.as_unit("us").astype("int64").astype("object")
+            df[c] = us.where(s.notna(), None)
+    df = df.astype(object).where(df.notna(), None)
+    return df.to_dict("records")
