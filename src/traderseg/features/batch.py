@@ -25,7 +25,8 @@ import ibis.expr.types as ir
 
 from traderseg.features import measures as M
 from traderseg.features.catalog import CATALOG, Feature, column_name
-from traderseg.features.expr import Expr, Named, _cond_ibis, where
+from traderseg.features.expr import ENGINE_KEY, Expr, Named, _cond_ibis, where
+from traderseg.features.expr import day as utc_day
 from traderseg.features.measures import MEASURE_SET, MeasureSet
 
 EPOCH = date(1970, 1, 1)
@@ -66,11 +67,18 @@ def ibis_n_positive() -> Expr:
 
 @dataclass(frozen=True)
 class Tiles:
-    """Lazy tile tables: per (account, day) scalars, per-key maps and sketches."""
+    """Lazy tile tables.
+
+    ``day`` holds the scalar measures and paired legs per (account, tile) where the tile
+    is one UTC day (stored tiles) or a span of days starting at ``day`` (window buckets
+    of :func:`tiles_from_fills`); ``maps`` and ``sketches`` are keyed the same way;
+    ``days`` holds, per (account, UTC day), the sums the day-level values need.
+    """
 
     day: ir.Table
     maps: Mapping[str, ir.Table]
     sketches: Mapping[str, ir.Table]
+    days: ir.Table
 
     def union(self, other: Tiles) -> Tiles:
         """Tiles of both (disjoint days)."""
@@ -78,11 +86,27 @@ class Tiles:
             self.day.union(other.day),
             {k: t.union(other.maps[k]) for k, t in self.maps.items()},
             {k: t.union(other.sketches[k]) for k, t in self.sketches.items()},
+            self.days.union(other.days),
         )
 
 
+def day_sums(ms: MeasureSet = MEASURE_SET) -> tuple[str, ...]:
+    """Tile columns the day-level values read per day."""
+    return tuple(sorted({"n", *(d.of for d in ms.day_level if d.of is not None)}))
+
+
+def engine_of(t: ir.Table) -> str:
+    """Name of the backend a table lives in (``duckdb``, ``pyspark``...)."""
+    try:
+        return str(t._find_backend().name)
+    except Exception:  # noqa: BLE001 - unbound (memtable) expressions compile for DuckDB
+        return "duckdb"
+
+
 def _env(t: ir.Table, ms: MeasureSet) -> dict[str, Any]:
-    return {c: t[c] for c in ms.read_columns() if c in t.columns}
+    env: dict[str, Any] = {c: t[c] for c in ms.read_columns() if c in t.columns}
+    env[ENGINE_KEY] = engine_of(t)
+    return env
 
 
 def _named(ms: MeasureSet) -> list[Named]:
@@ -105,74 +129,158 @@ def _named(ms: MeasureSet) -> list[Named]:
     return list(seen.values())
 
 
+def _masked(x: ir.Value, cond: ir.BooleanValue | None) -> ir.Value:
+    """``x`` where ``cond`` holds, else NULL.
+
+    Conditional aggregates are written as aggregates of a CASE rather than with a FILTER
+    clause: with dozens of aggregates DuckDB evaluates FILTERs several times slower.
+    """
+    if cond is None:
+        return x
+    return cond.ifelse(x, ibis.null(x.type().copy(nullable=True)))
+
+
 def _agg(m: M.Measure, t: ir.Table, env: Mapping[str, Any]) -> ir.Value:
     cond = None if m.where is None else _cond_ibis(m.where, m.where.to_ibis(env))
     if m.agg == "count":
         if m.expr is None:
-            return t.count(where=cond).cast("int64")
-        return m.expr.to_ibis(env).count(where=cond).cast("int64")
+            if cond is None:
+                return t.count().cast("int64")
+            return cond.ifelse(1, 0).cast("int64").sum().fill_null(0).cast("int64")
+        x = m.expr.to_ibis(env)
+        ok = x.notnull() if cond is None else (cond & x.notnull())
+        return ok.ifelse(1, 0).cast("int64").sum().fill_null(0).cast("int64")
     x = m.expr.to_ibis(env) if m.expr is not None else None
     if x is None:
         raise ValueError(f"measure {m.name} needs an expression")
+    x = _masked(x.cast("float64"), cond)
     if m.agg == "sum":
-        return x.cast("float64").sum(where=cond).fill_null(0.0)
+        return x.sum().fill_null(0.0)
     if m.agg == "min":
-        return x.cast("float64").min(where=cond)
-    return x.cast("float64").max(where=cond)
+        return x.min()
+    return x.max()
 
 
-def tiles_from_fills(fills: ir.Table, ms: MeasureSet = MEASURE_SET) -> Tiles:
-    """Per (account, UTC day) tiles of ``fills`` (already filtered to the wanted span)."""
-    f = fills.select(*[c for c in ms.read_columns() if c in fills.columns])
-    env: dict[str, Any] = _env(f, ms)
-    derived = {}
-    for nd in _named(ms):
+def _prepare(fills: ir.Table, exprs: Sequence[Expr | None], span: tuple[Any, Any],
+             buckets: Sequence[int] | None) -> tuple[ir.Table, dict[str, Any]]:
+    """The fills' columns ``exprs`` read, filtered to ``span``, with their derived values.
+
+    Each consumer gets its own narrow projection of the fills: a relation shared by all of
+    them would be materialised whole by the engine.
+    """
+    cols = {"account_id", "ts"}
+    named: dict[int, Named] = {}
+
+    def visit(e: Expr | None) -> None:
+        if e is None:
+            return
+        for child in e.children():
+            visit(child)
+        if isinstance(e, Named) and id(e) not in named:
+            named[id(e)] = e
+
+    for e in exprs:
+        if e is not None:
+            cols |= e.columns()
+            visit(e)
+    f = fills.select(*sorted(c for c in cols if c in fills.columns))
+    lo, hi = span
+    if hi is not None:
+        f = f.filter(f.ts < hi)
+    if lo is not None:
+        f = f.filter(f.ts >= lo)
+    env: dict[str, Any] = {c: f[c] for c in f.columns}
+    env[ENGINE_KEY] = engine_of(fills)
+    derived: dict[str, Any] = {}
+    for nd in named.values():
         derived[nd.name] = nd.expr.to_ibis({**env, **derived})
-    f = f.mutate(day=f.ts.date(), **derived)
+    f = f.mutate(fill_day=utc_day(M.ts).to_ibis(env), **derived)
+    if buckets:
+        tile = ibis.literal(_FIRST_BUCKET, "int64")
+        for b in sorted(buckets):
+            tile = (f.fill_day >= b).ifelse(ibis.literal(b, "int64"), tile)
+        f = f.mutate(day=tile)
+    else:
+        f = f.mutate(day=f.fill_day)
     env = {c: f[c] for c in f.columns}
+    env[ENGINE_KEY] = engine_of(fills)
+    return f, env
+
+
+def tiles_from_fills(fills: ir.Table, ms: MeasureSet = MEASURE_SET,
+                     buckets: Sequence[int] | None = None, *,
+                     lo: datetime | None = None, hi: datetime | None = None) -> Tiles:
+    """Tiles of the fills with ``lo <= ts < hi``.
+
+    Without ``buckets`` a tile is one (account, UTC day), as the store keeps them. With
+    ``buckets`` (sorted day numbers where windows start) a tile spans the days from one
+    bucket start to the next, so one pass over the fills yields few, small tiles from
+    which every window merges; per-day sums for the day-level values come alongside.
+    """
+    span = (lo, hi)
     keys = ["account_id", "day"]
+    f, env = _prepare(fills, [e for m in ms.scalars for e in (m.expr, m.where)], span, buckets)
     day = f.group_by(keys).aggregate(**{m.name: _agg(m, f, env) for m in ms.scalars})
     for p in ms.pairs:
-        o = f.filter(_cond_ibis(p.where, p.where.to_ibis(env)))
-        oenv = {c: o[c] for c in o.columns}
+        o, oenv = _prepare(fills, [p.where, p.type_expr, *[e for _, e in p.keys]], span,
+                           buckets)
+        o = o.filter(_cond_ibis(p.where, p.where.to_ibis(oenv)))
+        oenv = {**{c: o[c] for c in o.columns}, ENGINE_KEY: oenv[ENGINE_KEY]}
         gk = {k: e.to_ibis(oenv) for k, e in p.keys}
-        legs = o.group_by([*keys, *[o[k] for k in gk]]).aggregate(
+        legs = o.group_by([*keys, "fill_day", *[o[k] for k in gk]]).aggregate(
             types=p.type_expr.to_ibis(oenv).nunique(), legs=o.count()
         )
-        per_day = legs.group_by(keys).aggregate(
-            **{p.name: legs.legs.sum(where=legs.types >= p.min_types).fill_null(0).cast("int64")}
+        per_tile = legs.group_by(keys).aggregate(
+            **{p.name: _masked(legs.legs, legs.types >= p.min_types).sum()
+               .fill_null(0).cast("int64")}
         )
-        day = day.left_join(per_day, keys).select(~ibis.selectors.endswith("_right"))
+        day = day.left_join(per_tile, keys).select(~ibis.selectors.endswith("_right"))
         day = day.mutate(**{p.name: day[p.name].fill_null(0)})
     day = day.select(*keys, *[m.name for m in ms.scalars], *[p.name for p in ms.pairs])
     maps = {}
     for km in ms.maps:
-        g = f if km.where is None else f.filter(_cond_ibis(km.where, km.where.to_ibis(env)))
-        genv = {c: g[c] for c in g.columns}
+        g, genv = _prepare(fills, [km.where, *[e for _, e in km.keys],
+                                   *[v.expr for v in km.values]], span, buckets)
+        if km.where is not None:
+            g = g.filter(_cond_ibis(km.where, km.where.to_ibis(genv)))
+            genv = {**{c: g[c] for c in g.columns}, ENGINE_KEY: genv[ENGINE_KEY]}
         key_cols = {k: e.to_ibis(genv) for k, e in km.keys}
         maps[km.name] = g.group_by([*keys, *[v.name(k) for k, v in key_cols.items()]]).aggregate(
             **{v.name: _agg(v, g, genv) for v in km.values}
         )
     sketches = {}
     for sk in ms.sketches:
-        x = sk.expr.to_ibis(env).cast("float64")
+        sf, senv = _prepare(fills, [sk.expr], span, buckets)
+        x = sk.expr.to_ibis(senv).cast("float64")
         bucket = (x < M.SKETCH_MIN_VALUE).ifelse(
             ibis.literal(M.ZERO_BUCKET, "int64"),
             (ibis.greatest(x, M.SKETCH_MIN_VALUE).ln() * sk.inv_log_gamma).ceil().cast("int64"),
         )
-        s = f.mutate(bucket=bucket)
+        s = sf.mutate(bucket=bucket)
         sketches[sk.name] = s.group_by([*keys, "bucket"]).aggregate(count=s.count().cast("int64"))
-    return Tiles(day, maps, sketches)
+    sums = day_sums(ms)
+    if buckets:
+        by_name = {m.name: m for m in ms.scalars}
+        used = [by_name[c] for c in sums]
+        df_, denv = _prepare(fills, [e for m in used for e in (m.expr, m.where)], span, None)
+        days = df_.group_by(keys).aggregate(**{m.name: _agg(m, df_, denv) for m in used})
+    else:
+        days = day.select("account_id", "day", *sums)
+    return Tiles(day, maps, sketches, days)
+
+
+_FIRST_BUCKET = -(2**40)
+"""Tile key of the fills before every window start (the rest of the lifetime)."""
 
 
 # -- windows -------------------------------------------------------------------------
 
 
 def _merge(m: M.Measure, x: ir.Value, cond: ir.BooleanValue | None) -> ir.Value:
+    x = _masked(x.cast("float64"), cond)
     if m.agg in ("count", "sum"):
-        out = x.sum(where=cond)
-        return out.fill_null(0) if m.agg == "count" else out.fill_null(0.0)
-    return x.min(where=cond) if m.agg == "min" else x.max(where=cond)
+        return x.sum().fill_null(0.0)
+    return x.min() if m.agg == "min" else x.max()
 
 
 def window_values(
@@ -191,35 +299,40 @@ def window_values(
     ``exact_quantiles`` replaces the sketch quantiles with exact ones (a table of
     ``account_id`` and ``notional_q50__w``, ``notional_q95__w``).
     """
-    d = tiles.day
-    dn = d.day.delta(ibis.date(EPOCH), unit="day").cast("int64")
-    ev_list = sorted(set(event_days or ()))
-    is_ev = d.day.isin(ev_list) if ev_list else ibis.literal(False)
-    d = d.mutate(dn=dn, is_ev=is_ev)
-    conds: dict[str, ir.BooleanValue | None] = {}
-    for w, n_days in windows.items():
-        start = window_start(cutoff, n_days)
-        conds[w] = None if start is None else d.day >= ibis.literal(start.date())
+    tt = tiles.day
     aggs: dict[str, ir.Value] = {}
-    for w, cond in conds.items():
+    for w, n_days in windows.items():
+        cond = _in_window(tt, cutoff, n_days)
         for m in ms.scalars:
-            aggs[f"{m.name}__{w}"] = _merge(m, d[m.name], cond)
+            aggs[f"{m.name}__{w}"] = _merge(m, tt[m.name], cond)
         for p in ms.pairs:
-            aggs[f"{p.name}__{w}"] = d[p.name].sum(where=cond).fill_null(0)
+            aggs[f"{p.name}__{w}"] = _masked(tt[p.name].cast("float64"), cond).sum().fill_null(0.0)
+    t = tt.group_by("account_id").aggregate(**aggs)
+
+    d = tiles.days
+    ev_list = sorted(set(event_days or ()))
+    ev_nums_all = [day_number(e) for e in ev_list]
+    is_ev = d.day.isin(ev_nums_all) if ev_list else ibis.literal(False)
+    d = d.mutate(dn=d.day, is_ev=is_ev)
+    aggs = {}
+    for w, n_days in windows.items():
+        cond = _in_window(d, cutoff, n_days)
         for dl in ms.day_level:
             if dl.agg == "count":
-                aggs[f"{dl.name}__{w}"] = d.count(where=cond)
+                aggs[f"{dl.name}__{w}"] = (d.count() if cond is None
+                                            else cond.ifelse(1, 0).sum())
             elif dl.agg == "min_day":
-                aggs[f"{dl.name}__{w}"] = d.dn.min(where=cond)
+                aggs[f"{dl.name}__{w}"] = _masked(d.dn, cond).min()
             elif dl.agg == "max_day":
-                aggs[f"{dl.name}__{w}"] = d.dn.max(where=cond)
+                aggs[f"{dl.name}__{w}"] = _masked(d.dn, cond).max()
             elif dl.agg == "sumsq":
                 x = d[dl.of].cast("float64")
-                aggs[f"{dl.name}__{w}"] = (x * x).sum(where=cond).fill_null(0.0)
+                aggs[f"{dl.name}__{w}"] = _masked(x * x, cond).sum().fill_null(0.0)
             else:
                 c = d.is_ev if cond is None else (cond & d.is_ev)
-                aggs[f"{dl.name}__{w}"] = d[dl.of].cast("float64").sum(where=c).fill_null(0.0)
-    t = d.group_by("account_id").aggregate(**aggs)
+                aggs[f"{dl.name}__{w}"] = _masked(d[dl.of].cast("float64"), c).sum().fill_null(0.0)
+    t = t.left_join(d.group_by("account_id").aggregate(**aggs), "account_id")
+    t = t.select(~ibis.selectors.endswith("_right"))
 
     for km in ms.maps:
         t = t.left_join(_map_values(tiles.maps[km.name], km, cutoff, windows), "account_id")
@@ -251,22 +364,27 @@ def window_values(
     return t.mutate(**ctx)
 
 
+def _in_window(t: ir.Table, cutoff: datetime, n_days: int | None) -> ir.BooleanValue | None:
+    """Tiles of ``t`` inside the window (None: every tile)."""
+    start = window_start(cutoff, n_days)
+    return None if start is None else t.day >= day_number(start.date())
+
+
 def _map_values(m: ir.Table, km: M.KeyedMap, cutoff: datetime,
                 windows: Mapping[str, int | None]) -> ir.Table:
     key_names = [k for k, _ in km.keys]
     aggs = {}
     for w, n_days in windows.items():
-        start = window_start(cutoff, n_days)
-        cond = None if start is None else m.day >= ibis.literal(start.date())
-        aggs[f"fills__{w}"] = m.fills.sum(where=cond).fill_null(0)
-        aggs[f"notional__{w}"] = m.notional.sum(where=cond).fill_null(0.0)
+        cond = _in_window(m, cutoff, n_days)
+        aggs[f"fills__{w}"] = _masked(m.fills.cast("float64"), cond).sum().fill_null(0.0)
+        aggs[f"notional__{w}"] = _masked(m.notional, cond).sum().fill_null(0.0)
     g = m.group_by(["account_id", *key_names]).aggregate(**aggs)
     out = {}
     for w in windows:
         has = g[f"fills__{w}"] > 0
-        out[f"top_notional__{w}"] = g[f"notional__{w}"].max(where=has)
-        out[f"instrument_breadth__{w}"] = g.count(where=has)
-        out[f"underlying_count__{w}"] = g.underlying.nunique(where=has)
+        out[f"top_notional__{w}"] = _masked(g[f"notional__{w}"], has).max()
+        out[f"instrument_breadth__{w}"] = has.ifelse(1, 0).sum()
+        out[f"underlying_count__{w}"] = _masked(g.underlying, has).nunique()
     return g.group_by("account_id").aggregate(**out)
 
 
@@ -274,9 +392,8 @@ def _sketch_values(s: ir.Table, sk: M.Sketch, cutoff: datetime,
                    windows: Mapping[str, int | None]) -> ir.Table:
     aggs = {}
     for w, n_days in windows.items():
-        start = window_start(cutoff, n_days)
-        cond = None if start is None else s.day >= ibis.literal(start.date())
-        aggs[f"c__{w}"] = s["count"].sum(where=cond).fill_null(0)
+        cond = _in_window(s, cutoff, n_days)
+        aggs[f"c__{w}"] = _masked(s["count"], cond).sum().fill_null(0)
     g = s.group_by(["account_id", "bucket"]).aggregate(**aggs)
     run = ibis.window(group_by="account_id", order_by="bucket", preceding=None, following=0)
     whole = ibis.window(group_by="account_id")
@@ -289,7 +406,7 @@ def _sketch_values(s: ir.Table, sk: M.Sketch, cutoff: datetime,
     for w in windows:
         for q in sk.quantiles:
             rank = (q * (g[f"tot__{w}"] - 1).cast("float64")).floor()
-            b = g.bucket.min(where=(g[f"c__{w}"] > 0) & (g[f"cum__{w}"] > rank))
+            b = _masked(g.bucket, (g[f"c__{w}"] > 0) & (g[f"cum__{w}"] > rank)).min()
             out[f"qb{round(q * 100):02d}__{w}"] = b
     r = g.group_by("account_id").aggregate(**out)
     vals = {}

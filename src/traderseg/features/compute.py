@@ -170,13 +170,14 @@ def features_expr(
     if event_days is None and market is not None:
         event_days = event_days_of(market, cutoff)
     if tiles is None:
-        t = batch.tiles_from_fills(fills.filter(fills.ts < cutoff))
+        starts = [batch.day_number(batch.window_start(cutoff, n).date())  # type: ignore[union-attr]
+                  for n in merged.values() if n is not None]
+        t = batch.tiles_from_fills(fills, buckets=starts or [0], hi=cutoff)
     else:
         day0 = datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=cutoff.tzinfo)
         t = tiles
         if cutoff > day0:
-            part = fills.filter((fills.ts >= day0) & (fills.ts < cutoff))
-            t = tiles.union(batch.tiles_from_fills(part))
+            t = tiles.union(batch.tiles_from_fills(fills, lo=day0, hi=cutoff))
     exact = batch.exact_quantiles(fills, cutoff, merged) if exact_quantiles else None
     values = batch.window_values(t, cutoff, merged, event_days, exact_quantiles=exact)
     return batch.feature_table(values, list(windows)).order_by("account_id")

@@ -59,7 +59,7 @@ SHORT_DATED_DAYS = 3.0
 """Option fills expiring within this many days (inclusive) are short-dated."""
 HIGH_LEVERAGE = 20.0
 """Leveraged fills at or above this leverage are high-leverage."""
-SKETCH_RELATIVE_ERROR = 0.01
+SKETCH_RELATIVE_ERROR = 0.02
 """Relative error bound of the notional quantile sketch."""
 
 # -- the fills' columns ------------------------------------------------------------------

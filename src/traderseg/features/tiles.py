@@ -22,6 +22,7 @@ import duckdb
 import ibis
 
 from traderseg.features import batch
+from traderseg.features.expr import US_PER_DAY
 from traderseg.features.measures import MEASURE_SET, MEASURES_VERSION
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,16 @@ def _tile_sql(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
     parts.update({f"map:{k}": v for k, v in t.maps.items()})
     parts.update({f"sketch:{k}": v for k, v in t.sketches.items()})
     return {k: str(ibis.to_sql(v, dialect="duckdb")) for k, v in parts.items()}
+
+
+def day_sql(ts: str) -> str:
+    """DuckDB SQL of the UTC day number (days since 1970-01-01) of timestamp ``ts``."""
+    return f"CAST(FLOOR(epoch_us({ts}) / {US_PER_DAY}) AS BIGINT)"
+
+
+def touched_sql(table: str) -> str:
+    """The distinct (account_id, day) pairs of the fills in ``table``."""
+    return f"SELECT DISTINCT account_id, {day_sql('ts')} AS day FROM {table}"
 
 
 def _fills_rows(con: duckdb.DuckDBPyConnection) -> int:
@@ -109,7 +120,7 @@ def refresh(con: duckdb.DuckDBPyConnection, touched_sql: str, *, rows_before: in
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_TOUCHED} AS {touched_sql}")
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {_SRC} AS SELECT f.* FROM fills f "
-        f"SEMI JOIN {_TOUCHED} t ON f.account_id = t.account_id AND CAST(f.ts AS DATE) = t.day"
+        f"SEMI JOIN {_TOUCHED} t ON f.account_id = t.account_id AND {day_sql('f.ts')} = t.day"
     )
     sql = _tile_sql(con, _SRC)
     for part, table in table_names().items():
@@ -148,14 +159,21 @@ def stored_tiles(backend: Any, cutoff: datetime) -> batch.Tiles | None:
         logger.info("features from the fills: %s", why)
         return None
     names = table_names()
-    day = ibis.literal(cutoff.date())
+    day = batch.day_number(cutoff.date())
+    ref = batch.tiles_from_fills(backend.table("fills"))
+    schemas = {"day": ref.day.schema()}
+    schemas.update({f"map:{k}": v.schema() for k, v in ref.maps.items()})
+    schemas.update({f"sketch:{k}": v.schema() for k, v in ref.sketches.items()})
 
     def part(key: str) -> Any:
-        t = backend.table(names[key])
+        # the engine may widen integer sums when it stores them: read back as declared
+        t = backend.table(names[key]).cast(schemas[key])
         return t.filter(t.day < day)
 
+    day_part = part("day")
     return batch.Tiles(
-        part("day"),
+        day_part,
         {m.name: part(f"map:{m.name}") for m in MEASURE_SET.maps},
         {s.name: part(f"sketch:{s.name}") for s in MEASURE_SET.sketches},
+        day_part.select("account_id", "day", *batch.day_sums()),
     )

@@ -7,7 +7,9 @@ it outgrows memory), then, in the same transaction:
    ("duplicate ... in this source (first at line N)"), the first occurrence is kept;
 2. the rest are inserted with an anti-join on the key (no index: a primary-key index on
    tens of millions of fill ids costs gigabytes and slows bulk loads); the staged rows not
-   inserted are the ``already_present`` ones.
+   inserted are the ``already_present`` ones;
+3. for fills, the daily feature tiles of the (account, day) pairs the source touched are
+   recomputed (:mod:`traderseg.features.tiles`), so tiles and fills commit together.
 
 Rejects are appended to the ``rejects`` table unless the same (source, line, field,
 reason) is already there, so re-ingesting a file adds nothing anywhere. A failure rolls
@@ -139,6 +141,7 @@ class SourceLoader:
                 [self.source, key[0], self.ingested_at],
             )
             self.con.execute(f"DELETE FROM {_STAGE} WHERE line_no IN (SELECT line_no FROM {_DUPS})")
+        rows_before = self._count(self.table.name) if self.table is FILLS else 0
         match = " AND ".join(f"t.{k} = s.{k}" for k in key)
         names = list(self.table.names)
         values = [f"s.{c}" for c in names]
@@ -153,6 +156,11 @@ class SourceLoader:
             params,
         ).fetchone()
         stored = int(inserted[0]) if inserted else 0
+        if self.table is FILLS and stored:
+            # the daily tiles of the account-days this source touched, in the same transaction
+            from traderseg.features import tiles
+
+            tiles.refresh(self.con, tiles.touched_sql(_STAGE), rows_before=rows_before)
         # every staged row left after the duplicates is either inserted or already stored
         already = self.staged - duplicates - stored
         self.con.execute(
