@@ -172,9 +172,8 @@ def test_catalogue_compiles_for_each_supported_dialect(dialect):
         "strike": "float64", "expiry": "timestamp('UTC')", "underlying_price": "float64",
         "iv": "float64", "delta": "float64"})
     fills = ibis.table(schema, name="fills")
-    market = ibis.table({"ts": "timestamp('UTC')", "underlying": "string", "price": "float64",
-                         "event": "string"}, name="market")
-    sql = ibis.to_sql(features_expr(fills, AS_OF, ("30d", "all"), market=market), dialect=dialect)
+    expr = features_expr(fills, AS_OF, ("30d", "all"), event_days=[pd.Timestamp("2024-04-01").date()])
+    sql = ibis.to_sql(expr, dialect=dialect)
     for col in feature_columns(("30d", "all")):
         assert col in sql
     assert "MAKE_TIMESTAMPTZ(2024, 4, 15, 12" in sql  # the cutoff is a literal of the query

@@ -56,6 +56,14 @@ def random_fills(n: int = 3000, accounts: int = 40, seed: int = 0,
         "iv": np.where(is_opt, rng.uniform(0.3, 1.2, n), np.nan),
         "delta": np.where(is_opt, delta, np.nan),
     })
+    # unknown is not zero: one account's source carries no leverage, another's no
+    # liquidation flag, some fills no open/close effect; venues put PnL 0 on opening fills
+    df.loc[df["account_id"] == "acct007", "leverage"] = np.nan
+    df["is_liquidation"] = df["is_liquidation"].astype(object)
+    df.loc[df["account_id"] == "acct006", "is_liquidation"] = None
+    df.loc[rng.random(len(df)) < 0.05, "position_effect"] = None
+    opening = (df["position_effect"] == "open") & (rng.random(len(df)) < 0.5)
+    df.loc[opening, "realized_pnl_usd"] = 0.0
     # straddles for acct005: duplicate some option fills as the opposite type
     legs = df[(df["account_id"] == "acct005")].head(30).copy()
     legs["fill_id"] = legs["fill_id"] + "x"

@@ -45,6 +45,12 @@ def day_number(d: date) -> int:
     return (d - EPOCH).days
 
 
+def cutoff_micros(cutoff: datetime) -> int:
+    """Microseconds since the epoch of an aware cutoff (exact)."""
+    delta = cutoff - datetime(1970, 1, 1, tzinfo=cutoff.tzinfo)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
 def cutoff_end_day(cutoff: datetime) -> int:
     """Day number just past the cutoff's day (the cutoff's own day at midnight)."""
     return math.ceil(cutoff.timestamp() / M.SECONDS_PER_DAY)
@@ -349,7 +355,7 @@ def window_values(
     ctx: dict[str, ir.Value] = {}
     for w in windows:
         first = t[f"first_day__{w}"]
-        ctx[f"cutoff_s__{w}"] = ibis.literal(cutoff.timestamp(), "float64")
+        ctx[f"cutoff_us__{w}"] = ibis.literal(float(cutoff_micros(cutoff)), "float64")
         ctx[f"span_days__{w}"] = (ibis.literal(end_day) - first).cast("float64")
         ctx[f"events_known__{w}"] = ibis.literal(1.0 if event_days is not None else 0.0)
         ev_nums = [day_number(e) for e in ev_list if day_number(e) < end_day]
@@ -453,12 +459,10 @@ def feature_columns(windows: Sequence[str]) -> list[str]:
 def feature_table(values: ir.Table, windows: Sequence[str]) -> ir.Table:
     """Features per account from the merged window values."""
     out: dict[str, ir.Value] = {}
-    life = "all" if "all" in windows else windows[0]
     for f in CATALOG:
         targets = ["all"] if f.lifetime_only else list(windows)
         for w in targets:
-            src = life if f.lifetime_only else w
-            env = _WindowEnv(values, src)
+            env = _WindowEnv(values, w)  # the values always hold the lifetime window
             out[column_name(f.name, w)] = effective_formula(f).to_ibis(env).cast("float64")
     cols = feature_columns(windows)
     return values.select("account_id", **{c: out[c] for c in cols})

@@ -333,7 +333,7 @@ class Call(Expr):
             return ibis.greatest(*xs)
         if fn == "least":
             return ibis.least(*xs)
-        if fn in ("day", "hour", "weekday", "epoch_seconds"):
+        if fn in ("day", "hour", "weekday", "epoch_seconds", "epoch_micros"):
             # integer arithmetic on epoch microseconds: UTC whatever the session time zone,
             # identical on every engine, and far cheaper than calendar functions on
             # zoned timestamps
@@ -344,6 +344,8 @@ class Call(Expr):
                 return (us // 3_600_000_000) % 24
             if fn == "weekday":
                 return ((us // US_PER_DAY) + 3) % 7
+            if fn == "epoch_micros":
+                return us
             return us // US_PER_SECOND
         if fn == "float":
             return xs[0].cast("float64")
@@ -374,6 +376,7 @@ class Call(Expr):
             "hour": lambda: f"(({xs[0]} // 3600000000) % 24)",
             "weekday": lambda: f"((({xs[0]} // {US_PER_DAY}) + 3) % 7)",
             "epoch_seconds": lambda: f"({xs[0]} // {US_PER_SECOND})",
+            "epoch_micros": lambda: xs[0],
             "float": lambda: f"float({xs[0]})",
             "sqrt": lambda: f"_sqrt({xs[0]})",
         }[fn]()
@@ -510,6 +513,11 @@ def weekday(ts: Expr) -> Expr:
 def epoch_seconds(ts: Expr) -> Expr:
     """Whole seconds since 1970-01-01 UTC (floored)."""
     return Call("epoch_seconds", (ts,))
+
+
+def epoch_micros(ts: Expr) -> Expr:
+    """Microseconds since 1970-01-01 UTC."""
+    return Call("epoch_micros", (ts,))
 
 
 def as_float(x: Any) -> Expr:

@@ -40,6 +40,7 @@ from traderseg.features.expr import (
     Named,
     abs_,
     col,
+    epoch_micros,
     epoch_seconds,
     hour,
     ln,
@@ -51,6 +52,7 @@ Agg = Literal["count", "sum", "min", "max"]
 
 MEASURES_VERSION = "1"
 SECONDS_PER_DAY = 86400.0
+MICROS_PER_DAY = 86400e6
 
 # -- parameters declared once ------------------------------------------------------------
 DEEP_OTM_DELTA = 0.15
@@ -90,7 +92,7 @@ is_close = Named("is_close", position_effect == "close")
 abs_delta = Named("abs_delta", abs_(delta))
 tenor_days = Named("tenor_days", (epoch_seconds(expiry) - epoch_seconds(ts)) / SECONDS_PER_DAY)
 abs_log_moneyness = Named("abs_log_moneyness", abs_(ln(strike / underlying_price)))
-epoch_s = Named("epoch_s", epoch_seconds(ts))
+epoch_us = Named("epoch_us", epoch_micros(ts))
 hour_of_day = Named("hour_of_day", hour(ts))
 
 
@@ -192,8 +194,8 @@ HOURS = tuple(range(24))
 
 MEASURES: tuple[Measure, ...] = (
     _count("n"),
-    Measure("first_s", "min", epoch_s),
-    Measure("last_s", "max", epoch_s),
+    Measure("first_us", "min", epoch_us),
+    Measure("last_us", "max", epoch_us),
     _count("weekend", weekday(ts) >= 5),
     *(_count(f"h{h:02d}", hour_of_day == h) for h in HOURS),
     _sum("notional_total", notional),
@@ -274,9 +276,9 @@ DAY_LEVEL: tuple[DayLevel, ...] = (
     DayLevel("ev_notional", "event_sum", "notional_total"),
 )
 
-WINDOW_CONTEXT = ("cutoff_s", "span_days", "ev_days", "events_known")
+WINDOW_CONTEXT = ("cutoff_us", "span_days", "ev_days", "events_known")
 """Window values that come from the cutoff and the market, not from the fills:
-``cutoff_s`` (epoch seconds of the cutoff), ``span_days`` (UTC days from the account's
+``cutoff_us`` (epoch microseconds of the cutoff), ``span_days`` (UTC days from the account's
 first active day in the window through the cutoff's day, the partial day included),
 ``ev_days`` (market-event days among those) and ``events_known`` (1 when the store has
 market events, else 0)."""

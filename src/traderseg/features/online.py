@@ -30,7 +30,7 @@ import pandas as pd
 
 from traderseg.errors import DataError
 from traderseg.features import measures as M
-from traderseg.features.batch import cutoff_end_day, day_number, effective_formula, window_start
+from traderseg.features.batch import cutoff_end_day, cutoff_micros, day_number, effective_formula, window_start
 from traderseg.features.catalog import CATALOG, column_name
 from traderseg.features.expr import US_PER_DAY, Bin, Lit, compile_py, safe_div, new_compiler, py_condition, py_source
 from traderseg.features.measures import MEASURE_SET
@@ -378,7 +378,7 @@ class AccountState:
             v[f"{_SKETCH.name}_q{round(q * 100):02d}"] = _quantile(merged.sketch, q)
         end = cutoff_end_day(cutoff)
         first = v["first_day"]
-        v["cutoff_s"] = cutoff.timestamp()
+        v["cutoff_us"] = float(cutoff_micros(cutoff))
         v["span_days"] = None if first is None else float(end - first)
         v["events_known"] = 0.0 if evs is None else 1.0
         v["ev_days"] = 0.0 if first is None else float(

@@ -28,6 +28,11 @@ Risk profile (:func:`risk_profile`), components each 0-100:
   standard deviation of 1M USD or more scores 100, 1k USD scores 50).
 
 ``risk_score`` is their weighted mean with :data:`RISK_WEIGHTS`.
+
+Unknown is not zero: an account without leveraged fills scores 0 on ``leverage``, but one
+whose leveraged fills carry no leverage (``leverage_known_share`` 0) has no leverage
+component (NaN), and one whose fills carry no liquidation flag has no ``liquidations``
+component; the score is then the weighted mean of the known components.
 """
 
 from __future__ import annotations
@@ -194,10 +199,18 @@ def risk_profile(features: pd.DataFrame, *, window: str = "all") -> pd.DataFrame
              "long_premium_share", "top_instrument_share", "pnl_std_usd"]
     cols = {s: f"{s}__{window}" for s in stems}
     _require(features, list(cols.values()), "risk profile")
-    _no_nan(features, [c for s, c in cols.items() if s != "long_premium_share"], "risk profile")
+    may_be_unknown = ("long_premium_share", "leverage_mean", "high_leverage_share",
+                      "liquidation_count")
+    _no_nan(features, [c for s, c in cols.items() if s not in may_be_unknown], "risk profile")
     f = {s: features[c].to_numpy(float) for s, c in cols.items()}
+    known_col = f"leverage_known_share__{window}"
+    known = (features[known_col].to_numpy(float) if known_col in features.columns
+             else np.full(len(features), np.nan))
+    # NaN leverage: no leveraged fill (no leverage risk) unless leveraged fills lack it
+    no_leveraged = np.isnan(known)
     lev = 60 * np.clip(np.log(np.maximum(f["leverage_mean"], 1.0)) / np.log(50), 0, 1)
     lev += 40 * np.clip(f["high_leverage_share"], 0, 1)
+    lev = np.where(np.isnan(f["leverage_mean"]) & no_leveraged, 0.0, lev)
     liq = 100 * (1 - np.exp(-np.maximum(f["liquidation_count"], 0) / 2))
     bought = np.nan_to_num(f["long_premium_share"], nan=1.0)
     long_share = np.where(f["option_share"] > 0, bought, 1.0)
@@ -211,7 +224,9 @@ def risk_profile(features: pd.DataFrame, *, window: str = "all") -> pd.DataFrame
         index=features.index,
     )
     weights = pd.Series(RISK_WEIGHTS)
-    out["risk_score"] = out[weights.index].mul(weights).sum(axis=1) / weights.sum()
+    parts = out[weights.index]
+    w = parts.notna().mul(weights)
+    out["risk_score"] = parts.mul(weights).sum(axis=1) / w.sum(axis=1)
     return out
 
 

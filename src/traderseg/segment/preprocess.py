@@ -276,8 +276,8 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
         if problems:
             raise DataError(
                 "bad feature values: " + "; ".join(problems)
-                + " (only option/pnl features may be NaN; NaN elsewhere means the "
-                "feature step failed for those accounts)"
+                + " (only features declared with `needs` may be NaN; NaN elsewhere means "
+                "the feature step failed for those accounts)"
             )
 
     def _hint(self, A: np.ndarray, *, fitting: bool) -> np.ndarray:
