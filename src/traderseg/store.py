@@ -57,6 +57,8 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     if settings.duckdb_memory_limit:
         config["memory_limit"] = settings.duckdb_memory_limit
     con = duckdb.connect(str(path), read_only=read_only, config=config)
+    # no progress bar: it prints to the standard output of any program embedding the library
+    con.execute("SET enable_progress_bar = false")
     # Dates and hours of fills are UTC days and hours, whatever the machine's zone.
     con.execute("SET TimeZone = 'UTC'")
     if not read_only:

@@ -10,7 +10,7 @@ from rich.table import Table
 from traderseg.cli import app, console
 from traderseg.errors import SchemaError
 from traderseg.features.catalog import CATALOG, CATALOG_VERSION
-from traderseg.features.compute import LIFETIME_ONLY
+from traderseg.features.catalog import LIFETIME_ONLY
 
 
 def describe_table() -> Table:
@@ -20,7 +20,7 @@ def describe_table() -> Table:
         table.add_column(col, overflow="fold")
     for f in CATALOG:
         windowed = "lifetime" if f.name in LIFETIME_ONLY else "yes"
-        table.add_row(f.name, f.family, f.unit, f.transform, windowed, f.description)
+        table.add_row(f.name, f.family, f.unit, f.transform, windowed, f.text)
     return table
 
 
@@ -32,8 +32,18 @@ def features_command(
     ),
     windows: str = typer.Option("7d,30d,90d,all", "--windows", help="Comma-separated windows."),
     out: Path = typer.Option(None, "--out", help="Parquet file to write (one row per account)."),
-    approx_quantiles: bool = typer.Option(
-        False, "--approx-quantiles", help="Approximate instead of exact per-account quantiles."
+    exact_quantiles: bool = typer.Option(
+        False, "--exact-quantiles",
+        help="Exact per-account notional quantiles from the fills instead of the sketch.",
+    ),
+    tiles: bool = typer.Option(
+        True, "--tiles/--no-tiles", help="Use the store's daily tiles when they are current."
+    ),
+    rebuild_tiles: bool = typer.Option(
+        False, "--rebuild-tiles", help="Rebuild the store's daily tiles from the fills first."
+    ),
+    engine: str = typer.Option(
+        "duckdb", "--engine", help="duckdb (default) or spark (PySpark local[2] session)."
     ),
     describe: bool = typer.Option(False, "--describe", help="List the catalogue and exit."),
 ) -> None:
@@ -43,13 +53,48 @@ def features_command(
         return
     if db is None or as_of is None or out is None:
         raise SchemaError("features needs --db, --as-of and --out (or --describe)")
-    from traderseg.features.compute import compute_features
+    from traderseg.features.compute import compute_features, parse_as_of
 
     wins = tuple(w.strip() for w in windows.split(",") if w.strip())
-    with console.status(f"computing {len(CATALOG)} features x {len(wins)} windows"):
-        df = compute_features(db, as_of, wins, exact_quantiles=not approx_quantiles)
+    cutoff = parse_as_of(as_of)
+    if rebuild_tiles:
+        from traderseg.features import tiles as tile_store
+        from traderseg.store import connect
+
+        con = connect(db)
+        try:
+            with console.status("rebuilding the daily tiles"):
+                n = tile_store.rebuild(con)
+        finally:
+            con.close()
+        console.print(f"rebuilt {n:,} daily tiles")
+    if engine == "spark":
+        from traderseg.features.spark import compute_features_spark
+
+        with console.status(f"computing {len(CATALOG)} features x {len(wins)} windows on Spark"):
+            df = compute_features_spark(db, cutoff, wins, exact_quantiles=exact_quantiles)
+        source = "the fills, on Spark"
+    elif engine == "duckdb":
+        from traderseg.features import tiles as tile_store
+        from traderseg.store import connect
+
+        source = "the fills"
+        if tiles:
+            con = connect(db, read_only=True)
+            try:
+                current, why = tile_store.status(con)
+            finally:
+                con.close()
+            source = ("the store's daily tiles" if current
+                      else f"the fills ({why}; --rebuild-tiles to rebuild them)")
+        with console.status(f"computing {len(CATALOG)} features x {len(wins)} windows"):
+            df = compute_features(db, cutoff, wins, exact_quantiles=exact_quantiles,
+                                  tiles="auto" if tiles else "never")
+    else:
+        raise SchemaError(f"--engine {engine!r}: expected duckdb or spark")
     out.parent.mkdir(parents=True, exist_ok=True)
     df.reset_index().to_parquet(out, index=False)
     console.print(
-        f"wrote {len(df):,} accounts x {df.shape[1]} features as of {as_of} to {out}"
+        f"wrote {len(df):,} accounts x {df.shape[1]} features as of {as_of} to {out} "
+        f"(from {source})"
     )
