@@ -1,0 +1,172 @@
+"""Batch, tiles and online agree; tiles follow ingest; invariants hold on random stores."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers.fills import market_with_events, random_fills
+from helpers.store import fills_store
+from traderseg.features import tiles
+from traderseg.features.compute import compute_features
+from traderseg.features.online import AccountState, states_from_frame
+from traderseg.ingest import ingest
+from traderseg.store import connect
+
+CUT = pd.Timestamp("2024-04-15T12:00:00+00:00")
+WINDOWS = ("7d", "30d", "all")
+
+
+def _online(fills: pd.DataFrame, cut, windows, event_days) -> pd.DataFrame:
+    states = states_from_frame(fills[fills["ts"] < cut])
+    rows = {a: s.get(cut, windows, event_days) for a, s in states.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").sort_index()
+
+
+def _event_days(market):
+    return sorted(set(market.loc[market["event"].notna(), "ts"].dt.date))
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    b = b.reindex(index=a.index, columns=a.columns)
+    pd.testing.assert_frame_equal(a, b, rtol=1e-9, atol=1e-9, check_names=False)
+
+
+def _tile_tables(con) -> dict[str, pd.DataFrame]:
+    out = {}
+    for table in tiles.table_names().values():
+        df = con.sql(f"SELECT * FROM {table}").df()
+        out[table] = df.sort_values(list(df.columns[:3])).reset_index(drop=True)
+    return out
+
+
+def test_tiles_follow_ingest_and_equal_a_rebuild(tmp_path):
+    fills = random_fills(n=2500, accounts=30, seed=4)
+    for c in ("ts", "expiry"):  # the canonical files hold microseconds
+        fills[c] = fills[c].dt.floor("us")
+    market = market_with_events()
+    # two exports; the second one also adds fills to days the first one covered
+    first = fills[fills["ts"] < "2024-03-01"]
+    late = fills[fills["ts"] >= "2024-03-01"]
+    overlap = first.sample(40, random_state=1).copy()
+    overlap["fill_id"] = overlap["fill_id"] + "-late"
+    second = pd.concat([late, overlap])
+    for name, part in (("fills-a", first), ("fills-b", second)):
+        part.to_parquet(tmp_path / f"{name}.parquet", index=False)
+    market.to_parquet(tmp_path / "market.parquet", index=False)
+    db = tmp_path / "store.duckdb"
+    ingest([tmp_path / "fills-a.parquet", tmp_path / "market.parquet"], db)
+    con = connect(db)
+    assert tiles.status(con) == (True, "current")
+    con.close()
+    ingest([tmp_path / "fills-b.parquet"], db)
+    ingest([tmp_path / "fills-b.parquet"], db)  # re-ingest: nothing new, tiles still current
+    con = connect(db)
+    assert tiles.status(con) == (True, "current")
+    incremental = _tile_tables(con)
+    tiles.rebuild(con)
+    rebuilt = _tile_tables(con)
+    for table, frame in rebuilt.items():
+        pd.testing.assert_frame_equal(incremental[table], frame, check_dtype=False)
+    from_tiles = compute_features(con, CUT, WINDOWS, tiles="require")
+    from_fills = compute_features(con, CUT, WINDOWS, tiles="never")
+    _same(from_fills, from_tiles)
+    # the same cutoff at midnight: no partial day
+    _same(compute_features(con, CUT.floor("D"), WINDOWS, tiles="never"),
+          compute_features(con, CUT.floor("D"), WINDOWS, tiles="require"))
+
+
+def test_tiles_not_current_when_fills_arrive_outside_ingest(tmp_path):
+    con = fills_store(random_fills(n=300, accounts=5, seed=2), tmp_path / "s.duckdb")
+    tiles.rebuild(con)
+    assert tiles.status(con)[0]
+    con.execute("INSERT INTO fills SELECT * REPLACE (fill_id || 'x' AS fill_id) FROM fills "
+                "LIMIT 3")
+    ok, why = tiles.status(con)
+    assert not ok and "cover 300 fills, the store holds 303" in why
+    with pytest.raises(Exception, match="not current"):
+        compute_features(con, CUT, ("all",), tiles="require")
+
+
+def test_batch_tiles_and_online_agree_on_random_fills():
+    fills = random_fills(n=3000, accounts=40, seed=9)
+    market = market_with_events()
+    con = fills_store(fills)
+    con.register("m", market)
+    con.execute("INSERT INTO market (ts, underlying, price, iv_index, event) "
+                "SELECT ts, underlying, price, iv_index, event FROM m")
+    batch = compute_features(con, CUT, WINDOWS, tiles="never")
+    tiles.rebuild(con)
+    _same(batch, compute_features(con, CUT, WINDOWS, tiles="require"))
+    _same(batch, _online(fills, CUT, WINDOWS, _event_days(market)))
+
+
+def test_online_merge_snapshot_and_compaction():
+    fills = random_fills(n=800, accounts=3, seed=5)
+    fills = fills[fills["ts"] < CUT].sort_values("ts")
+    acct = fills[fills["account_id"] == fills["account_id"].iloc[0]]
+    whole = states_from_frame(acct)[acct["account_id"].iloc[0]]
+    expect = whole.get(CUT, WINDOWS, None)
+    # two partitions of the same account merged
+    half = len(acct) // 2
+    a = states_from_frame(acct.iloc[::2]).popitem()[1]
+    b = states_from_frame(acct.iloc[1::2]).popitem()[1]
+    merged = a.merge(b).get(CUT, WINDOWS, None)
+    # a JSON snapshot restored
+    restored = AccountState.from_json(whole.to_json()).get(CUT, WINDOWS, None)
+    # old days folded into the lifetime tile: windows within the kept days are unchanged
+    compact = AccountState.from_json(whole.to_json())
+    compact.compact(int((CUT.floor("D") - pd.Timestamp("1970-01-01", tz="UTC")).days) - 30)
+    compacted = compact.get(CUT, ("7d", "30d", "all"), None)
+    assert half > 0 and len(compact.tiles) <= 31
+    for got in (merged, restored, compacted):
+        for k, v in expect.items():
+            assert got[k] == pytest.approx(v, rel=1e-9, abs=1e-9, nan_ok=True), k
+
+
+def test_online_refuses_a_cutoff_before_its_fills():
+    fills = random_fills(n=50, accounts=1, seed=1)
+    st_ = states_from_frame(fills).popitem()[1]
+    with pytest.raises(Exception, match="at or after the cutoff"):
+        st_.get(fills["ts"].min(), ("all",))
+
+
+# -- properties ------------------------------------------------------------------------
+
+_kinds = st.sampled_from(["spot", "perp", "future", "option"])
+
+
+@st.composite
+def _fills(draw):
+    n = draw(st.integers(1, 40))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    base = random_fills(n=n, accounts=draw(st.integers(1, 4)), seed=int(rng.integers(1e9)),
+                        start="2024-04-01", days=20)
+    return base
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fills=_fills(), cut_hours=st.integers(0, 20 * 24), seed=st.integers(0, 1000))
+def test_order_later_fills_and_engines_do_not_change_features(fills, cut_hours, seed):
+    cut = pd.Timestamp("2024-04-01", tz="UTC") + pd.Timedelta(hours=cut_hours)
+    before = fills[fills["ts"] < cut]
+    if before.empty:
+        return
+    windows = ("1d", "7d", "all")
+    base = compute_features(fills_store(before), cut, windows, tiles="never")
+    # row order
+    shuffled = before.sample(frac=1.0, random_state=seed)
+    _same(base, compute_features(fills_store(shuffled), cut, windows, tiles="never"))
+    # fills at or after the cutoff, with wild values
+    later = fills[fills["ts"] >= cut].copy()
+    at_cut = before.head(2).copy()
+    at_cut["fill_id"] = at_cut["fill_id"] + "c"
+    at_cut["ts"] = cut
+    later["notional_usd"] *= 1e6
+    con = fills_store(pd.concat([shuffled, later, at_cut]))
+    _same(base, compute_features(con, cut, windows, tiles="never"))
+    # tiles (whole days plus the partial cutoff day) and the online state
+    tiles.rebuild(con)
+    _same(base, compute_features(con, cut, windows, tiles="require"))
+    _same(base, _online(shuffled, cut, windows, None))
