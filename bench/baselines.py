@@ -10,7 +10,7 @@ without reusing any of its code, so that agreement between the three is evidence
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import pandas as pd

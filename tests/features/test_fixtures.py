@@ -5,7 +5,16 @@ import math
 import pandas as pd
 import pytest
 
-from helpers.feature_fixtures import AS_OF, D, DAY, EVENT_DAYS, EXACT_QUANTILES, FILLS, FIXTURES, WINDOWS
+from helpers.feature_fixtures import (
+    AS_OF,
+    DAY,
+    EVENT_DAYS,
+    EXACT_QUANTILES,
+    FILLS,
+    FIXTURES,
+    WINDOWS,
+    D,
+)
 from helpers.store import fills_store
 from traderseg.features import tiles
 from traderseg.features.catalog import CATALOG

@@ -8,7 +8,7 @@ import pytest
 
 pyspark = pytest.importorskip("pyspark", reason="the Spark engine needs the spark extra")
 
-from helpers.feature_fixtures import AS_OF, D, DAY, EVENT_DAYS, FILLS, FIXTURES, WINDOWS  # noqa: E402
+from helpers.feature_fixtures import AS_OF, DAY, EVENT_DAYS, FILLS, FIXTURES, WINDOWS, D  # noqa: E402
 from helpers.fills import market_with_events, random_fills  # noqa: E402
 from helpers.store import fills_store  # noqa: E402
 from traderseg.features.compute import compute_features  # noqa: E402

@@ -9,8 +9,7 @@ from rich.table import Table
 
 from traderseg.cli import app, console
 from traderseg.errors import SchemaError
-from traderseg.features.catalog import CATALOG, CATALOG_VERSION
-from traderseg.features.catalog import LIFETIME_ONLY
+from traderseg.features.catalog import CATALOG, CATALOG_VERSION, LIFETIME_ONLY
 
 
 def describe_table() -> Table:

@@ -57,7 +57,7 @@ def cutoff_end_day(cutoff: datetime) -> int:
 
 
 def effective_formula(feature: Feature) -> Expr:
-    """The feature's formula, with its idle value (or NULL) when the window has no fill."""
+    """Return the feature's formula, with its idle value (or NULL) when the window has no fill."""
     return where(ibis_n_positive(), feature.formula, feature.idle)
 
 
@@ -116,7 +116,7 @@ def _env(t: ir.Table, ms: MeasureSet) -> dict[str, Any]:
 
 
 def _named(ms: MeasureSet) -> list[Named]:
-    """Derived per-fill values the measures use, in dependency order."""
+    """List the derived per-fill values the measures use, in dependency order."""
     seen: dict[int, Named] = {}
 
     def visit(e: Expr | None) -> None:
@@ -169,7 +169,7 @@ def _agg(m: M.Measure, t: ir.Table, env: Mapping[str, Any]) -> ir.Value:
 
 def _prepare(fills: ir.Table, exprs: Sequence[Expr | None], span: tuple[Any, Any],
              buckets: Sequence[int] | None) -> tuple[ir.Table, dict[str, Any]]:
-    """The fills' columns ``exprs`` read, filtered to ``span``, with their derived values.
+    """Project the fills' columns ``exprs`` read, filtered to ``span``, with derived values.
 
     Each consumer gets its own narrow projection of the fills: a relation shared by all of
     them would be materialised whole by the engine.
@@ -298,7 +298,7 @@ def window_values(
     *,
     exact_quantiles: ir.Table | None = None,
 ) -> ir.Table:
-    """Merged window values per account, columns ``{value}__{window}``.
+    """Merge the tiles into window values per account, columns ``{value}__{window}``.
 
     ``windows`` maps each window's name to its length in days (None for ``all``).
     ``event_days`` are the market-event days (None: the store has no market events).
@@ -468,7 +468,7 @@ def feature_table(values: ir.Table, windows: Sequence[str]) -> ir.Table:
     return values.select("account_id", **{c: out[c] for c in cols})
 
 
-class _WindowEnv(dict):  # type: ignore[type-arg]
+class _WindowEnv(dict[str, Any]):
     """Resolve a window value name to its ``{name}__{window}`` column."""
 
     def __init__(self, t: ir.Table, window: str) -> None:

@@ -96,7 +96,7 @@ def split_column(column: str) -> tuple[str, str]:
 
 
 def window_value(name: str, *, nullable: bool = True) -> Expr:
-    """A merged window value (a measure, a day-level value or context) in a formula."""
+    """Refer to a merged window value (a measure, a day-level value or context) in a formula."""
     return col(name, nullable=nullable)
 
 

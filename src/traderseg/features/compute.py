@@ -47,8 +47,8 @@ import pandas as pd
 
 from traderseg.errors import DataError, SchemaError
 from traderseg.features import batch
-from traderseg.features.catalog import LIFETIME_ONLY, column_name
 from traderseg.features.catalog import CATALOG as CATALOG
+from traderseg.features.catalog import LIFETIME_ONLY, column_name
 
 logger = logging.getLogger(__name__)
 

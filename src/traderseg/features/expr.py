@@ -103,19 +103,19 @@ class Expr:
         return Bin("-", Lit(0.0), self)
 
     def isin(self, values: tuple[Any, ...]) -> Expr:
-        """True when the value is one of ``values``."""
+        """Test membership in ``values``."""
         return IsIn(self, tuple(values))
 
     def notnull(self) -> Expr:
-        """True when the value is not NULL."""
+        """Test that the value is not NULL."""
         return Call("notnull", (self,))
 
     def isnull(self) -> Expr:
-        """True when the value is NULL."""
+        """Test that the value is NULL."""
         return Call("isnull", (self,))
 
     def fill_null(self, value: Any) -> Expr:
-        """The value, or ``value`` where it is NULL."""
+        """Replace NULL with ``value``."""
         return Call("coalesce", (self, as_expr(value)))
 
     # -- compiling --------------------------------------------------------------------
@@ -423,12 +423,12 @@ ENGINE_KEY = "__engine__"
 
 
 @ibis.udf.scalar.builtin(name="epoch_us")
-def _duckdb_epoch_us(x) -> int:  # type: ignore[no-untyped-def]  # noqa: ANN001
+def _duckdb_epoch_us(x) -> int:  # type: ignore[no-untyped-def,empty-body]
     """DuckDB: microseconds since the epoch."""
 
 
 @ibis.udf.scalar.builtin(name="unix_micros")
-def _spark_epoch_us(x) -> int:  # type: ignore[no-untyped-def]  # noqa: ANN001
+def _spark_epoch_us(x) -> int:  # type: ignore[no-untyped-def,empty-body]
     """Spark SQL: microseconds since the epoch."""
 
 
@@ -440,12 +440,12 @@ def epoch_us(ts: Any, env: Mapping[str, Any]) -> Any:
 
 
 def safe_div(a: float, b: float) -> float | None:
-    """``a / b`` in float, NULL when ``b`` is 0 (Python side of formulas)."""
+    """Divide in float, NULL when ``b`` is 0 (Python side of formulas)."""
     return None if b == 0 else a / float(b)
 
 
 def _cond_ibis(e: Expr, v: Any) -> Any:
-    """A condition in Ibis with NULL taken as false (as in Python)."""
+    """Make an Ibis condition that takes NULL as false (as in Python)."""
     return v.fill_null(False) if e.nullable or not e.boolean else v
 
 
@@ -455,12 +455,12 @@ def as_expr(v: Any) -> Expr:
 
 
 def col(name: str, *, nullable: bool = False, kind: str = "float") -> Col:
-    """A named column."""
+    """Refer to a named column."""
     return Col(name, nullable, kind)
 
 
 def lit(value: Any) -> Lit:
-    """A constant."""
+    """Wrap a constant."""
     return Lit(value)
 
 
@@ -552,7 +552,7 @@ class _PyCompiler:
         return self.reads[c.name]
 
     def child(self) -> _PyCompiler:
-        """A compiler for a nested block: sees this one's locals, writes its own lines."""
+        """Open a nested block: it sees this compiler's locals and writes its own lines."""
         c = _PyCompiler(self.source)
         c.reads = dict(self.reads)
         c.temps = dict(self.temps)
@@ -607,14 +607,14 @@ def compile_py(exprs: Mapping[str, Expr]) -> Callable[[Mapping[str, Any]], dict[
     src = f"def _f(env):\n{body}\n    return {{{items}}}\n"
     ns: dict[str, Any] = {"_log": math.log, "_sqrt": math.sqrt, "_div": safe_div}
     exec(compile(src, "<traderseg formula>", "exec"), ns)  # noqa: S102 - our own declarations
-    return ns["_f"]  # type: ignore[no-any-return]
+    return ns["_f"]
 
 
 def new_compiler(source: str = "f") -> _PyCompiler:
-    """A fresh Python compiler reading inputs from the mapping named ``source``."""
+    """Make a Python compiler reading inputs from the mapping named ``source``."""
     return _PyCompiler(source)
 
 
 def to_ibis(e: Expr, env: Mapping[str, Any]) -> ir.Value:
     """Compile ``e`` to an Ibis value over ``env``."""
-    return e.to_ibis(env)  # type: ignore[no-any-return]
+    return e.to_ibis(env)

@@ -45,7 +45,6 @@ from traderseg.features.expr import (
     hour,
     ln,
     weekday,
-    where,
 )
 
 Agg = Literal["count", "sum", "min", "max"]
@@ -154,7 +153,7 @@ class Sketch:
         return 1.0 / math.log(self.gamma)
 
     def representative(self, bucket: int) -> float:
-        """The value reported for ``bucket`` (0 for the zero bucket)."""
+        """Return the value reported for ``bucket`` (0 for the zero bucket)."""
         if bucket <= ZERO_BUCKET:
             return 0.0
         g = self.gamma

@@ -30,9 +30,24 @@ import pandas as pd
 
 from traderseg.errors import DataError
 from traderseg.features import measures as M
-from traderseg.features.batch import cutoff_end_day, cutoff_micros, day_number, effective_formula, window_start
+from traderseg.features.batch import (
+    cutoff_end_day,
+    cutoff_micros,
+    day_number,
+    effective_formula,
+    window_start,
+)
 from traderseg.features.catalog import CATALOG, column_name
-from traderseg.features.expr import US_PER_DAY, Bin, Lit, compile_py, safe_div, new_compiler, py_condition, py_source
+from traderseg.features.expr import (
+    US_PER_DAY,
+    Bin,
+    Lit,
+    compile_py,
+    new_compiler,
+    py_condition,
+    py_source,
+    safe_div,
+)
 from traderseg.features.measures import MEASURE_SET
 
 _SCALARS = MEASURE_SET.scalars
@@ -144,8 +159,8 @@ def _generate() -> str:
     body.append(f"k = ({', '.join(keys)},)")
     body.append("e = maps.get(k)")
     body.append("if e is None: maps[k] = e = [0, 0.0]")
-    for i, v in enumerate(_MAP.values):
-        body += [x.replace("s[", "e[") for x in _measure_lines(v, top, "e", i)]
+    for i, mv in enumerate(_MAP.values):
+        body += _measure_lines(mv, top, "e", i)
     body += top.lines
     top.lines = []
     # sketch
@@ -196,7 +211,7 @@ class DayTile:
         self.straddles = 0  # legs of pairs already folded away (compacted tiles)
 
     def straddle_legs(self) -> int:
-        """Fills in groups of at least two option types (the day's straddle legs)."""
+        """Count fills in groups of at least two option types (the day's straddle legs)."""
         legs = self.straddles
         for types, n in self.pairs.values():
             if len(types) >= _PAIR.min_types:
@@ -232,7 +247,7 @@ class DayTile:
             "s": self.s,
             "maps": [[list(k), v] for k, v in self.maps.items()],
             "sketch": [[b, c] for b, c in self.sketch.items()],
-            "pairs": [[[_jsonable(x) for x in k], sorted(t), n] for k, (t, n) in self.pairs.items()],
+            "pairs": [[list(k), sorted(t), n] for k, (t, n) in self.pairs.items()],
             "straddles": self.straddles,
         }
 
@@ -246,10 +261,6 @@ class DayTile:
         t.pairs = {tuple(k): [set(ts), int(n)] for k, ts, n in d["pairs"]}
         t.straddles = int(d["straddles"])
         return t
-
-
-def _jsonable(x: Any) -> Any:
-    return x
 
 
 class AccountState:
@@ -446,4 +457,4 @@ def _records(fills: pd.DataFrame) -> Iterable[dict[str, Any]]:
             us = s.dt.as_unit("us").astype("int64").astype("object")
             df[c] = us.where(s.notna(), None)
     df = df.astype(object).where(df.notna(), None)
-    return df.to_dict("records")
+    return df.to_dict("records")  # type: ignore[return-value]

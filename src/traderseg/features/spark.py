@@ -24,14 +24,14 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from traderseg.errors import ConfigError, DataError
-from traderseg.features.compute import features_expr, feature_columns, parse_as_of
+from traderseg.features.compute import feature_columns, features_expr, parse_as_of
 
 logger = logging.getLogger(__name__)
 
 
 def spark_session(master: str = "local[2]", *, time_zone: str | None = None,
                   shuffle_partitions: int = 4) -> Any:
-    """A Spark session for the catalogue (local by default; the UI off, bound to loopback).
+    """Start a Spark session for the catalogue (local; the UI off, bound to loopback).
 
     Parameters
     ----------
@@ -81,7 +81,7 @@ def export_store(db: str | Path, folder: str | Path) -> dict[str, Path]:
 def features_spark(backend: Any, as_of: str | datetime, windows: Sequence[str] = ("30d", "all"),
                    *, fills: str = "fills", market: str | None = "market",
                    exact_quantiles: bool = False) -> ir.Table:
-    """The catalogue as a lazy Ibis table over the Spark tables ``fills`` (and ``market``)."""
+    """Build the catalogue as a lazy Ibis table over the Spark tables ``fills``, ``market``."""
     tables = set(backend.list_tables())
     if fills not in tables:
         raise DataError(f"the Spark session has no table {fills!r}")
@@ -91,7 +91,7 @@ def features_spark(backend: Any, as_of: str | datetime, windows: Sequence[str] =
 
 
 def _backend(source: str | Path, session: Any, workdir: Path) -> Any:
-    """An Ibis PySpark backend with ``fills``/``market`` registered from ``source``."""
+    """Open an Ibis PySpark backend with ``fills``/``market`` registered from ``source``."""
     backend = ibis.pyspark.connect(session)
     path = Path(source)
     if path.suffix == ".duckdb" or (path.is_file() and path.suffix not in (".parquet",)):

@@ -46,7 +46,7 @@ def table_names() -> dict[str, str]:
 
 
 def _tile_sql(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
-    """SQL of each tile part over the fills relation ``source``."""
+    """Compile each tile part to SQL over the fills relation ``source``."""
     backend = ibis.duckdb.from_connection(con)
     t = batch.tiles_from_fills(backend.table(source))
     parts = {"day": t.day}
@@ -61,7 +61,7 @@ def day_sql(ts: str) -> str:
 
 
 def touched_sql(table: str) -> str:
-    """The distinct (account_id, day) pairs of the fills in ``table``."""
+    """Select the distinct (account_id, day) pairs of the fills in ``table``."""
     return f"SELECT DISTINCT account_id, {day_sql('ts')} AS day FROM {table}"
 
 
@@ -150,7 +150,7 @@ def status_before(con: duckdb.DuckDBPyConnection, rows_before: int) -> tuple[boo
 
 
 def stored_tiles(backend: Any, cutoff: datetime) -> batch.Tiles | None:
-    """The store's tiles of the days before the cutoff's day, or None when not current."""
+    """Return the stored tiles of the days before the cutoff's day (None: not current)."""
     con = getattr(backend, "con", None)
     if not isinstance(con, duckdb.DuckDBPyConnection):
         return None
