@@ -8,10 +8,12 @@ DuckDB resource settings from :class:`traderseg.settings.Settings`.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import duckdb
 
+from traderseg.errors import DataError
 from traderseg.schema import ACCOUNTS, FILLS, MARKET, REJECTS, TRANSFERS, TRUTH
 from traderseg.settings import get_settings
 
@@ -70,3 +72,62 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         extra = ("source VARCHAR",) if table is FILLS else ()
         con.execute(table.duckdb_ddl(extra=extra))
     con.execute(INGEST_RUNS_DDL)
+
+
+# DuckDB database files carry this magic at byte 8 of their first block.
+_DUCKDB_MAGIC = b"DUCK"
+_OTHER_FORMATS = ((b"PAR1", "a Parquet file"), (b"SQLite format 3", "an SQLite database"),
+                  (b"PK\x03\x04", "a zip archive"), (b"\x1f\x8b", "a gzip file"))
+_LOCK_PID = re.compile(r"\(PID (\d+)\)")
+
+
+def open_store(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the store file at ``path`` with clear errors for the paths that cannot be one.
+
+    Unlike :func:`connect`, which takes any DuckDB location, this is for a store named by a
+    user: it refuses ``:memory:`` (the data would vanish when the program ends), a directory,
+    a file that is not a DuckDB database (a Parquet or CSV file given as ``--db`` by
+    mistake), and reports a store opened for writing by another process.
+
+    Raises
+    ------
+    DataError
+        Naming the path and what is wrong.
+    """
+    text = str(path)
+    if text == ":memory:" or text.startswith(":memory:"):
+        raise DataError(f"{text}: an in-memory store would be discarded when the command "
+                        "ends; give a store file")
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p}: is a directory, not a store file")
+    if read_only and not p.exists():
+        raise DataError(f"{p}: no such store (run `traderseg ingest` first)")
+    if p.exists() and p.stat().st_size > 0:
+        _check_is_duckdb(p)
+    if not p.parent.exists():
+        raise DataError(f"{p}: folder {p.parent} does not exist")
+    try:
+        return connect(p, read_only=read_only)
+    except duckdb.IOException as exc:
+        pid = _LOCK_PID.search(str(exc))
+        if pid:
+            raise DataError(f"{p}: the store is in use by process {pid.group(1)}") from None
+        raise DataError(f"{p}: cannot open the store ({str(exc).splitlines()[0]})") from None
+    except duckdb.Error as exc:
+        raise DataError(f"{p}: cannot open the store ({str(exc).splitlines()[0]})") from None
+
+
+def _check_is_duckdb(p: Path) -> None:
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise DataError(f"{p}: cannot read the store ({exc.strerror})") from None
+    if head[8:12] == _DUCKDB_MAGIC:
+        return
+    for magic, what in _OTHER_FORMATS:
+        if head.startswith(magic):
+            raise DataError(f"{p}: is {what}, not a DuckDB store; --db names the store file "
+                            "the data is loaded into")
+    raise DataError(f"{p}: is not a DuckDB store file (a CSV or other file given as --db?)")

@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from traderseg.errors import TradersegError
 
@@ -57,5 +58,10 @@ def main(argv: list[str] | None = None) -> None:
         # standalone mode: usage errors print their message and exit 2, --help exits 0
         app(args=argv, prog_name="traderseg")
     except TradersegError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {one_line(exc)}", soft_wrap=True)
         sys.exit(2)
+
+
+def one_line(exc: BaseException) -> str:
+    """Return the message of ``exc`` on one line, with rich markup characters escaped."""
+    return escape(" ".join(str(exc).split()))

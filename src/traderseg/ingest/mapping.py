@@ -179,7 +179,7 @@ class MappingAdapter(Adapter):
         self.table = mapping.table
         self.required = mapping.source_columns
 
-    def check_source(self, source: str, columns: list[str], ctx: Context) -> None:
+    def check_source(self, source: str, columns: list[str] | None, ctx: Context) -> None:
         """Check the mapping covers the table and the file has the mapped columns."""
         for name in self.table.required:
             if name in self.mapping.rules:
@@ -196,6 +196,8 @@ class MappingAdapter(Adapter):
         cols = {t: self._column(raw, r, problems) for t, r in self.mapping.rules.items()}
         if "account_id" in self.table.names and "account_id" not in cols and ctx.account_id:
             cols["account_id"] = pa.array([ctx.account_id] * n, pa.string())
+        if "underlying" in cols:  # assets are upper case, as the venue adapters write them
+            cols["underlying"] = pc.utf8_upper(cols["underlying"])
         return build(self.table, n, cols)
 
     def _column(self, raw: pa.Table, rule: ColumnRule, problems: Problems) -> pa.Array:
@@ -210,7 +212,8 @@ class MappingAdapter(Adapter):
         if rule.default is not None:
             src = pc.fill_null(pc.cast(src, pa.string()) if src.type != pa.string() else src,
                                str(rule.default))
-        out = read_as(pa.table({"v": src}), "v", typ, problems, rule.target, unit=rule.format)
+        key = rule.column or rule.target
+        out = read_as(pa.table({key: src}), key, typ, problems, rule.target, unit=rule.format)
         if pa.types.is_floating(typ) or pa.types.is_integer(typ):
             out = self._arith(raw, out, rule, problems, typ)
         return out
@@ -220,9 +223,9 @@ class MappingAdapter(Adapter):
         if rule.times is not None:
             other, bad = as_float(column(raw, rule.times))
             problems.add(bad, rule.target, f"cannot read {rule.times!r} as a number")
-            out = pc.multiply(pc.cast(out, pa.float64()), other)
+            out = pc.multiply(pc.cast(out, pa.float64(), safe=False), other)
         if rule.scale is not None:
-            out = pc.multiply(pc.cast(out, pa.float64()), float(rule.scale))
+            out = pc.multiply(pc.cast(out, pa.float64(), safe=False), float(rule.scale))
         if rule.negate:
             out = pc.negate(out)
         return pc.cast(out, typ, safe=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -12,14 +13,20 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from traderseg.errors import ConfigError, DataError
+from traderseg.errors import ConfigError, DataError, SchemaError, TradersegError
 from traderseg.ingest.adapters import make_adapter
 from traderseg.ingest.adapters.base import Adapter, Context
 from traderseg.ingest.load import SourceLoader
-from traderseg.ingest.readers import BATCH_ROWS, RawBatch, iter_batches, source_columns
+from traderseg.ingest.readers import (
+    BATCH_ROWS,
+    RawBatch,
+    iter_batches,
+    nested_columns,
+    source_columns,
+)
 from traderseg.ingest.sources import expand
 from traderseg.ingest.validate import Problems, validate_table
-from traderseg.store import connect
+from traderseg.store import open_store
 
 logger = logging.getLogger(__name__)
 
@@ -101,15 +108,20 @@ def ingest(
         raise ConfigError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
     started = datetime.now(UTC)
     now = now or started
-    ctx = Context(account_id=account_id, asset_prices=dict(asset_prices or {}))
+    prices = dict(asset_prices or {})
+    for asset, price in prices.items():
+        if not (math.isfinite(price) and price > 0):
+            raise ConfigError(f"asset price of {asset} must be a positive number, not {price}")
+    ctx = Context(account_id=account_id, asset_prices=prices)
     files = expand(paths)
     plan = []
     for path in files:
         adapter = make_adapter(format, path, table=table, mapping=mapping)
         adapter.check_source(str(path), source_columns(path), ctx)
+        _check_nested(path, adapter)
         plan.append((path, adapter))
     report = IngestReport(run_id=uuid.uuid4().hex, started_at=started)
-    con = db if isinstance(db, duckdb.DuckDBPyConnection) else connect(db)
+    con = db if isinstance(db, duckdb.DuckDBPyConnection) else open_store(db)
     try:
         for path, adapter in plan:
             rep = _load_source(con, path, adapter, ctx, now, started, report.run_id, batch_rows)
@@ -120,8 +132,29 @@ def ingest(
     return report
 
 
+def _check_nested(path: Path, adapter: Adapter) -> None:
+    """Refuse a Parquet source whose scalar fields are nested columns."""
+    nested = nested_columns(path)
+    used = [c for c in adapter.required if c in nested]
+    if used:
+        raise SchemaError(f"{path}: column {used[0]!r} holds nested values ({nested[used[0]]}); "
+                          "expected one plain value per row")
+
+
 def _load_source(con: duckdb.DuckDBPyConnection, path: Path, adapter: Adapter, ctx: Context,
                  now: datetime, started: datetime, run_id: str, batch_rows: int) -> SourceReport:
+    try:
+        return _load_source_unchecked(con, path, adapter, ctx, now, started, run_id, batch_rows)
+    except TradersegError as exc:
+        # a fault found while reading (a column in the wrong unit) names the file once
+        if str(path) in str(exc) or str(path.resolve()) in str(exc):
+            raise
+        raise type(exc)(f"{path}: {exc}") from None
+
+
+def _load_source_unchecked(con: duckdb.DuckDBPyConnection, path: Path, adapter: Adapter,
+                           ctx: Context, now: datetime, started: datetime, run_id: str,
+                           batch_rows: int) -> SourceReport:
     source = str(path.resolve())
     read = 0
     with SourceLoader(con, adapter.table, source, started) as loader:
