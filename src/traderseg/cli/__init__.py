@@ -7,6 +7,7 @@ Each stage has its own module registering its commands on :data:`app`; domain er
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 import typer
@@ -27,6 +28,38 @@ analyze_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(analyze_app, name="analyze")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from traderseg import __version__
+
+        console.print(f"traderseg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Show the library's log (chosen k, per-source counts)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Segment the traders of a crypto derivatives venue and turn segments into decisions."""
+    _configure_logging(verbose)
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Log to stderr: the library's info messages with --verbose, else errors only."""
+    root = logging.getLogger("traderseg")
+    for h in list(root.handlers):
+        if getattr(h, "_traderseg_cli", False):
+            root.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler._traderseg_cli = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.ERROR)
 console = Console()
 err_console = Console(stderr=True)
 

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from traderseg.cli import app, console
-from traderseg.errors import ConfigError
+from traderseg.errors import ConfigError, DataError
 from traderseg.ingest import FORMATS, ingest
 
 
@@ -39,19 +39,41 @@ def ingest_command(
                                           help="Account of an export without account column."),
     asset_price: list[str] = typer.Option([], "--asset-price",
                                           help="USD price of a fee asset, e.g. BNB=600."),
+    max_reject_share: float | None = typer.Option(
+        None, "--max-reject-share", min=0.0, max=1.0,
+        help="Fail (exit 2, file not stored) when a file's share of rejected rows is above this."),
 ) -> None:
-    """Validate source files and load them into the store; bad rows go to ``rejects``."""
+    """Validate source files and load them into the store; bad rows go to ``rejects``.
+
+    Exits with code 2 when a file is refused, when every row of a file was rejected, or
+    when a file's reject share is above ``--max-reject-share``.
+    """
     report = ingest(paths, db, format=format, mapping=mapping, table=table,
-                    account_id=account_id, asset_prices=_asset_prices(asset_price))
+                    account_id=account_id, asset_prices=_asset_prices(asset_price),
+                    max_reject_share=max_reject_share)
     out = Table(title=f"ingest run {report.run_id}")
-    for name in ("source", "table", "read", "stored", "rejected", "already present"):
-        out.add_column(name, justify="left" if name in ("source", "table") else "right")
+    out.add_column("file", overflow="ellipsis")
+    out.add_column("table", no_wrap=True)
+    for name in ("read", "stored", "rejected", "already present"):
+        out.add_column(name, justify="right", no_wrap=True)
     for s in report.sources:
-        out.add_row(s.source, s.table, f"{s.read:,}", f"{s.stored:,}", f"{s.rejected:,}",
-                    f"{s.already_present:,}")
+        out.add_row(Path(s.source).name, s.table, f"{s.read:,}", f"{s.stored:,}",
+                    f"{s.rejected:,}", f"{s.already_present:,}")
     if len(report.sources) > 1:
         out.add_row("total", "", *(f"{report.total(k):,}" for k in
                                    ("read", "stored", "rejected", "already_present")))
     console.print(out)
+    for s in report.sources:
+        if s.top_rejects:
+            console.print(f"rejects of {s.source} (most common first):", soft_wrap=True,
+                          markup=False)
+            for g in s.top_rejects:
+                console.print(f"  {g.count:>9,}  {g.field:<16} first at line {g.first_line}: "
+                              f"{g.reason}", soft_wrap=True, markup=False)
     if report.total("rejected"):
-        console.print(f"{report.total('rejected'):,} rejected rows: see the rejects table in {db}")
+        console.print(f"{report.total('rejected'):,} rejected rows: see the rejects table in {db}",
+                      soft_wrap=True, markup=False)
+    empty = [s for s in report.sources if s.all_rejected]
+    if empty:
+        names = ", ".join(s.source for s in empty)
+        raise DataError(f"every row was rejected in {len(empty)} file(s): {names}")

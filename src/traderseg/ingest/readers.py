@@ -250,6 +250,21 @@ def iter_batches(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[RawBatch]
         yield from _json_batches(path, batch_rows, lines_only=kind == "jsonl")
 
 
+def raw_rows_at(path: Path, lines: list[int], batch_rows: int = BATCH_ROWS) -> dict[int, str]:
+    """Return the source rows at ``lines`` (numbered as in :class:`RawBatch`) as JSON text.
+
+    Reads the file again; used for the few rows whose raw text was not kept (duplicates
+    found after staging).
+    """
+    wanted = np.unique(np.asarray(lines, dtype=np.int64))
+    out: dict[int, str] = {}
+    for batch in iter_batches(path, batch_rows):
+        idx = np.flatnonzero(np.isin(batch.lines, wanted))
+        if len(idx):
+            out.update(zip(batch.lines[idx].tolist(), batch.raw_json(idx), strict=True))
+    return out
+
+
 def _parquet_batches(path: Path, batch_rows: int) -> Iterator[RawBatch]:
     start = 1
     batches = _parquet_file(path).iter_batches(batch_size=batch_rows)
