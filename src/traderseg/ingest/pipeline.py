@@ -12,11 +12,13 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from traderseg.errors import ConfigError, DataError, SchemaError, TradersegError
 from traderseg.ingest.adapters import make_adapter
 from traderseg.ingest.adapters.base import Adapter, Context
 from traderseg.ingest.load import RejectGroup, SourceLoader
+from traderseg.ingest.mapping import LINE_COLUMN
 from traderseg.ingest.readers import (
     BATCH_ROWS,
     RawBatch,
@@ -226,7 +228,10 @@ def _load_batch(loader: SourceLoader, raw: RawBatch, adapter: Adapter, ctx: Cont
     if n == 0:
         return
     problems = Problems(n)
-    canon = adapter.convert(raw.table, ctx, problems)
+    table = raw.table
+    if adapter.wants_lines:
+        table = table.append_column(LINE_COLUMN, pa.array(raw.lines, pa.int64()))
+    canon = adapter.convert(table, ctx, problems)
     validate_table(canon, adapter.table, problems, now)
     if problems.bad.any():
         idx = np.flatnonzero(problems.bad)

@@ -47,6 +47,8 @@ class Adapter:
     table: Table
     required: tuple[str, ...] = ()
     account_columns: tuple[str, ...] = ()
+    # whether convert() reads each row's source line (column ``__source_line__``)
+    wants_lines: bool = False
 
     def check_source(self, source: str, columns: list[str] | None, ctx: Context) -> None:
         """Refuse a whole source whose columns cannot make the table.
@@ -152,6 +154,8 @@ def build(spec: Table, n: int, cols: dict[str, pa.Array]) -> pa.Table:
             arr = pa.nulls(n, c.type)
         elif arr.type != c.type:
             arr = pc.cast(arr, c.type)
+        if c.allowed and pa.types.is_string(c.type):
+            arr = pc.utf8_lower(arr)  # BUY, Sell: enumerations are read without regard to case
         arrays.append(arr)
     schema = pa.schema([pa.field(c.name, c.type) for c in spec.columns])
     return pa.Table.from_arrays(arrays, schema=schema)
