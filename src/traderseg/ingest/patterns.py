@@ -1,6 +1,7 @@
 """Instrument patterns of a mapping file: fields derived from instrument names.
 
-``kind``, ``underlying`` and the option fields come from the name. A mapping's ``instruments`` entry lists patterns tried in order; the first that matches a
+``kind``, ``underlying`` and the option fields come from the name. A mapping's
+``instruments`` entry lists patterns tried in order; the first that matches a
 name gives its fields::
 
     instruments:
