@@ -50,16 +50,28 @@ def _options(
 
 
 def _configure_logging(verbose: bool) -> None:
-    """Log to stderr: the library's info messages with --verbose, else errors only."""
+    """Log to stderr: the library's info messages with --verbose, else warnings and errors."""
     root = logging.getLogger("traderseg")
     for h in list(root.handlers):
         if getattr(h, "_traderseg_cli", False):
             root.removeHandler(h)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_LevelFormatter(verbose))
     handler._traderseg_cli = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.setLevel(logging.INFO if verbose else logging.ERROR)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+class _LevelFormatter(logging.Formatter):
+    """``warning: message``; with --verbose also the logger's name."""
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__()
+        self.verbose = verbose
+
+    def format(self, record: logging.LogRecord) -> str:  # noqa: D102
+        where = f" {record.name}" if self.verbose else ""
+        return f"{record.levelname.lower()}{where}: {record.getMessage()}"
 console = Console()
 err_console = Console(stderr=True)
 

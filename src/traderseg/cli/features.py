@@ -8,6 +8,8 @@ import typer
 from rich.table import Table
 
 from traderseg.cli import app, console
+from traderseg.cli.args import parse_as_of, parse_windows
+from traderseg.cli.paths import check_out_file
 from traderseg.errors import SchemaError
 from traderseg.features.catalog import CATALOG, CATALOG_VERSION
 from traderseg.features.compute import LIFETIME_ONLY
@@ -36,6 +38,7 @@ def features_command(
         False, "--approx-quantiles", help="Approximate instead of exact per-account quantiles."
     ),
     describe: bool = typer.Option(False, "--describe", help="List the catalogue and exit."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
 ) -> None:
     """Compute per-account behavioural features as of a cutoff, or list the catalogue."""
     if describe:
@@ -44,11 +47,14 @@ def features_command(
     if db is None or as_of is None or out is None:
         raise SchemaError("features needs --db, --as-of and --out (or --describe)")
     from traderseg.features.compute import compute_features
+    from traderseg.store import open_store
 
-    wins = tuple(w.strip() for w in windows.split(",") if w.strip())
+    wins = parse_windows(windows)
+    cutoff = parse_as_of(as_of)
+    check_out_file(out, "--out", overwrite=overwrite)
+    open_store(db, read_only=True).close()
     with console.status(f"computing {len(CATALOG)} features x {len(wins)} windows"):
-        df = compute_features(db, as_of, wins, exact_quantiles=not approx_quantiles)
-    out.parent.mkdir(parents=True, exist_ok=True)
+        df = compute_features(db, cutoff, wins, exact_quantiles=not approx_quantiles)
     df.reset_index().to_parquet(out, index=False)
     console.print(
         f"wrote {len(df):,} accounts x {df.shape[1]} features as of {as_of} to {out}"

@@ -112,7 +112,7 @@ class SourceLoader:
                  tb: TracebackType | None) -> None:
         if exc_type is not None:
             self.con.rollback()
-            logger.warning("ingest of %s rolled back: %s", self.source, exc)
+            logger.info("ingest of %s rolled back: %s", self.source, exc)
         for name in (_STAGE, _STAGE_REJECTS, _DUPS):
             self.con.execute(f"DROP TABLE IF EXISTS {name}")
 

@@ -1,0 +1,71 @@
+"""Parsing of the command-line values shared by several commands, with one-line errors."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from traderseg.errors import ConfigError
+
+# Windows are whole days; ten years is longer than any venue's history.
+MAX_WINDOW_DAYS = 3650
+_WINDOW = re.compile(r"^(\d+)d$")
+# Cutoffs outside these years cannot be right for crypto fills.
+EARLIEST_AS_OF = datetime(2009, 1, 3, tzinfo=UTC)
+LATEST_AS_OF = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def parse_windows(text: str) -> tuple[str, ...]:
+    """Parse ``--windows`` (``7d,30d,all``): whole days up to ten years, each once.
+
+    Examples
+    --------
+    >>> parse_windows("7d, 30d,all")
+    ('7d', '30d', 'all')
+    """
+    items = [w.strip() for w in text.split(",")]
+    if not any(items):
+        raise ConfigError(f"--windows {text!r}: give windows such as 7d,30d,all")
+    seen: set[str] = set()
+    for w in items:
+        m = _WINDOW.match(w)
+        if w != "all" and m is None:
+            raise ConfigError(f"--windows {text!r}: {w!r} is not a window (use Nd, e.g. 30d, "
+                              "or all)")
+        if m is not None and not 1 <= int(m.group(1)) <= MAX_WINDOW_DAYS:
+            raise ConfigError(f"--windows {text!r}: {w!r} must be 1 to {MAX_WINDOW_DAYS} days")
+        if w in seen:
+            raise ConfigError(f"--windows {text!r}: {w!r} is given twice")
+        seen.add(w)
+    return tuple(items)
+
+
+def parse_as_of(text: str, option: str = "--as-of") -> datetime:
+    """Parse a cutoff (naive = UTC) between 2009-01-03 and 2100."""
+    try:
+        ts = pd.Timestamp(text)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{option} {text!r}: not a date or time (e.g. 2024-03-01)") from None
+    if ts is pd.NaT:
+        raise ConfigError(f"{option} {text!r}: not a date or time (e.g. 2024-03-01)")
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    when = ts.to_pydatetime()
+    if not EARLIEST_AS_OF <= when < LATEST_AS_OF:
+        raise ConfigError(f"{option} {text!r}: out of range (2009-01-03 to 2099-12-31)")
+    return when
+
+
+def parse_segments(text: str) -> int | str:
+    """Parse ``--segments``: ``auto`` or a whole number of at least 2."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        k = int(text)
+    except ValueError:
+        raise ConfigError(f"--segments {text!r}: expected a whole number (2 or more) or "
+                          "'auto'") from None
+    if k < 2:
+        raise ConfigError(f"--segments {text!r}: at least 2 segments")
+    return k
