@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from traderseg.errors import DataError, SchemaError
+from traderseg.segment.overlays import LIFECYCLE_STAGES, VALUE_TIERS
 from traderseg.store import connect
 
 logger = logging.getLogger(__name__)
@@ -350,6 +351,25 @@ def _range(con: duckdb.DuckDBPyConnection, start: Any, end: Any
     return lo, hi, params
 
 
+# Overlays whose groups have a natural order (top tier first, lifecycle from new to churned).
+OVERLAY_ORDER: dict[str, tuple[str, ...]] = {
+    "value_tier": (*(name for name, _ in VALUE_TIERS), "bronze"),
+    "lifecycle_stage": LIFECYCLE_STAGES,
+    "lifecycle": LIFECYCLE_STAGES,
+}
+
+
+def _in_order(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Rows of an overlay table in the overlay's natural order (unknown groups last)."""
+    order = OVERLAY_ORDER.get(name)
+    if order is None or name not in table.columns:
+        return table
+    rank = {g: i for i, g in enumerate(order)}
+    key = table[name].map(lambda g: rank.get(str(g), len(order)))
+    return table.assign(_rank=key).sort_values(["_rank", name]).drop(columns="_rank") \
+        .reset_index(drop=True)
+
+
 def profitability(
     db: str | Path | duckdb.DuckDBPyConnection,
     assignments: pd.DataFrame | str | Path,
@@ -429,6 +449,7 @@ def profitability(
     off = {k: v for k, v in totals.items() if v != venue}
     if off:  # a join that duplicated or lost fills would show here
         raise DataError(f"revenue does not reconcile with the venue total {venue}: {off}")
+    by_overlay = {name: _in_order(table, name) for name, table in by_overlay.items()}
     by_segment = by_segment.drop(columns="period")
     by_segment["segment"] = by_segment["segment"].astype("Int64")
     if by_period is not None:

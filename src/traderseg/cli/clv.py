@@ -22,7 +22,7 @@ from traderseg.analysis.clv.venue import (
     segment_summary,
     venue_clv,
 )
-from traderseg.cli import app, console
+from traderseg.cli import app, console, err_console
 from traderseg.cli.format import add_rows, count, share, table, usd
 from traderseg.cli.paths import check_out_file
 from traderseg.errors import ConfigError, DataError, SchemaError
@@ -153,7 +153,8 @@ def clv_command(
         summary = rfm_summary(tx[tx["time"] < cut], "customer", "time", "value", cal_end,
                               freq="D", nonpositive="drop" if drop_nonpositive else "keep")
         summary = summary.rename(columns={"value_to_date": "revenue_to_date"})
-        scored = score_summary(summary, horizon_days, discount_rate, activity=activity)
+        with err_console.status("fitting the activity and value models"):
+            scored = score_summary(summary, horizon_days, discount_rate, activity=activity)
         scored.accounts.reset_index().to_parquet(out, index=False)
         title = (f"lifetime value of {transactions.name} as of {cut:%Y-%m-%d %H:%M} UTC, "
                  f"next {days} days: {_LEGEND.format(rate=discount_rate)}")
@@ -169,7 +170,9 @@ def clv_command(
     assigned = _read_assignments(assignments) if assignments is not None else None
     con = open_store(db, read_only=True)
     try:
-        result = venue_clv(con, cut, horizon_days, discount_rate, assigned, activity=activity)
+        with err_console.status("summarising active days and fitting the models"):
+            result = venue_clv(con, cut, horizon_days, discount_rate, assigned,
+                               activity=activity)
     finally:
         con.close()
     result.accounts.reset_index().to_parquet(out, index=False)

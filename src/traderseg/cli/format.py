@@ -86,7 +86,7 @@ def table(title: str, names: Sequence[str], numeric: Sequence[bool]) -> Table:
         Whether each column holds numbers.
     """
     out = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                padding=(0, 1), collapse_padding=True, show_edge=False)
+                padding=(0, 0), show_edge=False)
     for name, is_num in zip(names, numeric, strict=True):
         if is_num:
             out.add_column(name, justify="right", no_wrap=True)

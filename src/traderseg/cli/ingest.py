@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from traderseg.cli import app, console
+from traderseg.cli import app, console, err_console
+from traderseg.cli import format as fmt
 from traderseg.errors import ConfigError, DataError
 from traderseg.ingest import FORMATS, ingest
 
@@ -48,20 +48,24 @@ def ingest_command(
     Exits with code 2 when a file is refused, when every row of a file was rejected, or
     when a file's reject share is above ``--max-reject-share``.
     """
-    report = ingest(paths, db, format=format, mapping=mapping, table=table,
-                    account_id=account_id, asset_prices=_asset_prices(asset_price),
-                    max_reject_share=max_reject_share)
-    out = Table(title=f"ingest run {report.run_id}")
-    out.add_column("file", overflow="ellipsis")
-    out.add_column("table", no_wrap=True)
-    for name in ("read", "stored", "rejected", "already present"):
-        out.add_column(name, justify="right", no_wrap=True)
-    for s in report.sources:
-        out.add_row(Path(s.source).name, s.table, f"{s.read:,}", f"{s.stored:,}",
-                    f"{s.rejected:,}", f"{s.already_present:,}")
+    prices = _asset_prices(asset_price)
+    with err_console.status("checking the sources") as status:
+        def progress(i: int, n: int, path: Path) -> None:
+            status.update(f"loading file {i} of {n}: {path.name}")
+
+        report = ingest(paths, db, format=format, mapping=mapping, table=table,
+                        account_id=account_id, asset_prices=prices,
+                        max_reject_share=max_reject_share, on_source=progress)
+    out = fmt.table(f"ingest run {report.run_id}",
+                ["file", "table", "read", "stored", "rejected", "already\npresent"],
+                [False, False, True, True, True, True])
+    rows: list[tuple[str, ...]] = [
+        (Path(s.source).name, s.table, f"{s.read:,}", f"{s.stored:,}", f"{s.rejected:,}",
+         f"{s.already_present:,}") for s in report.sources]
     if len(report.sources) > 1:
-        out.add_row("total", "", *(f"{report.total(k):,}" for k in
-                                   ("read", "stored", "rejected", "already_present")))
+        rows.append(("total", "", *(f"{report.total(k):,}" for k in
+                                    ("read", "stored", "rejected", "already_present"))))
+    fmt.add_rows(out, rows)
     console.print(out)
     for s in report.sources:
         if s.top_rejects:

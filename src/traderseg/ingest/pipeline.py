@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,6 +89,7 @@ def ingest(
     now: datetime | None = None,
     batch_rows: int = BATCH_ROWS,
     max_reject_share: float | None = None,
+    on_source: Callable[[int, int, Path], None] | None = None,
 ) -> IngestReport:
     """Load source files into the store, with validation, rejects and deduplication.
 
@@ -120,6 +121,9 @@ def ingest(
         transaction is rolled back (nothing of it is stored, rejects included) and the run
         stops with a :class:`DataError` naming the top reasons. Sources loaded before it
         stay stored.
+    on_source : callable, optional
+        Called as ``on_source(i, n, path)`` before the i-th of n sources is loaded
+        (progress reporting).
 
     Returns
     -------
@@ -150,7 +154,9 @@ def ingest(
     report = IngestReport(run_id=uuid.uuid4().hex, started_at=started)
     con = db if isinstance(db, duckdb.DuckDBPyConnection) else open_store(db)
     try:
-        for path, adapter in plan:
+        for i, (path, adapter) in enumerate(plan, start=1):
+            if on_source is not None:
+                on_source(i, len(plan), path)
             rep = _load_source(con, path, adapter, ctx, now, started, report.run_id, batch_rows,
                                max_reject_share)
             report.sources.append(rep)
