@@ -132,7 +132,12 @@ def fit_segments(
         missing = [c for c in prev_cols if c not in feats.columns]
         if missing:
             raise DataError(f"previous model needs feature columns missing here: {missing[:5]}")
-        match = match_segments(prev_model, model, feats[prev_cols].loc[:, prev_cols])
+        prev_X = feats[prev_cols].loc[:, prev_cols]
+        # the previous model's segments of today's accounts: member overlap backs the
+        # centre distance where behaviour drifted more than the distance threshold allows
+        prev_ids = pd.Series(prev_model.segment_ids(prev_model.predict(prev_X)),
+                             index=prev_X.index)
+        match = match_segments(prev_model, model, prev_X, previous_assignments=prev_ids)
         apply_identity(model, match)
         names_by_id = carry_names(match, prev_names, label_names)
     else:

@@ -181,3 +181,28 @@ def test_clv_out_checked_before_work(tmp_path, capsys, make, words):
     code, _, err = run_cli(["clv", "--db", str(tmp_path / "none.duckdb"), "--as-of",
                             "2024-01-01", "--out", str(out)], capsys)
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+
+
+def _clv_fill(fid, acct, ts, fee):
+    return {"fill_id": fid, "ts": pd.Timestamp(ts, tz="UTC"), "account_id": acct,
+            "instrument": "X", "underlying": "BTC", "kind": "perp", "side": "buy", "qty": 1.0,
+            "price": 1.0, "notional_usd": 1.0, "fee_usd": fee, "is_maker": False}
+
+
+def test_as_of_exactly_midnight():
+    from helpers.store import fills_store
+    from traderseg.analysis.clv import account_day_summary
+
+    con = fills_store(pd.DataFrame([
+        _clv_fill("1", "a", "2024-03-10 12:00", 1.0),
+        _clv_fill("2", "a", "2024-03-19 23:59:59.999999", 2.0),
+        _clv_fill("3", "b", "2024-03-20 00:00:00", 5.0),  # exactly the cutoff: excluded
+    ]))
+    s = account_day_summary(con, "2024-03-20")
+    assert list(s.index) == ["a"]
+    assert s.loc["a", ["frequency", "recency", "T"]].tolist() == [1, 9.0, 9.0]
+    assert s.loc["a", "revenue_to_date"] == 3.0
+    later = account_day_summary(con, "2024-03-20 00:00:00.000001")  # one microsecond on
+    assert list(later.index) == ["a", "b"]
+    assert later.loc["a", "T"] == 10.0 and later.loc["b", ["frequency", "T"]].tolist() == [0, 0.0]
+    con.close()
