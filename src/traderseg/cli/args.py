@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-import pandas as pd
-
-from traderseg.errors import ConfigError
+from traderseg.errors import ConfigError, DataError
+from traderseg.store import as_utc
 
 # Windows are whole days; ten years is longer than any venue's history.
 MAX_WINDOW_DAYS = 3650
@@ -45,13 +44,9 @@ def parse_windows(text: str) -> tuple[str, ...]:
 def parse_as_of(text: str, option: str = "--as-of") -> datetime:
     """Parse a cutoff (naive = UTC) between 2009-01-03 and 2100."""
     try:
-        ts = pd.Timestamp(text)
-    except (TypeError, ValueError, OverflowError):
+        when = as_utc(text, option).to_pydatetime()
+    except (DataError, OverflowError):
         raise ConfigError(f"{option} {text!r}: not a date or time (e.g. 2024-03-01)") from None
-    if ts is pd.NaT:
-        raise ConfigError(f"{option} {text!r}: not a date or time (e.g. 2024-03-01)")
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    when = ts.to_pydatetime()
     if not EARLIEST_AS_OF <= when < LATEST_AS_OF:
         raise ConfigError(f"{option} {text!r}: out of range (2009-01-03 to 2099-12-31)")
     return when

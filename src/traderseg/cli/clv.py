@@ -23,6 +23,7 @@ from traderseg.analysis.clv.venue import (
     venue_clv,
 )
 from traderseg.cli import app, console, err_console
+from traderseg.cli.args import parse_as_of
 from traderseg.cli.format import add_rows, count, share, table, usd
 from traderseg.cli.paths import check_out_file
 from traderseg.errors import ConfigError, DataError, SchemaError
@@ -104,16 +105,6 @@ def _read_transactions(path: Path, customer: str, time: str, value: str) -> pd.D
                          "value": values})
 
 
-def _as_of(text: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(text)
-    except (TypeError, ValueError):
-        raise ConfigError(f"--as-of {text!r}: not a date or time") from None
-    if ts is pd.NaT:
-        raise ConfigError(f"--as-of {text!r}: not a date or time")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 @app.command("clv")
 def clv_command(
     as_of: str = typer.Option(..., "--as-of", help="Cut-off time (UTC), e.g. 2024-06-01."),
@@ -145,7 +136,7 @@ def clv_command(
         raise ConfigError(f"--horizon-days must be > 0, not {horizon_days}")
     check_out_file(out, "--out", overwrite=overwrite)
     activity: Literal["bgnbd", "paretonbd"] = "paretonbd" if model == "paretonbd" else "bgnbd"
-    cut = _as_of(as_of)
+    cut = pd.Timestamp(parse_as_of(as_of))
     days = f"{horizon_days:g}"
     if transactions is not None:
         tx = _read_transactions(transactions, customer, time, value)

@@ -43,6 +43,7 @@ from traderseg.analysis.clv.gammagamma import GammaGammaModel
 from traderseg.analysis.clv.paretonbd import ParetoNBDModel
 from traderseg.analysis.clv.value import annual_to_period_rate, expected_discounted_purchases
 from traderseg.errors import DataError, SchemaError
+from traderseg.store import as_utc
 
 logger = logging.getLogger(__name__)
 
@@ -110,16 +111,6 @@ class VenueCLV:
     notes: tuple[str, ...] = ()
 
 
-def _as_utc(as_of: object) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(as_of)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"as_of is not a timestamp: {as_of!r}") from exc
-    if ts is pd.NaT:
-        raise DataError("as_of is missing")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 def account_day_summary(con: duckdb.DuckDBPyConnection, as_of: object) -> pd.DataFrame:
     """Per-account active-day summary of the fills before ``as_of`` (DuckDB aggregation).
 
@@ -142,7 +133,7 @@ def account_day_summary(con: duckdb.DuckDBPyConnection, as_of: object) -> pd.Dat
         No fills before ``as_of``, ``as_of`` after the last day the store covers, or
         missing/non-finite fees.
     """
-    ts = _as_utc(as_of)
+    ts = as_utc(as_of, "as_of")
     try:
         bounds = con.execute(
             "SELECT COUNT(*), COUNT(*) FILTER (WHERE fee_usd IS NULL OR NOT isfinite(fee_usd)"
@@ -244,8 +235,9 @@ def venue_clv(
         if n_idle:
             logger.info("%d assigned account(s) have no fills before as_of", n_idle)
         segments = segment_summary(out)
-    return VenueCLV(out, segments, scored.activity_model, scored.value_model, _as_utc(as_of),
-                    float(horizon_days), float(discount_rate_annual), scored.notes)
+    return VenueCLV(out, segments, scored.activity_model, scored.value_model,
+                    as_utc(as_of, "as_of"), float(horizon_days), float(discount_rate_annual),
+                    scored.notes)
 
 
 @dataclass(frozen=True)
