@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 BENCHES: dict[str, list[str]] = {
     "simulate": ["bench_simulate.py"],
     "ingest": ["bench_ingest.py"],
+    "ingest_fuzz": ["ingest_fuzz.py"],
     "features": ["bench_features.py"],
     "segment": ["bench_segment.py"],
     "segment_quality": ["segment_quality.py"],

@@ -221,6 +221,11 @@ REJECTS = Table(
 
 TABLES: dict[str, Table] = {t.name: t for t in (FILLS, ACCOUNTS, MARKET, TRANSFERS, TRUTH, REJECTS)}
 
+# Columns the store adds to a table at ingest; sources do not carry them.
+STORE_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "fills": (("source", "string", "Resolved path of the file the fill was ingested from."),),
+}
+
 
 def schema_markdown() -> str:
     """Render every canonical table as Markdown (the source of ``docs/schema.md``)."""
@@ -243,6 +248,8 @@ def schema_markdown() -> str:
             out.append(
                 f"| `{c.name}` | {c.type} | {'yes' if c.required else 'no'} | {c.unit} | {meaning} |"
             )
+        for name, typ, meaning in STORE_COLUMNS.get(t.name, ()):
+            out.append(f"| `{name}` | {typ} | set by the store |  | {meaning} |")
         out.append("")
     return "\n".join(out)
 

@@ -35,16 +35,11 @@ import statsmodels.api as sm
 from scipy.linalg import qr
 from statsmodels.stats.outliers_influence import variance_inflation_factor
 
-from traderseg.analysis.profitability import (
-    UNASSIGNED,
-    as_utc,
-    check_covered,
-    open_store,
-    read_assignments,
-)
+from traderseg.analysis.profitability import UNASSIGNED
 from traderseg.errors import DataError, SchemaError
 from traderseg.features.catalog import column_name, get_feature
 from traderseg.features.compute import LIFETIME_ONLY, compute_features, parse_window
+from traderseg.store import as_utc, check_covered, read_assignments, store_connection
 
 logger = logging.getLogger(__name__)
 
@@ -260,7 +255,7 @@ def segment_dummies(index: pd.Index, assignments: pd.DataFrame) -> tuple[pd.Data
     index : pandas.Index
         Account ids.
     assignments : pandas.DataFrame
-        Checked assignments (see :func:`~traderseg.analysis.profitability.read_assignments`).
+        Checked assignments (see :func:`~traderseg.store.read_assignments`).
 
     Returns
     -------
@@ -350,7 +345,7 @@ def revenue_drivers(
                           "the revenue target and cannot be regressors")
     asg = read_assignments(assignments)
     cutoff = as_utc(as_of, "as_of")
-    con, owned = open_store(db)
+    con, owned = store_connection(db)
     try:
         feats = compute_features(con, cutoff.to_pydatetime(), (window,))
         nxt = _next_volume(con, cutoff, horizon_days) if target == "next_volume" else None

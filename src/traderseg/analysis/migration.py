@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from traderseg.analysis.profitability import read_assignments
 from traderseg.errors import DataError, SchemaError
 from traderseg.segment.identity import migration_matrix
 from traderseg.segment.overlays import VALUE_TIERS
+from traderseg.store import read_assignments
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def migration(
     ----------
     periods : sequence of (label, assignments)
         Assignments in time order, each with its cutoff (or any label); frames or
-        Parquet paths (see :func:`~traderseg.analysis.profitability.read_assignments`).
+        Parquet paths (see :func:`~traderseg.store.read_assignments`).
     high_risk_segments : sequence of int or str
         Segment ids or names counted as high risk.
     risk_threshold : float

@@ -32,7 +32,14 @@ import numpy as np
 import pandas as pd
 
 from traderseg.errors import DataError, SchemaError
-from traderseg.store import connect
+from traderseg.segment.overlays import LIFECYCLE_STAGES, VALUE_TIERS
+from traderseg.store import (
+    ASSIGNMENT_COLUMNS,
+    as_utc,
+    fill_bounds,
+    read_assignments,
+    store_connection,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +47,6 @@ UNASSIGNED = "unassigned"
 MISSING_OVERLAY = "(none)"
 OVERLAYS = ("lifecycle", "value_tier")
 FREQS = ("day", "week", "month", "quarter", "year")
-_ASSIGNMENT_COLUMNS = ("account_id", "segment", "segment_name")
-_OPTIONAL_COLUMNS = ("lifecycle", "value_tier", "risk_score")
 _MONEY = "DECIMAL(38, 12)"
 
 METRIC_COLUMNS = (
@@ -82,114 +87,6 @@ class ProfitabilityReport:
     venue_revenue: Decimal
     start: pd.Timestamp | None
     end: pd.Timestamp | None
-
-
-def open_store(
-    db: str | Path | duckdb.DuckDBPyConnection,
-) -> tuple[duckdb.DuckDBPyConnection, bool]:
-    """Return a connection to the store and whether the caller must close it.
-
-    Parameters
-    ----------
-    db : str, Path or duckdb connection
-        A store file (opened read-only) or an open connection.
-
-    Returns
-    -------
-    tuple of (duckdb.DuckDBPyConnection, bool)
-        The connection, and True when it was opened here.
-    """
-    if isinstance(db, duckdb.DuckDBPyConnection):
-        db.execute("SET TimeZone = 'UTC'")
-        return db, False
-    path = Path(db)
-    if not path.exists():
-        raise DataError(f"store {path} does not exist")
-    return connect(path, read_only=True), True
-
-
-def read_assignments(assignments: pd.DataFrame | str | Path) -> pd.DataFrame:
-    """Read and check segment assignments.
-
-    Parameters
-    ----------
-    assignments : pandas.DataFrame, str or Path
-        A frame, or a Parquet file, with ``account_id``, ``segment`` (int id),
-        ``segment_name`` and optionally ``lifecycle`` (or ``lifecycle_stage``),
-        ``value_tier``, ``risk_score``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The known columns, ``account_id`` as str, ``segment`` as int64.
-
-    Raises
-    ------
-    SchemaError
-        A required column is missing or ``segment`` is not an integer id.
-    DataError
-        A missing account_id/segment, or an account listed twice.
-    """
-    if not isinstance(assignments, pd.DataFrame):
-        path = Path(assignments)
-        if not path.exists():
-            raise DataError(f"assignments file {path} does not exist")
-        assignments = pd.read_parquet(path)
-    if "lifecycle" not in assignments.columns and "lifecycle_stage" in assignments.columns:
-        # the segmentation overlays call it lifecycle_stage
-        assignments = assignments.rename(columns={"lifecycle_stage": "lifecycle"})
-    missing = [c for c in _ASSIGNMENT_COLUMNS if c not in assignments.columns]
-    if missing:
-        raise SchemaError(f"assignments lack column(s) {missing}; present: "
-                          f"{list(assignments.columns)}")
-    keep = [*_ASSIGNMENT_COLUMNS, *(c for c in _OPTIONAL_COLUMNS if c in assignments.columns)]
-    out = assignments[keep].reset_index(drop=True).copy()
-    for col in ("account_id", "segment"):
-        bad = out[col].isna().to_numpy()
-        if bad.any():
-            raise DataError(f"assignments row {int(np.argmax(bad))}: {col} is missing "
-                            f"({int(bad.sum())} row(s) in all)")
-    seg = pd.to_numeric(out["segment"], errors="coerce")
-    bad = (seg.isna() | (seg != seg.round())).to_numpy()
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise SchemaError(f"assignments row {i}: segment {out['segment'].iloc[i]!r} is not "
-                          "an integer segment id")
-    out["segment"] = seg.astype("int64")
-    out["account_id"] = out["account_id"].astype(str)
-    out["segment_name"] = out["segment_name"].astype("string").fillna(out["segment"].astype(str))
-    dup = out["account_id"].duplicated().to_numpy()
-    if dup.any():
-        i = int(np.argmax(dup))
-        raise DataError(f"assignments row {i}: account {out['account_id'].iloc[i]!r} is "
-                        "listed more than once")
-    if "risk_score" in out.columns:
-        out["risk_score"] = pd.to_numeric(out["risk_score"], errors="coerce")
-    return out
-
-
-def as_utc(value: Any, name: str) -> pd.Timestamp:
-    """Parse a timestamp-like value as UTC (naive values are read as UTC).
-
-    Parameters
-    ----------
-    value : timestamp-like
-        The value to parse.
-    name : str
-        What it is, for the error message.
-
-    Returns
-    -------
-    pandas.Timestamp
-        Timezone-aware UTC timestamp.
-    """
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{name} is not a timestamp: {value!r}") from exc
-    if ts is pd.NaT:
-        raise DataError(f"{name} is missing")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _metrics_sql(period: str, group_cols: Sequence[str], group_exprs: Sequence[str]) -> str:
@@ -281,61 +178,6 @@ def _overlay_groups(name: str) -> tuple[list[str], list[str]]:
     return [name], [expr]
 
 
-def fill_bounds(con: duckdb.DuckDBPyConnection) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Return the first and last fill time of the store.
-
-    Parameters
-    ----------
-    con : duckdb.DuckDBPyConnection
-        Store connection.
-
-    Returns
-    -------
-    tuple of pandas.Timestamp
-        ``(first, last)`` fill times, UTC.
-
-    Raises
-    ------
-    SchemaError
-        The store has no fills table.
-    DataError
-        The fills table is empty.
-    """
-    try:
-        bounds = con.execute("SELECT epoch_us(MIN(ts)), epoch_us(MAX(ts)) FROM fills").fetchone()
-    except duckdb.CatalogException as exc:
-        raise SchemaError(f"the store has no fills table: {exc}") from exc
-    if bounds is None or bounds[0] is None:
-        raise DataError("the store has no fills")
-    return (pd.Timestamp(bounds[0], unit="us", tz="UTC"),
-            pd.Timestamp(bounds[1], unit="us", tz="UTC"))
-
-
-def check_covered(con: duckdb.DuckDBPyConnection, end: pd.Timestamp) -> None:
-    """Raise unless the store's fills reach the UTC day before ``end``.
-
-    A horizon ``[t, end)`` can only be observed (activity or its absence) when the store
-    holds fills up to that day; the last day with fills counts as covered.
-
-    Parameters
-    ----------
-    con : duckdb.DuckDBPyConnection
-        Store connection.
-    end : pandas.Timestamp
-        End (exclusive) of the period that must be covered.
-
-    Raises
-    ------
-    DataError
-        The period runs past the last day of the store.
-    """
-    _, last = fill_bounds(con)
-    need = (end - pd.Timedelta(microseconds=1)).normalize()
-    if need > last.normalize():
-        raise DataError(f"cutoff outside the data: the period up to {end.isoformat()} runs past "
-                        f"the last day with fills ({last.date()})")
-
-
 def _range(con: duckdb.DuckDBPyConnection, start: Any, end: Any
            ) -> tuple[pd.Timestamp | None, pd.Timestamp | None, dict[str, Any]]:
     lo = as_utc(start, "start") if start is not None else None
@@ -348,6 +190,25 @@ def _range(con: duckdb.DuckDBPyConnection, start: Any, end: Any
         "end": (hi if hi is not None else last + pd.Timedelta(microseconds=1)).to_pydatetime(),
     }
     return lo, hi, params
+
+
+# Overlays whose groups have a natural order (top tier first, lifecycle from new to churned).
+OVERLAY_ORDER: dict[str, tuple[str, ...]] = {
+    "value_tier": (*(name for name, _ in VALUE_TIERS), "bronze"),
+    "lifecycle_stage": LIFECYCLE_STAGES,
+    "lifecycle": LIFECYCLE_STAGES,
+}
+
+
+def _in_order(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Rows of an overlay table in the overlay's natural order (unknown groups last)."""
+    order = OVERLAY_ORDER.get(name)
+    if order is None or name not in table.columns:
+        return table
+    rank = {g: i for i, g in enumerate(order)}
+    key = table[name].map(lambda g: rank.get(str(g), len(order)))
+    return table.assign(_rank=key).sort_values(["_rank", name]).drop(columns="_rank") \
+        .reset_index(drop=True)
 
 
 def profitability(
@@ -393,11 +254,11 @@ def profitability(
         raise SchemaError(f"freq {freq!r} is not one of {FREQS}")
     if overlays is None:
         overlays = [c for c in OVERLAYS if c in asg.columns]
-    unknown = [c for c in overlays if c not in asg.columns or c in _ASSIGNMENT_COLUMNS]
+    unknown = [c for c in overlays if c not in asg.columns or c in ASSIGNMENT_COLUMNS]
     if unknown:
         raise SchemaError(f"overlay column(s) {unknown} are not in the assignments "
                           f"(columns: {list(asg.columns)})")
-    con, owned = open_store(db)
+    con, owned = store_connection(db)
     try:
         con.register("asg", asg)
         try:
@@ -429,6 +290,7 @@ def profitability(
     off = {k: v for k, v in totals.items() if v != venue}
     if off:  # a join that duplicated or lost fills would show here
         raise DataError(f"revenue does not reconcile with the venue total {venue}: {off}")
+    by_overlay = {name: _in_order(table, name) for name, table in by_overlay.items()}
     by_segment = by_segment.drop(columns="period")
     by_segment["segment"] = by_segment["segment"].astype("Int64")
     if by_period is not None:

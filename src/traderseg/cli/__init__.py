@@ -7,10 +7,12 @@ Each stage has its own module registering its commands on :data:`app`; domain er
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from traderseg.errors import TradersegError
 
@@ -26,6 +28,50 @@ analyze_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(analyze_app, name="analyze")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from traderseg import __version__
+
+        console.print(f"traderseg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Show the library's log (chosen k, per-source counts)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Segment the traders of a crypto derivatives venue and turn segments into decisions."""
+    _configure_logging(verbose)
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Log to stderr: the library's info messages with --verbose, else warnings and errors."""
+    root = logging.getLogger("traderseg")
+    for h in list(root.handlers):
+        if getattr(h, "_traderseg_cli", False):
+            root.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LevelFormatter(verbose))
+    handler._traderseg_cli = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+class _LevelFormatter(logging.Formatter):
+    """``warning: message``; with --verbose also the logger's name."""
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__()
+        self.verbose = verbose
+
+    def format(self, record: logging.LogRecord) -> str:  # noqa: D102
+        where = f" {record.name}" if self.verbose else ""
+        return f"{record.levelname.lower()}{where}: {record.getMessage()}"
 console = Console()
 err_console = Console(stderr=True)
 
@@ -57,5 +103,10 @@ def main(argv: list[str] | None = None) -> None:
         # standalone mode: usage errors print their message and exit 2, --help exits 0
         app(args=argv, prog_name="traderseg")
     except TradersegError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {one_line(exc)}", soft_wrap=True)
         sys.exit(2)
+
+
+def one_line(exc: BaseException) -> str:
+    """Return the message of ``exc`` on one line, with rich markup characters escaped."""
+    return escape(" ".join(str(exc).split()))

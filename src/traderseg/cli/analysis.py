@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from traderseg.cli import analyze_app, app, console
+from traderseg.cli import analyze_app, app, console, err_console
+from traderseg.cli.format import add_rows, count, number, share, table, usd
 from traderseg.errors import ConfigError
 
 
@@ -18,12 +20,12 @@ def frame_table(df: pd.DataFrame, title: str, *, index: bool = False) -> Table:
     """Render a DataFrame as a rich table (floats to 4 significant digits)."""
     if index:
         df = df.reset_index()
-    table = Table(title=title)
+    out = Table(title=title)
     for col in df.columns:
-        table.add_column(escape(str(col)), overflow="fold")
+        out.add_column(escape(str(col)), overflow="fold")
     for row in df.itertuples(index=False):
-        table.add_row(*(_fmt(v) for v in row))
-    return table
+        out.add_row(*(_fmt(v) for v in row))
+    return out
 
 
 def _fmt(v: object) -> str:
@@ -47,13 +49,34 @@ def _write(df: pd.DataFrame, out: Path | None, what: str) -> None:
     console.print(f"wrote {len(df):,} rows of {what} to {out}")
 
 
-_SHORT = {"group": "group", "accounts": "accts", "revenue_usd": "revenue",
-          "revenue_share": "share", "revenue_per_account": "rev/acct", "revenue_bps": "bps",
-          "pnl_usd": "PnL", "losing_share": "losing", "top10_share": "top10%", "gini": "gini"}
+# Columns of the profitability tables: header, formatter (by unit).
+_PROFIT_COLUMNS: dict[str, tuple[str, Callable[[float], str]]] = {
+    "accounts": ("accts", count),
+    "revenue_usd": ("revenue", usd),
+    "revenue_share": ("share", share),
+    "revenue_per_account": ("per\nacct", usd),
+    "revenue_bps": ("bps", lambda v: number(v, 2)),
+    "pnl_usd": ("trader\nPnL", usd),
+    "losing_share": ("losing", lambda v: share(v, 0)),
+    "top10_share": ("top\n10%", lambda v: share(v, 0)),
+    "gini": ("gini", lambda v: number(v, 2)),
+}
 
 
-def _short(df: pd.DataFrame) -> pd.DataFrame:
-    return df[list(_SHORT)].rename(columns=_SHORT)
+def profit_table(df: pd.DataFrame, title: str) -> Table:
+    """Profitability per group, one number per unit-formatted, right-aligned cell.
+
+    ``revenue`` is the venue's net fee revenue, ``share`` its share of the venue's total,
+    ``per acct`` per account, ``bps`` per notional traded, ``trader PnL`` the traders'
+    realized PnL, ``losing`` the share of accounts with a loss, ``top 10%`` the revenue
+    share of the group's top decile of accounts, ``gini`` its concentration.
+    """
+    out = table(title, ["group", *(h for h, _ in _PROFIT_COLUMNS.values())],
+                [False] + [True] * len(_PROFIT_COLUMNS))
+    rows = [(escape(str(r["group"])), *(fmt(float(r[c])) if r[c] == r[c] else "–"
+                                         for c, (_, fmt) in _PROFIT_COLUMNS.items()))
+            for r in df.to_dict("records")]
+    return add_rows(out, rows)
 
 
 def _long(matrix: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -82,11 +105,11 @@ def profitability_command(
         name if pd.isna(i) else f"{i} {name}"
         for i, name in zip(rep.by_segment["segment"], rep.by_segment["segment_name"],
                            strict=True)])
-    console.print(frame_table(_short(seg), f"per segment: venue revenue (net fees) "
-                              f"{rep.venue_revenue:,.2f} USD"))
-    for name, table in rep.by_overlay.items():
-        console.print(frame_table(_short(table.rename(columns={name: "group"})),
-                                  f"per {name}"))
+    console.print(profit_table(seg, f"per segment: venue revenue (net fees) "
+                               f"{rep.venue_revenue:,.2f} USD"))
+    for name, by in rep.by_overlay.items():
+        console.print(profit_table(by.rename(columns={name: "group"}),
+                                   f"per {name.replace('_', ' ')}"))
     overall = rep.overall
     console.print(f"all accounts: top 1% earn {overall['top1_share']:.1%} of revenue, top 10% "
                   f"{overall['top10_share']:.1%}, Gini {overall['gini']:.3f}")
@@ -95,8 +118,8 @@ def profitability_command(
         console.print(frame_table(per, f"per {freq}", index=True))
     parts = [rep.by_segment.assign(breakdown="segment", group=rep.by_segment["segment_name"])]
     parts.append(rep.overall.to_frame().T.assign(breakdown="overall", group="all"))
-    for name, table in rep.by_overlay.items():
-        parts.append(table.rename(columns={name: "group"}).assign(breakdown=name))
+    for name, by in rep.by_overlay.items():
+        parts.append(by.rename(columns={name: "group"}).assign(breakdown=name))
     if rep.by_period is not None:
         parts.append(rep.by_period.assign(breakdown="period", group=rep.by_period["segment_name"]))
     long = pd.concat(parts, ignore_index=True)
@@ -184,9 +207,11 @@ def churn_command(
 ) -> None:
     """Backtest churn and next-period volume models against BG/NBD and recency."""
     from traderseg.analysis.churn import churn_backtest
+    from traderseg.analysis.churn.metrics import baseline_verdict
 
-    bt = churn_backtest(db, _split(cutoffs), horizon_days, activity_days=activity_days,
-                        n_threads=threads)
+    with err_console.status("building the training set and backtesting"):
+        bt = churn_backtest(db, _split(cutoffs), horizon_days, activity_days=activity_days,
+                            n_threads=threads)
     console.print(frame_table(
         bt.metrics, f"churn within {bt.horizon_days:g} days of {bt.test_cutoff.date()} "
         f"(base rate {bt.base_rate:.1%}, {len(bt.predictions):,} accounts; "
@@ -194,4 +219,11 @@ def churn_command(
     cal = bt.calibration[bt.calibration["scorer"] == "model"].drop(columns="scorer")
     console.print(frame_table(cal, "calibration of the model by decile"))
     console.print(frame_table(bt.volume, "next-period log notional", index=True))
+    console.print(baseline_verdict(bt.metrics)[1], soft_wrap=True)
+    vol = bt.volume["r2"].astype(float)
+    if "model" in vol.index and len(vol) > 1:
+        other = vol.drop(index="model")
+        word = "beats" if vol["model"] > other.max() else "does not beat"
+        console.print(f"next-period volume: the model {word} {other.idxmax()} "
+                      f"(R^2 {vol['model']:.3f} vs {other.max():.3f})", soft_wrap=True)
     _write(bt.predictions, out, "churn predictions")

@@ -9,8 +9,9 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from traderseg.cli import analyze_app, console
-from traderseg.errors import ConfigError, DataError, SchemaError
+from traderseg.cli import analyze_app, console, err_console
+from traderseg.cli.paths import check_out_file
+from traderseg.errors import ConfigError
 
 
 def parse_window(text: str, name: str) -> tuple[int, int]:
@@ -121,30 +122,22 @@ def event_study_command(
     segment_col: str = typer.Option("segment", "--segment-col", help="Segment column."),
 ) -> None:
     """Abnormal activity of each segment around market events, with 95% intervals."""
-    from traderseg.analysis.events import detect_events, event_study, load_market
-    from traderseg.analysis.events.activity import segment_activity
+    from traderseg.analysis.events.workflow import study_segment_events
 
     if events_from not in ("real", "store"):
         raise ConfigError(f"--events-from must be 'real' or 'store', got {events_from!r}")
-    if not assignments.is_file():
-        raise SchemaError(f"assignments file {assignments} does not exist")
-    market = load_market(None if events_from == "real" else db, underlyings=[underlying])
-    wanted = [k.strip() for k in kinds.split(",") if k.strip()]
-    events = detect_events(market, kinds=wanted)
-    assign = pd.read_parquet(assignments)
-    with console.status("aggregating fills per segment and day"):
-        activity = segment_activity(db, assign, "1D", segment_col=segment_col)
-    first, last = activity["ts"].min(), activity["ts"].max()
-    inside = events[(events["ts"] >= first) & (events["ts"] <= last)]
+    check_out_file(out, "--out", overwrite=True)
+    with err_console.status("detecting events and aggregating fills per segment and day"):
+        result = study_segment_events(
+            db, assignments, events_from=events_from,  # type: ignore[arg-type]
+            underlying=underlying, kinds=[k.strip() for k in kinds.split(",") if k.strip()],
+            window=parse_window(window, "--window"),
+            estimation=parse_window(estimation, "--estimation"),
+            metric=metric, transform=transform, segment_col=segment_col)
+    study = result.study
     console.print(
-        f"{len(inside)} of {len(events)} {underlying} events fall between the first and last "
-        f"day of fills ({first.date()} .. {last.date()})"
-    )
-    if inside.empty:
-        raise DataError("no detected event falls inside the period the fills cover")
-    study = event_study(
-        activity, inside, parse_window(window, "--window"), parse_window(estimation,
-        "--estimation"), metric, transform=transform,
+        f"{len(result.used)} of {len(result.events)} {underlying} events fall between the "
+        f"first and last day of fills ({result.first_day.date()} .. {result.last_day.date()})"
     )
     a = study.attrs
     title = (
@@ -152,6 +145,5 @@ def event_study_command(
         f"{a['n_excluded']} excluded (window off the data); * = 95% CI excludes 0"
     )
     console.print(study_table(study, title))
-    out.parent.mkdir(parents=True, exist_ok=True)
     study.to_parquet(out, index=False)
     console.print(f"wrote {len(study)} rows to {out}")

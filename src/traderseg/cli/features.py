@@ -8,6 +8,8 @@ import typer
 from rich.table import Table
 
 from traderseg.cli import app, console
+from traderseg.cli.args import parse_as_of, parse_windows
+from traderseg.cli.paths import check_out_file
 from traderseg.errors import SchemaError
 from traderseg.features.catalog import CATALOG, CATALOG_VERSION, LIFETIME_ONLY
 
@@ -45,6 +47,7 @@ def features_command(
         "duckdb", "--engine", help="duckdb (default) or spark (PySpark local[2] session)."
     ),
     describe: bool = typer.Option(False, "--describe", help="List the catalogue and exit."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
 ) -> None:
     """Compute per-account behavioural features as of a cutoff, or list the catalogue."""
     if describe:
@@ -52,10 +55,13 @@ def features_command(
         return
     if db is None or as_of is None or out is None:
         raise SchemaError("features needs --db, --as-of and --out (or --describe)")
-    from traderseg.features.compute import compute_features, parse_as_of
+    from traderseg.features.compute import compute_features
+    from traderseg.store import open_store
 
-    wins = tuple(w.strip() for w in windows.split(",") if w.strip())
+    wins = parse_windows(windows)
     cutoff = parse_as_of(as_of)
+    check_out_file(out, "--out", overwrite=overwrite)
+    open_store(db, read_only=True).close()
     if rebuild_tiles:
         from traderseg.features import tiles as tile_store
         from traderseg.store import connect

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from traderseg.cli import app, console
-from traderseg.errors import ConfigError
+from traderseg.cli import app, console, err_console
+from traderseg.cli import format as fmt
+from traderseg.errors import ConfigError, DataError
 from traderseg.ingest import FORMATS, ingest
 
 
@@ -39,19 +39,45 @@ def ingest_command(
                                           help="Account of an export without account column."),
     asset_price: list[str] = typer.Option([], "--asset-price",
                                           help="USD price of a fee asset, e.g. BNB=600."),
+    max_reject_share: float | None = typer.Option(
+        None, "--max-reject-share", min=0.0, max=1.0,
+        help="Fail (exit 2, file not stored) when a file's share of rejected rows is above this."),
 ) -> None:
-    """Validate source files and load them into the store; bad rows go to ``rejects``."""
-    report = ingest(paths, db, format=format, mapping=mapping, table=table,
-                    account_id=account_id, asset_prices=_asset_prices(asset_price))
-    out = Table(title=f"ingest run {report.run_id}")
-    for name in ("source", "table", "read", "stored", "rejected", "already present"):
-        out.add_column(name, justify="left" if name in ("source", "table") else "right")
-    for s in report.sources:
-        out.add_row(s.source, s.table, f"{s.read:,}", f"{s.stored:,}", f"{s.rejected:,}",
-                    f"{s.already_present:,}")
+    """Validate source files and load them into the store; bad rows go to ``rejects``.
+
+    Exits with code 2 when a file is refused, when every row of a file was rejected, or
+    when a file's reject share is above ``--max-reject-share``.
+    """
+    prices = _asset_prices(asset_price)
+    with err_console.status("checking the sources") as status:
+        def progress(i: int, n: int, path: Path) -> None:
+            status.update(f"loading file {i} of {n}: {path.name}")
+
+        report = ingest(paths, db, format=format, mapping=mapping, table=table,
+                        account_id=account_id, asset_prices=prices,
+                        max_reject_share=max_reject_share, on_source=progress)
+    out = fmt.table(f"ingest run {report.run_id}",
+                ["file", "table", "read", "stored", "rejected", "already\npresent"],
+                [False, False, True, True, True, True])
+    rows: list[tuple[str, ...]] = [
+        (Path(s.source).name, s.table, f"{s.read:,}", f"{s.stored:,}", f"{s.rejected:,}",
+         f"{s.already_present:,}") for s in report.sources]
     if len(report.sources) > 1:
-        out.add_row("total", "", *(f"{report.total(k):,}" for k in
-                                   ("read", "stored", "rejected", "already_present")))
+        rows.append(("total", "", *(f"{report.total(k):,}" for k in
+                                    ("read", "stored", "rejected", "already_present"))))
+    fmt.add_rows(out, rows)
     console.print(out)
+    for s in report.sources:
+        if s.top_rejects:
+            console.print(f"rejects of {s.source} (most common first):", soft_wrap=True,
+                          markup=False)
+            for g in s.top_rejects:
+                console.print(f"  {g.count:>9,}  {g.field:<16} first at line {g.first_line}: "
+                              f"{g.reason}", soft_wrap=True, markup=False)
     if report.total("rejected"):
-        console.print(f"{report.total('rejected'):,} rejected rows: see the rejects table in {db}")
+        console.print(f"{report.total('rejected'):,} rejected rows: see the rejects table in {db}",
+                      soft_wrap=True, markup=False)
+    empty = [s for s in report.sources if s.all_rejected]
+    if empty:
+        names = ", ".join(s.source for s in empty)
+        raise DataError(f"every row was rejected in {len(empty)} file(s): {names}")

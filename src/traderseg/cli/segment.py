@@ -8,23 +8,38 @@ from typing import Any
 
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from traderseg.cli import app, console
-from traderseg.errors import SchemaError
+from traderseg.cli.args import parse_as_of, parse_segments
+from traderseg.cli.format import add_rows, count, table
+from traderseg.cli.paths import check_out_file
+from traderseg.errors import ConfigError, SchemaError
+
+
+def _check_store(db: Path) -> None:
+    """Refuse a --db that is not an existing store, before features are computed."""
+    from traderseg.store import open_store
+
+    open_store(db, read_only=True).close()
 
 
 def segments_table(segments: pd.DataFrame, title: str) -> Table:
-    """Rich table of segments: id, name, size, revenue share, description."""
-    table = Table(title=title, show_lines=True)
-    for col, kw in (("id", {"justify": "right"}), ("name", {}), ("size", {"justify": "right"}),
-                    ("share", {"justify": "right"}), ("revenue", {"justify": "right"}),
-                    ("description", {"overflow": "fold", "ratio": 3})):
-        table.add_column(col, **kw)
+    """Table of segments, one line each: id, name, size, share of accounts and of revenue."""
+    out = table(title, ["id", "name", "accounts", "share", "revenue"],
+                [True, False, True, True, True])
+    rows = [(str(s["segment"]), str(s["name"]), count(s["size"]), _pct(s["size_share"]),
+             _pct(s["revenue_share"]))
+            for s in segments.sort_values("size", ascending=False).to_dict("records")]
+    return add_rows(out, rows)
+
+
+def print_descriptions(segments: pd.DataFrame) -> None:
+    """Print each segment's description under its id and name, wrapped to the terminal."""
     for s in segments.sort_values("size", ascending=False).to_dict("records"):
-        table.add_row(str(s["segment"]), str(s["name"]), f"{int(s['size']):,}",
-                      _pct(s["size_share"]), _pct(s["revenue_share"]), str(s["description"]))
-    return table
+        console.print(f"\n[bold]{s['segment']} {escape(str(s['name']))}[/]")
+        console.print(escape(str(s["description"])))
 
 
 def _pct(value: Any) -> str:
@@ -47,9 +62,13 @@ def fit_command(
     """Fit named behavioural segments as of a cutoff and save the model."""
     from traderseg.segment.workflow import fit_segments
 
-    k: int | str = n_segments if n_segments == "auto" else int(n_segments)
+    k = parse_segments(n_segments)
+    cutoff = parse_as_of(as_of)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file; a model is saved as a directory")
+    _check_store(db)
     with console.status("computing features and choosing the number of segments"):
-        result = fit_segments(db, as_of, out, n_segments=k, method=method,
+        result = fit_segments(db, cutoff, out, n_segments=k, method=method,
                               random_state=seed, previous=previous)
     sel = result.model.selection_
     if len(sel):
@@ -68,15 +87,21 @@ def fit_command(
 @app.command("segments")
 def segments_command(
     model: Path = typer.Option(..., "--model", help="Saved model directory."),
+    long: bool = typer.Option(False, "--long", help="Also print each segment's description."),
 ) -> None:
-    """List the segments of a saved model."""
-    from traderseg.segment.persist import read_metadata
+    """List the segments of a saved model (its file checked against its hash first).
 
-    meta = read_metadata(model)
+    One line per segment; ``--long`` adds each segment's description below the table.
+    """
+    from traderseg.segment.persist import load_model
+
+    _, meta = load_model(model)
     segs = pd.DataFrame(meta.get("segments", [])).rename(columns={"id": "segment"})
     if segs.empty:
         raise SchemaError(f"{model}: the model carries no segment descriptions")
     console.print(segments_table(segs, f"segments of {model} (as of {meta.get('as_of')})"))
+    if long:
+        print_descriptions(segs)
 
 
 @app.command("assign")
@@ -85,13 +110,20 @@ def assign_command(
     model: Path = typer.Option(..., "--model", help="Saved model directory."),
     out: Path = typer.Option(..., "--out", help="Parquet file of assignments."),
     as_of: str = typer.Option(None, "--as-of", help="Cutoff; default the model's."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
 ) -> None:
-    """Assign every account to a segment, with membership and overlays."""
+    """Assign every account to a segment, with membership and overlays.
+
+    Warns, naming the most shifted features, when the store's accounts differ strongly
+    from the population the model was trained on.
+    """
     from traderseg.segment.workflow import assign_accounts
 
+    cutoff = parse_as_of(as_of) if as_of is not None else None
+    check_out_file(out, "--out", overwrite=overwrite)
+    _check_store(db)
     with console.status("computing features and assigning"):
-        frame = assign_accounts(db, model, as_of)
-    out.parent.mkdir(parents=True, exist_ok=True)
+        frame = assign_accounts(db, model, cutoff)
     frame.to_parquet(out, index=False)
     counts = frame.groupby(["segment", "segment_name"]).size().reset_index(name="accounts")
     t = Table(title=f"{len(frame):,} accounts assigned")
@@ -114,7 +146,9 @@ def explain_command(
     """Explain an account's segment: why, overlays and the nearest alternative."""
     from traderseg.segment.workflow import explain_account
 
-    info = explain_account(db, model, account_id, as_of)
+    _check_store(db)
+    info = explain_account(db, model, account_id,
+                           parse_as_of(as_of) if as_of is not None else None)
     if as_json:
         console.print_json(json.dumps(info, default=str))
         return

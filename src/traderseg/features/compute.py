@@ -60,10 +60,12 @@ __all__ = [
     "parse_as_of",
     "parse_window",
     "window_days",
+    "check_windows",
 ]
 
 _WINDOW_RE = re.compile(r"^(\d+)([dw])$")
-MAX_WINDOW_DAYS = 36_600
+MAX_WINDOW_DAYS = 3650
+"""Longest window in days; ten years is longer than any venue's history."""
 TileMode = Literal["auto", "never", "require"]
 
 
@@ -74,21 +76,23 @@ def parse_window(window: str) -> timedelta | None:
 
 
 def window_days(window: str) -> int | None:
-    """Length of a window in whole days (``None`` for ``all``)."""
+    """Length of a window in whole days (``None`` for ``all``).
+
+    The one definition of a window, for the library and the command line alike.
+    """
     if window == "all":
         return None
     m = _WINDOW_RE.match(window)
-    if not m or int(m.group(1)) <= 0:
-        raise SchemaError(
-            f"window {window!r}: expected a positive number of days (d) or weeks (w), or 'all'"
-        )
+    if not m:
+        raise SchemaError(f"{window!r} is not a window (use Nd or Nw, e.g. 30d, or all)")
     days = int(m.group(1)) * (7 if m.group(2) == "w" else 1)
-    if days > MAX_WINDOW_DAYS:
-        raise SchemaError(f"window {window!r}: longer than {MAX_WINDOW_DAYS} days; use 'all'")
+    if not 1 <= days <= MAX_WINDOW_DAYS:
+        raise SchemaError(f"window {window!r} must be 1 to {MAX_WINDOW_DAYS} days")
     return days
 
 
-def _check_windows(windows: Sequence[str]) -> dict[str, int | None]:
+def check_windows(windows: Sequence[str]) -> dict[str, int | None]:
+    """Validate windows (each once) and return their lengths in days (None: all)."""
     if not windows:
         raise SchemaError("windows: at least one window is needed")
     out: dict[str, int | None] = {}
@@ -164,7 +168,7 @@ def features_expr(
         One row per account, columns :func:`feature_columns`.
     """
     cutoff = parse_as_of(as_of)
-    wins = _check_windows(windows)
+    wins = check_windows(windows)
     merged = dict(wins)
     merged.setdefault("all", None)  # recency, tenure and the account set
     if event_days is None and market is not None:
@@ -247,7 +251,7 @@ def compute_features(
     (1.0, 1.0)
     """
     cutoff = parse_as_of(as_of)
-    _check_windows(windows)
+    check_windows(windows)
     backend, owned = _backend(source)
     try:
         tables = set(backend.list_tables())

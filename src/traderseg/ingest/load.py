@@ -19,6 +19,7 @@ the whole source back.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -44,6 +45,34 @@ class LoadCounts:
     stored: int
     duplicates: int
     already_present: int
+
+
+@dataclass(frozen=True)
+class RejectGroup:
+    """Rejects of one source sharing a field and a reason (values in the reason aside).
+
+    Attributes
+    ----------
+    field : str
+        Field that failed (``*`` for a row that could not be parsed).
+    reason : str
+        Reason of the first reject of the group, as written to the rejects table.
+    count : int
+        Rejects in the group.
+    first_line : int
+        Line (or row number) of the first one.
+    """
+
+    field: str
+    reason: str
+    count: int
+    first_line: int
+
+
+# Reasons differ by the values they quote ('swap', a fill id, a line number); these are
+# masked to group them.
+_GROUP_KEY = ("regexp_replace(regexp_replace(reason, '''[^'']*''|\\S*[0-9]\\S*', '_', 'g'), "
+              "'\\s+', ' ', 'g')")
 
 
 class SourceLoader:
@@ -85,7 +114,7 @@ class SourceLoader:
                  tb: TracebackType | None) -> None:
         if exc_type is not None:
             self.con.rollback()
-            logger.warning("ingest of %s rolled back: %s", self.source, exc)
+            logger.info("ingest of %s rolled back: %s", self.source, exc)
         for name in (_STAGE, _STAGE_REJECTS, _DUPS):
             self.con.execute(f"DROP TABLE IF EXISTS {name}")
 
@@ -116,8 +145,17 @@ class SourceLoader:
         self._insert(_STAGE_REJECTS, rej)
         self.rejected += n
 
-    def finish(self) -> LoadCounts:
-        """Reject in-source duplicates, insert new rows and rejects, and commit."""
+    def finish(self, raw_rows: Callable[[list[int]], dict[int, str]] | None = None
+               ) -> LoadCounts:
+        """Reject in-source duplicates, insert new rows and rejects (commit is separate).
+
+        Parameters
+        ----------
+        raw_rows : callable, optional
+            Given line numbers, returns the source rows at those lines as JSON text, so
+            that a duplicate's reject shows the row as the source wrote it; without it the
+            converted row is shown.
+        """
         key = self.table.key
         on = " AND ".join(f"s.{k} = d.{k}" for k in key)
         keys_text = " || ', ' || ".join(f"CAST(s.{k} AS VARCHAR)" for k in key)
@@ -135,6 +173,8 @@ class SourceLoader:
             """
         )
         duplicates = self._count(_DUPS)
+        if duplicates and raw_rows is not None:
+            self._source_raw(raw_rows)
         if duplicates:
             self.con.execute(
                 f"INSERT INTO {_STAGE_REJECTS} SELECT ?, line_no, ?, reason, raw, ? FROM {_DUPS}",
@@ -171,6 +211,30 @@ class SourceLoader:
             """
         )
         return LoadCounts(stored=stored, duplicates=duplicates, already_present=already)
+
+    def top_rejects(self, limit: int = 5) -> list[RejectGroup]:
+        """Return the largest groups of this source's rejects, largest first."""
+        rows = self.con.execute(
+            f"""
+            SELECT field, arg_min(reason, line), count(*) AS n, min(line) AS first
+            FROM {_STAGE_REJECTS} GROUP BY field, {_GROUP_KEY} ORDER BY n DESC, first LIMIT ?
+            """, [limit],
+        ).fetchall()
+        return [RejectGroup(str(f), str(r), int(n), int(first)) for f, r, n, first in rows]
+
+    def _source_raw(self, raw_rows: Callable[[list[int]], dict[int, str]]) -> None:
+        lines = [int(r[0]) for r in self.con.execute(f"SELECT line_no FROM {_DUPS}").fetchall()]
+        found = raw_rows(lines)
+        if not found:
+            return
+        table = pa.table({"line_no": pa.array(list(found), pa.int64()),
+                          "raw": pa.array(list(found.values()), pa.string())})
+        self.con.register(_BATCH, table)
+        try:
+            self.con.execute(f"UPDATE {_DUPS} SET raw = b.raw FROM {_BATCH} b "
+                             f"WHERE {_DUPS}.line_no = b.line_no")
+        finally:
+            self.con.unregister(_BATCH)
 
     def commit(self) -> None:
         """Commit the source's transaction."""

@@ -16,12 +16,20 @@ comes from::
       kind: {const: perp}
       underlying: {column: symbol, default: BTC}
 
-Options of a column entry: ``column`` or ``const`` (exactly one); ``map`` (source value ->
-value; a value missing from the map rejects the row); ``format`` (timestamps);
+Options of a column entry: ``column``, ``columns`` (a list, values joined with ``:``) or
+``const`` (exactly one); ``line`` (append the row's line in its source, for ids of exports
+whose transaction hash repeats on every fill); ``map`` (source value -> value, matched
+without regard to case; a value missing from the map rejects the row); ``format`` and ``tz``
+(timestamps: unit or pattern, and the IANA time zone of times written without an offset);
 ``scale`` (multiply), ``times`` (multiply by another source column), ``negate`` (flip the
-sign) for numbers; ``default`` (used where the source is empty). Every required canonical
-column must be mapped, except ``account_id`` when the run gives ``--account-id``. Any
-other key is an error naming it.
+sign) for numbers; ``default`` (used where the source is empty). Values of enumerated
+columns (``side``, ``kind``...) are read without regard to case.
+
+A top-level ``instruments`` entry derives ``kind``, ``underlying`` and the option fields
+from instrument names by patterns (see :mod:`traderseg.ingest.patterns`); columns mapped
+explicitly win over derived ones. Every required canonical column must be mapped or
+derived, except ``account_id`` when the run gives ``--account-id``. Any other key is an
+error naming it.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pyarrow as pa
@@ -37,16 +46,31 @@ import pyarrow.compute as pc
 import yaml
 
 from traderseg.errors import ConfigError
-from traderseg.ingest.adapters.base import Adapter, Context, build, column, read_as, strings
+from traderseg.ingest.adapters.base import (
+    Adapter,
+    Context,
+    build,
+    column,
+    expiries,
+    instrument_values,
+    parse_instruments,
+    read_as,
+    strings,
+)
 from traderseg.ingest.coerce import TIME_UNITS, as_float, as_string, present
+from traderseg.ingest.patterns import InstrumentPatterns, parse_patterns
 from traderseg.ingest.sources import table_named
 from traderseg.ingest.validate import Problems
 from traderseg.schema import Table
 
 logger = logging.getLogger(__name__)
 
-_TOP_KEYS = {"table", "columns", "description"}
-_ENTRY_KEYS = {"column", "const", "map", "format", "scale", "times", "negate", "default"}
+_TOP_KEYS = {"table", "columns", "description", "instruments"}
+_ENTRY_KEYS = {"column", "columns", "const", "line", "map", "format", "tz", "scale", "times",
+               "negate", "default"}
+# Canonical columns an `instruments` entry derives from a name.
+DERIVED = ("underlying", "kind", "option_type", "strike", "expiry")
+LINE_COLUMN = "__source_line__"
 
 
 @dataclass(frozen=True)
@@ -58,6 +82,9 @@ class ColumnRule:
     const: Any = None
     map: dict[str, Any] | None = None
     format: str = "auto"
+    columns: tuple[str, ...] = ()
+    line: bool = False
+    tz: str | None = None
     scale: float | None = None
     times: str | None = None
     negate: bool = False
@@ -71,14 +98,35 @@ class Mapping:
     source: str
     table: Table
     rules: dict[str, ColumnRule] = field(default_factory=dict)
+    instruments: InstrumentPatterns | None = None
 
     @property
     def source_columns(self) -> tuple[str, ...]:
         """Return the source columns the mapping reads."""
         cols: list[str] = []
         for r in self.rules.values():
-            cols.extend(c for c in (r.column, r.times) if c is not None and c not in cols)
+            for c in (r.column, r.times, *r.columns):
+                if c is not None and c not in cols:
+                    cols.append(c)
+        if self.instruments is not None and self.instruments.column is not None:
+            if self.instruments.column not in cols:
+                cols.append(self.instruments.column)
         return tuple(cols)
+
+    @property
+    def instrument_column(self) -> str | None:
+        """Source column the instrument patterns read (``None`` without patterns)."""
+        if self.instruments is None:
+            return None
+        if self.instruments.column is not None:
+            return self.instruments.column
+        rule = self.rules.get("instrument")
+        return rule.column if rule is not None else None
+
+    @property
+    def uses_lines(self) -> bool:
+        """Whether a column is built from the rows' source lines."""
+        return any(r.line for r in self.rules.values())
 
 
 def load_mapping(path: str | Path) -> Mapping:
@@ -115,7 +163,19 @@ def parse_mapping(doc: Any, source: str = "<mapping>") -> Mapping:
         if target not in table.names:
             raise ConfigError(f"{source}: {key}: {target!r} is not a column of {table.name}")
         rules[target] = _rule(str(target), entry, table, f"{source}: {key}")
-    return Mapping(source, table, rules)
+    patterns = None
+    if "instruments" in doc:
+        if table.name != "fills":
+            raise ConfigError(f"{source}: instruments: only a fills mapping derives "
+                              "instrument fields")
+        patterns = parse_patterns(doc["instruments"], f"{source}: instruments")
+        if patterns.column is None and "instrument" not in rules:
+            raise ConfigError(f"{source}: instruments.column: give the source column of the "
+                              "names (or map columns.instrument)")
+        if patterns.column is None and rules["instrument"].column is None:
+            raise ConfigError(f"{source}: instruments.column: columns.instrument is not a "
+                              "single source column; name the column here")
+    return Mapping(source, table, rules, patterns)
 
 
 def _check_keys(doc: dict[Any, Any], allowed: set[str], where: str) -> None:
@@ -131,11 +191,26 @@ def _rule(target: str, entry: Any, table: Table, where: str) -> ColumnRule:
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected a source column name or a mapping")
     _check_keys(entry, _ENTRY_KEYS, where)
-    if ("column" in entry) == ("const" in entry):
-        raise ConfigError(f"{where}: give exactly one of 'column' or 'const'")
+    if sum(k in entry for k in ("column", "columns", "const")) != 1:
+        raise ConfigError(f"{where}: give exactly one of 'column', 'columns' or 'const'")
     col = table.column(target)
     if "column" in entry and not isinstance(entry["column"], str):
         raise ConfigError(f"{where}.column: must be a source column name")
+    many = entry.get("columns", [])
+    if "columns" in entry and (not isinstance(many, list) or not many
+                               or not all(isinstance(c, str) for c in many)):
+        raise ConfigError(f"{where}.columns: must be a list of source column names")
+    text_only = not pa.types.is_string(col.type)
+    for opt in ("columns", "line"):
+        if opt in entry and text_only:
+            raise ConfigError(f"{where}.{opt}: only text columns (ids) can use {opt!r}")
+    if "line" in entry and not isinstance(entry["line"], bool):
+        raise ConfigError(f"{where}.line: must be true or false")
+    tz = entry.get("tz")
+    if "tz" in entry:
+        if not pa.types.is_timestamp(col.type):
+            raise ConfigError(f"{where}.tz: only timestamp columns take a time zone")
+        _check_zone(tz, f"{where}.tz")
     if "map" in entry and not isinstance(entry["map"], dict):
         raise ConfigError(f"{where}.map: must map source values to values")
     numeric = pa.types.is_floating(col.type) or pa.types.is_integer(col.type)
@@ -157,10 +232,32 @@ def _rule(target: str, entry: Any, table: Table, where: str) -> ColumnRule:
         if col.allowed and opt in entry and entry[opt] not in col.allowed:
             raise ConfigError(f"{where}.{opt}: {entry[opt]!r} is not one of "
                               f"{', '.join(col.allowed)}")
-    mapping = {str(k): v for k, v in entry["map"].items()} if "map" in entry else None
+    mapping = None
+    if "map" in entry:
+        mapping = {str(k): v for k, v in entry["map"].items()}
+        folded = {k.casefold() for k in mapping}
+        if len(folded) < len(mapping):
+            raise ConfigError(f"{where}.map: keys differ only by case (matching ignores case)")
+        if col.allowed:
+            for v in mapping.values():
+                if str(v).lower() not in col.allowed:
+                    raise ConfigError(f"{where}.map: {v!r} is not one of "
+                                      f"{', '.join(col.allowed)}")
     return ColumnRule(target, column=entry.get("column"), const=entry.get("const"), map=mapping,
                       format=fmt, scale=entry.get("scale"), times=entry.get("times"),
-                      negate=bool(entry.get("negate", False)), default=entry.get("default"))
+                      negate=bool(entry.get("negate", False)), default=entry.get("default"),
+                      columns=tuple(many), line=bool(entry.get("line", False)),
+                      tz=str(tz) if tz is not None else None)
+
+
+def _check_zone(tz: Any, where: str) -> None:
+    if not isinstance(tz, str):
+        raise ConfigError(f"{where}: must be an IANA time zone name such as Asia/Kolkata")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{where}: unknown time zone {tz!r} (use an IANA name such as "
+                          "Asia/Kolkata or Europe/Berlin)") from None
 
 
 class MappingAdapter(Adapter):
@@ -178,11 +275,13 @@ class MappingAdapter(Adapter):
         self.mapping = mapping
         self.table = mapping.table
         self.required = mapping.source_columns
+        self.wants_lines = mapping.uses_lines
 
-    def check_source(self, source: str, columns: list[str], ctx: Context) -> None:
+    def check_source(self, source: str, columns: list[str] | None, ctx: Context) -> None:
         """Check the mapping covers the table and the file has the mapped columns."""
+        derived = DERIVED if self.mapping.instruments is not None else ()
         for name in self.table.required:
-            if name in self.mapping.rules:
+            if name in self.mapping.rules or name in derived:
                 continue
             if name == "account_id" and ctx.account_id is not None:
                 continue
@@ -194,23 +293,51 @@ class MappingAdapter(Adapter):
         """Return the canonical batch described by the mapping."""
         n = raw.num_rows
         cols = {t: self._column(raw, r, problems) for t, r in self.mapping.rules.items()}
+        if self.mapping.instruments is not None:
+            for name, arr in self._derived(raw, problems).items():
+                cols.setdefault(name, arr)
         if "account_id" in self.table.names and "account_id" not in cols and ctx.account_id:
             cols["account_id"] = pa.array([ctx.account_id] * n, pa.string())
+        if "underlying" in cols:  # assets are upper case, as the venue adapters write them
+            cols["underlying"] = pc.utf8_upper(cols["underlying"])
         return build(self.table, n, cols)
+
+    def _derived(self, raw: pa.Table, problems: Problems) -> dict[str, pa.Array]:
+        patterns = self.mapping.instruments
+        name_col = self.mapping.instrument_column
+        assert patterns is not None and name_col is not None  # checked by parse_mapping
+        names = strings(as_string(column(raw, name_col))[0])
+        hint = f" (no instruments pattern matches; tried {', '.join(patterns.labels)})"
+        inst = parse_instruments(names, patterns.parse, problems, hint)
+        return {
+            "underlying": pa.array(instrument_values(inst, "underlying"), pa.string()),
+            "kind": pa.array(instrument_values(inst, "kind"), pa.string()),
+            "option_type": pa.array(instrument_values(inst, "option_type"), pa.string()),
+            "strike": pa.array(instrument_values(inst, "strike"), pa.float64()),
+            "expiry": expiries(inst),
+        }
 
     def _column(self, raw: pa.Table, rule: ColumnRule, problems: Problems) -> pa.Array:
         typ = self.table.column(rule.target).type
         n = raw.num_rows
-        if rule.column is None:
-            src: pa.Array = pa.array([rule.const] * n)
+        if rule.columns:
+            parts = [as_string(column(raw, c))[0] for c in rule.columns]
+            src: pa.Array = pc.binary_join_element_wise(*parts, ":")
+        elif rule.column is None:
+            src = pa.array([rule.const] * n)
         else:
             src = column(raw, rule.column)
+        if rule.line:
+            lines = pc.cast(column(raw, LINE_COLUMN), pa.string())
+            src = pc.binary_join_element_wise(as_string(src)[0], lines, ":")
         if rule.map is not None:
             src = _apply_map(src, rule, problems)
         if rule.default is not None:
             src = pc.fill_null(pc.cast(src, pa.string()) if src.type != pa.string() else src,
                                str(rule.default))
-        out = read_as(pa.table({"v": src}), "v", typ, problems, rule.target, unit=rule.format)
+        key = rule.column or rule.target
+        out = read_as(pa.table({key: src}), key, typ, problems, rule.target, unit=rule.format,
+                      tz=rule.tz)
         if pa.types.is_floating(typ) or pa.types.is_integer(typ):
             out = self._arith(raw, out, rule, problems, typ)
         return out
@@ -220,9 +347,9 @@ class MappingAdapter(Adapter):
         if rule.times is not None:
             other, bad = as_float(column(raw, rule.times))
             problems.add(bad, rule.target, f"cannot read {rule.times!r} as a number")
-            out = pc.multiply(pc.cast(out, pa.float64()), other)
+            out = pc.multiply(pc.cast(out, pa.float64(), safe=False), other)
         if rule.scale is not None:
-            out = pc.multiply(pc.cast(out, pa.float64()), float(rule.scale))
+            out = pc.multiply(pc.cast(out, pa.float64(), safe=False), float(rule.scale))
         if rule.negate:
             out = pc.negate(out)
         return pc.cast(out, typ, safe=False)
@@ -230,12 +357,14 @@ class MappingAdapter(Adapter):
 
 def _apply_map(src: pa.Array, rule: ColumnRule, problems: Problems) -> pa.Array:
     text, _ = as_string(src)
-    table = rule.map or {}
+    exact = rule.map or {}
+    folded = {k.casefold(): v for k, v in exact.items()}
     values = strings(text)
-    out = np.array([table.get(v) if v is not None else None for v in values.tolist()],
-                   dtype=object)
-    missing = present(text) & np.array([v is not None and v not in table
-                                        for v in values.tolist()])
+    found = [None if v is None else exact.get(v, folded.get(v.casefold()))
+             for v in values.tolist()]
+    out = np.array(found, dtype=object)
+    missing = present(text) & np.array([v is not None and f is None
+                                        for v, f in zip(values.tolist(), found, strict=True)])
     if missing.any():
         problems.add(missing, rule.target, np.array(
             [f"value {v!r} of {rule.column!r} has no entry in the mapping"

@@ -13,6 +13,7 @@ Parquet and JSON arrays the 1-based row number.
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -70,8 +72,15 @@ class RawBatch:
         """Return the rows at ``index`` as JSON text, for the rejects table."""
         if self.records is not None:
             return [json.dumps(self.records[i], default=str) for i in index.tolist()]
-        rows = self.table.take(pa.array(index, pa.int64())).to_pylist()
+        rows = _as_text_table(self.table.take(pa.array(index, pa.int64()))).to_pylist()
         return [json.dumps(r, default=str) for r in rows]
+
+
+def _as_text_table(table: pa.Table) -> pa.Table:
+    """Temporal columns as text, so that times outside Python's range still show."""
+    cols = [pc.cast(c, pa.string()) if pa.types.is_temporal(c.type) else c
+            for c in table.columns]
+    return pa.Table.from_arrays(cols, names=table.column_names)
 
 
 def file_kind(path: Path) -> str:
@@ -85,23 +94,143 @@ def file_kind(path: Path) -> str:
     return kind
 
 
-def source_columns(path: Path) -> list[str]:
+def source_columns(path: Path) -> list[str] | None:
     """Column names of a source file, read from its header without loading it.
 
-    For JSON files these are the keys of the first object.
+    For JSON files these are the keys of the first object, and ``None`` when the file holds
+    no record at all (an API page without trades), which has no columns to check. The
+    file-level faults are found here, before anything is stored: text that is not UTF-8,
+    a CSV line with an unbalanced quote, a column name given twice, a Parquet file that
+    cannot be opened.
+
+    Raises
+    ------
+    DataError
+        When the file cannot be read as its type; the message names the file and the fault.
+    SchemaError
+        When a column name appears twice.
     """
     kind = file_kind(path)
     if kind == "parquet":
-        return list(pq.ParquetFile(path).schema_arrow.names)
-    if kind == "csv":
-        return _csv_header_of(path)
-    for batch in iter_batches(path, batch_rows=1):
-        if batch.records:
-            return list(batch.records[0].keys())
-    return []
+        names = list(_parquet_file(path).schema_arrow.names)
+    elif kind == "csv":
+        check_text(path, csv=True)
+        names = _csv_header_of(path)
+    else:
+        check_text(path, csv=False)
+        found: list[str] | None = None
+        for batch in iter_batches(path, batch_rows=1):
+            if batch.records:
+                found = list(batch.records[0].keys())
+                break
+            if batch.bad_rows:
+                found = []
+                break
+        if found is None:
+            return None
+        names = found
+    _check_unique(path, names)
+    return names
+
+
+def nested_columns(path: Path) -> dict[str, str]:
+    """Columns of a Parquet file holding nested values (struct, list, map), with their type."""
+    if file_kind(path) != "parquet":
+        return {}
+    schema = _parquet_file(path).schema_arrow
+    return {f.name: str(f.type) for f in schema if pa.types.is_nested(f.type)}
+
+
+def _check_unique(path: Path, names: list[str]) -> None:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        if name in seen:
+            raise SchemaError(f"{path}: column {name!r} appears twice (columns {seen[name]} "
+                              f"and {i}); rename one of them")
+        seen[name] = i
+
+
+# Byte-order marks of the encodings that are not UTF-8, longest first.
+_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+         (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
+_SCAN_BYTES = 16 << 20
+
+
+def check_text(path: Path, *, csv: bool) -> None:
+    """Refuse a text source that is not UTF-8, holds NUL bytes or has an unbalanced quote.
+
+    Quotes are checked in CSV files only (``csv=True``). The whole file is scanned once,
+    in blocks, before anything is stored, so that a file in another encoding is refused
+    as a whole instead of losing its rows one by one.
+
+    Raises
+    ------
+    DataError
+        Naming the file, the line and what is wrong.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, offset, carry = 1, 0, b""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+        for bom, enc in _BOMS:
+            if head.startswith(bom):
+                raise DataError(f"{path}: text is {enc} (byte-order mark); save it as UTF-8")
+        fh.seek(0)
+        while block := fh.read(_SCAN_BYTES):
+            nul = block.find(b"\x00")
+            if nul >= 0:
+                at = line + block.count(b"\n", 0, nul)
+                raise DataError(f"{path}: NUL byte at line {at} (UTF-16 text or a binary "
+                                "file?); save it as UTF-8 text")
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                at = line + block.count(b"\n", 0, max(exc.start, 0))
+                bad = block[exc.start] if 0 <= exc.start < len(block) else 0
+                raise DataError(f"{path}: not UTF-8 text: byte 0x{bad:02x} at line {at} "
+                                f"(byte {offset + exc.start}); save the file as UTF-8") from None
+            if csv and b'"' in block:
+                carry = _check_quotes(path, carry + block, line - carry.count(b"\n"))
+            line += block.count(b"\n")
+            offset += len(block)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: ends inside a UTF-8 character (truncated file?)") from None
+        if csv and carry.count(b'"') % 2:
+            _unbalanced(path, line - carry.count(b"\n"))
+
+
+def _check_quotes(path: Path, data: bytes, first_line: int) -> bytes:
+    """Check the complete lines of ``data`` for an odd number of quotes; return the rest."""
+    cut = data.rfind(b"\n") + 1
+    for i, text in enumerate(data[:cut].split(b"\n")):
+        if text.count(b'"') % 2:
+            _unbalanced(path, first_line + i)
+    return data[cut:]
+
+
+def _unbalanced(path: Path, line: int) -> None:
+    raise DataError(f"{path}: line {line} has an unbalanced quote (\"); quoted values must "
+                    "open and close on the same line")
+
+
+def _parquet_file(path: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    return first if len(first) <= limit else first[:limit] + "..."
 
 
 def _csv_header(header: str) -> list[str]:
+    if header.count('"') % 2:
+        raise DataError("the header line has an unbalanced quote")
     table = pacsv.read_csv(
         pa.py_buffer(header.encode() + b"\n"),
         read_options=pacsv.ReadOptions(autogenerate_column_names=True),
@@ -121,12 +250,46 @@ def iter_batches(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[RawBatch]
         yield from _json_batches(path, batch_rows, lines_only=kind == "jsonl")
 
 
+def raw_rows_at(path: Path, lines: list[int], batch_rows: int = BATCH_ROWS) -> dict[int, str]:
+    """Return the source rows at ``lines`` (numbered as in :class:`RawBatch`) as JSON text.
+
+    Reads the file again; used for the few rows whose raw text was not kept (duplicates
+    found after staging).
+    """
+    wanted = np.unique(np.asarray(lines, dtype=np.int64))
+    out: dict[int, str] = {}
+    for batch in iter_batches(path, batch_rows):
+        idx = np.flatnonzero(np.isin(batch.lines, wanted))
+        if len(idx):
+            out.update(zip(batch.lines[idx].tolist(), batch.raw_json(idx), strict=True))
+    return out
+
+
 def _parquet_batches(path: Path, batch_rows: int) -> Iterator[RawBatch]:
     start = 1
-    for rb in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+    batches = _parquet_file(path).iter_batches(batch_size=batch_rows)
+    while True:
+        try:
+            rb = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise DataError(f"{path}: corrupt Parquet data after row {start - 1} "
+                            f"({_first_line(exc)})") from None
         n = rb.num_rows
-        yield RawBatch(pa.Table.from_batches([rb]), np.arange(start, start + n, dtype=np.int64))
+        table = _nested_as_json(pa.Table.from_batches([rb]))
+        yield RawBatch(table, np.arange(start, start + n, dtype=np.int64))
         start += n
+
+
+def _nested_as_json(table: pa.Table) -> pa.Table:
+    """Nested columns (struct, list, map) as JSON text, the way JSON sources arrive."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_nested(f.type):
+            values = [None if v is None else json.dumps(v, default=str)
+                      for v in _as_text_table(table.select([i])).column(0).to_pylist()]
+            table = table.set_column(i, f.name, pa.array(values, pa.string()))
+    return table
 
 
 def _csv_batches(path: Path) -> Iterator[RawBatch]:
@@ -137,7 +300,7 @@ def _csv_batches(path: Path) -> Iterator[RawBatch]:
         skipped.append((int(row.number), str(row.text), int(row.actual_columns)))
         return "skip"
 
-    reader = pacsv.open_csv(
+    reader = _open_csv(
         path,
         read_options=pacsv.ReadOptions(use_threads=False, block_size=CSV_BLOCK_BYTES),
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
@@ -151,7 +314,14 @@ def _csv_batches(path: Path) -> Iterator[RawBatch]:
     expected = len(names)
     done = 0  # valid rows yielded so far
     reported = 0  # skipped rows already attached to a batch
-    for rb in reader:
+    while True:
+        try:
+            rb = reader.read_next_batch()
+        except StopIteration:
+            break
+        except pa.ArrowException as exc:
+            raise DataError(f"{path}: cannot parse as CSV after {done + len(skipped)} rows "
+                            f"({_first_line(exc)})") from None
         n = rb.num_rows
         lines = _valid_lines(done, n, [s[0] for s in skipped])
         done += n
@@ -164,12 +334,29 @@ def _csv_batches(path: Path) -> Iterator[RawBatch]:
                        np.empty(0, np.int64), tail)
 
 
+def _open_csv(path: Path, **options: Any) -> pacsv.CSVStreamingReader:
+    try:
+        return pacsv.open_csv(path, **options)
+    except pa.ArrowException as exc:
+        raise DataError(f"{path}: cannot parse as CSV ({_first_line(exc)})") from None
+
+
 def _csv_header_of(path: Path) -> list[str]:
     with path.open("rb") as fh:
-        header = fh.readline().decode("utf-8-sig").rstrip("\r\n")
-    if not header:
+        raw = fh.readline()
+    try:
+        header = raw.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: the header line is not UTF-8 text; save the file as UTF-8"
+                        ) from None
+    if not header.strip():
         raise DataError(f"{path}: empty file (no header line)")
-    return _csv_header(header)
+    try:
+        return _csv_header(header)
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    except pa.ArrowException as exc:
+        raise DataError(f"{path}: cannot read the header line ({_first_line(exc)})") from None
 
 
 def _valid_lines(done: int, n: int, skipped_lines: list[int]) -> np.ndarray:
@@ -208,25 +395,30 @@ def _json_batches(path: Path, batch_rows: int, lines_only: bool) -> Iterator[Raw
 
 def _json_document(path: Path) -> list[Any] | None:
     """Return the records of a JSON document, or ``None`` when the file is JSON lines."""
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         if "Extra data" in exc.msg:
             return None
-        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be a list of records") from None
     return _unwrap(doc, path)
 
 
 def _unwrap(doc: Any, path: Path) -> list[Any]:
     """Find the list of records in an API response (``result``, ``trades``, ``data``...)."""
+    while isinstance(doc, dict):
+        key = next((k for k in ("result", "trades", "fills", "data") if k in doc), None)
+        if key is None:
+            return [doc]
+        doc = doc[key]
     if isinstance(doc, list):
         return doc
-    if isinstance(doc, dict):
-        for key in ("result", "trades", "fills", "data"):
-            if key in doc:
-                return _unwrap(doc[key], path)
-        return [doc]
     raise DataError(f"{path}: JSON document holds no list of records")
 
 
@@ -243,7 +435,11 @@ def _jsonl_batches(path: Path, batch_rows: int) -> Iterator[RawBatch]:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
                 bad.append(BadRow(lineno, f"not valid JSON ({exc.msg}); truncated line?",
-                                  json.dumps({"line_text": text})))
+                                  json.dumps({"line_text": text[:2000]})))
+                continue
+            except RecursionError:
+                bad.append(BadRow(lineno, "JSON nested too deeply to be a record",
+                                  json.dumps({"line_text": text[:2000]})))
                 continue
             recs.append(obj)
             numbers.append(lineno)

@@ -38,10 +38,17 @@ def expand(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def table_for(path: Path, explicit: str | None) -> Table:
-    """Canonical table of a file: ``explicit`` if given, else from the file or folder name.
+def table_for(path: Path, explicit: str | None, columns: list[str] | None = None) -> Table:
+    """Canonical table of a file: ``explicit`` if given, else from its name, else its columns.
 
-    ``accounts.parquet``, ``fills-2024.csv`` and ``fills/part-0.parquet`` are recognised.
+    ``accounts.parquet``, ``fills-2024.csv`` and ``fills/part-0.parquet`` are recognised by
+    name. A file whose name does not tell is matched on its ``columns``: the one table whose
+    required columns are all present (the most specific one when several are).
+
+    Raises
+    ------
+    ConfigError
+        When neither the name nor the columns tell the table.
     """
     if explicit is not None:
         return table_named(explicit)
@@ -50,10 +57,28 @@ def table_for(path: Path, explicit: str | None) -> Table:
         for tname, table in LOADABLE.items():
             if low == tname or low.startswith((tname + "-", tname + "_")):
                 return table
+    if columns:
+        inferred = table_from_columns(columns)
+        if inferred is not None:
+            return inferred
     raise ConfigError(
-        f"{path}: cannot tell which table it holds from its name; name the file or folder "
-        f"after one of {', '.join(LOADABLE)} or pass --table"
+        f"{path}: cannot tell which table it holds from its name or its columns; name the file "
+        f"or folder after one of {', '.join(LOADABLE)} or pass --table"
     )
+
+
+def table_from_columns(columns: list[str]) -> Table | None:
+    """Return the table whose required columns are all in ``columns`` (``None``: none, a tie).
+
+    When several tables fit, the one with the most required columns wins (a fills export
+    also holds the three required columns of ``market``), unless two fit equally well.
+    """
+    have = set(columns)
+    fits = sorted(((len(t.required), t) for t in LOADABLE.values()
+                   if t.required and set(t.required) <= have), key=lambda x: -x[0])
+    if not fits or (len(fits) > 1 and fits[0][0] == fits[1][0]):
+        return None
+    return fits[0][1]
 
 
 def table_named(name: str) -> Table:

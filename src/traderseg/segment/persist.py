@@ -58,6 +58,7 @@ def save_model(
     windows: list[str] | None = None,
     metrics: dict[str, Any] | None = None,
     segments: list[dict[str, Any]] | None = None,
+    reference: dict[str, Any] | None = None,
 ) -> Path:
     """Write a fitted segmenter and its metadata to ``directory``.
 
@@ -75,6 +76,8 @@ def save_model(
         Quality figures to keep with the model.
     segments : list of dict, optional
         Per segment ``{"label", "id", "name", "description", ...}``.
+    reference : dict, optional
+        Training quantiles of each column (see :mod:`traderseg.segment.drift`).
 
     Returns
     -------
@@ -107,6 +110,7 @@ def save_model(
         "metrics": _json_safe(metrics or {}),
         "segments": _json_safe(segments or []),
         "model_sha256": hashlib.sha256(blob).hexdigest(),
+        "reference_quantiles": _json_safe(reference or {}),
     }
     (path / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
     logger.info("saved segmenter (k=%d) to %s", model.n_segments_, path)
@@ -127,12 +131,42 @@ def read_metadata(directory: str | Path) -> dict[str, Any]:
         The metadata.
     """
     meta_path = Path(directory) / METADATA_FILE
+    if not Path(directory).is_dir():
+        raise DataError(f"{directory}: model directory not found")
     if not meta_path.is_file():
         raise DataError(f"{meta_path} not found: not a saved traderseg model directory")
     try:
-        return dict(json.loads(meta_path.read_text()))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{meta_path} is not valid JSON: {exc}") from exc
+        doc = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{meta_path} is not valid JSON: {str(exc).splitlines()[0]}") from None
+    if not isinstance(doc, dict):
+        raise DataError(f"{meta_path}: expected a JSON object, found a {type(doc).__name__}")
+    _check_metadata(doc, meta_path)
+    return doc
+
+
+# Keys of metadata.json and the JSON types each must have (the values are used as such).
+_META_TYPES: dict[str, tuple[type, ...]] = {
+    "as_of": (str,), "windows": (list,), "feature_columns": (list,), "segments": (list,),
+    "model_sha256": (str,), "n_segments": (int,), "segment_ids": (list,),
+    "reference_quantiles": (dict,), "metrics": (dict,),
+}
+
+
+def _check_metadata(doc: dict[str, Any], where: Path) -> None:
+    """Refuse metadata whose known keys have the wrong JSON type, naming the key."""
+    for key, types in _META_TYPES.items():
+        if key in doc and doc[key] is not None and not isinstance(doc[key], types):
+            raise DataError(f"{where}: {key!r} must be a {types[0].__name__}, not "
+                            f"{type(doc[key]).__name__}")
+    for key in ("windows", "feature_columns"):
+        if not all(isinstance(v, str) for v in doc.get(key) or []):
+            raise DataError(f"{where}: {key!r} must list strings")
+    for i, seg in enumerate(doc.get("segments") or []):
+        if not isinstance(seg, dict) or not isinstance(seg.get("name"), str):
+            raise DataError(f"{where}: segments[{i}] must be an object with a name")
+        if "id" in seg and not (isinstance(seg["id"], int) and not isinstance(seg["id"], bool)):
+            raise DataError(f"{where}: segments[{i}].id must be a whole number")
 
 
 def load_model(directory: str | Path) -> tuple[TraderSegmenter, dict[str, Any]]:
@@ -165,12 +199,22 @@ def load_model(directory: str | Path) -> tuple[TraderSegmenter, dict[str, Any]]:
             f"running catalogue is version {CATALOG_VERSION!r}; recompute the features and "
             "refit the model"
         )
-    unknown = [t for t in sio.get_untrusted_types(data=blob) if t not in TRUSTED_TYPES]
+    try:
+        unknown = [t for t in sio.get_untrusted_types(data=blob) if t not in TRUSTED_TYPES]
+    except Exception as exc:  # noqa: BLE001 - skops raises many kinds on a damaged file
+        raise DataError(f"{model_path}: not a readable skops model file "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                        ) from None
     if unknown:
         raise ModelVersionError(
             f"model file {model_path} references types this library does not trust: {unknown}"
         )
-    model = sio.loads(blob, trusted=list(TRUSTED_TYPES))
+    try:
+        model = sio.loads(blob, trusted=list(TRUSTED_TYPES))
+    except Exception as exc:  # noqa: BLE001 - as above
+        raise DataError(f"{model_path}: the model cannot be loaded "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                        ) from None
     if not isinstance(model, TraderSegmenter):
         raise ModelVersionError(f"{model_path} holds a {type(model).__name__}, not a segmenter")
     return model, meta

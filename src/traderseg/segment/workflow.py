@@ -8,7 +8,7 @@ persistence. Each step stays usable on its own from its module.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import pandas as pd
 from traderseg.errors import DataError
 from traderseg.features.catalog import split_column
 from traderseg.features.compute import compute_features, parse_as_of
+from traderseg.segment.drift import reference_quantiles, shifted_features
 from traderseg.segment.estimator import TraderSegmenter
 from traderseg.segment.identity import apply_identity, carry_names, match_segments
 from traderseg.segment.naming import name_segments
@@ -29,6 +30,9 @@ from traderseg.segment.preprocess import segmentation_columns
 logger = logging.getLogger(__name__)
 
 DEFAULT_WINDOWS = ("30d", "all")
+# Fewer accounts than this make segments that describe individuals, not behaviours.
+MIN_ACCOUNTS = 36
+STABILITY_FLOOR = 0.75
 
 
 @dataclass
@@ -48,6 +52,9 @@ class FitResult:
         The feature frame the model was fitted on (all windows).
     directory : Path
         Where the model was saved.
+    warnings : list of str
+        What makes the fit doubtful (few accounts, a k below the stability floor); also
+        logged.
     """
 
     model: TraderSegmenter
@@ -55,6 +62,7 @@ class FitResult:
     assignments: pd.DataFrame
     features: pd.DataFrame
     directory: Path
+    warnings: list[str] = field(default_factory=list)
 
 
 def fit_segments(
@@ -106,7 +114,11 @@ def fit_segments(
     params: dict[str, Any] = {"random_state": random_state}
     if method is not None:
         params["method"] = method
+    notes = _fit_warnings_before(len(X))
     model = TraderSegmenter(n_segments, **params).fit(X)
+    notes += _fit_warnings_after(model)
+    for note in notes:
+        logger.warning(note)
     # names and profiles read every feature of the segmentation window (liquidations,
     # fees...), not only the columns the segments were built on
     window = split_column(cols[0])[1]
@@ -120,7 +132,12 @@ def fit_segments(
         missing = [c for c in prev_cols if c not in feats.columns]
         if missing:
             raise DataError(f"previous model needs feature columns missing here: {missing[:5]}")
-        match = match_segments(prev_model, model, feats[prev_cols].loc[:, prev_cols])
+        prev_X = feats[prev_cols].loc[:, prev_cols]
+        # the previous model's segments of today's accounts: member overlap backs the
+        # centre distance where behaviour drifted more than the distance threshold allows
+        prev_ids = pd.Series(prev_model.segment_ids(prev_model.predict(prev_X)),
+                             index=prev_X.index)
+        match = match_segments(prev_model, model, prev_X, previous_assignments=prev_ids)
         apply_identity(model, match)
         names_by_id = carry_names(match, prev_names, label_names)
     else:
@@ -145,9 +162,32 @@ def fit_segments(
         "membership_mean": float(assignments["membership"].mean()),
     }
     directory = save_model(model, out, as_of=cutoff.isoformat(), windows=list(windows),
-                           metrics=metrics, segments=rows)
+                           metrics=metrics, segments=rows, reference=reference_quantiles(naming))
     segments = pd.DataFrame(rows).rename(columns={"id": "segment"})
-    return FitResult(model, segments, assignments, feats, Path(directory))
+    return FitResult(model, segments, assignments, feats, Path(directory), notes)
+
+
+def _fit_warnings_before(n_accounts: int) -> list[str]:
+    if n_accounts < MIN_ACCOUNTS:
+        return [f"only {n_accounts} accounts to fit on (fewer than {MIN_ACCOUNTS}): segments "
+                "of so few accounts describe individuals rather than behaviours"]
+    return []
+
+
+def _fit_warnings_after(model: TraderSegmenter) -> list[str]:
+    sel = getattr(model, "selection_", None)
+    if sel is None or not len(sel) or "chosen" not in sel.columns:
+        return []
+    chosen = sel[sel["chosen"].astype(bool)]
+    if chosen.empty:
+        return []
+    stab = float(chosen["stability"].iloc[0])
+    k = int(chosen["k"].iloc[0])
+    if stab == stab and stab < STABILITY_FLOOR:
+        return [f"the chosen k={k} has bootstrap stability {stab:.2f}, below the floor "
+                f"{STABILITY_FLOOR}: refits on resampled accounts disagree, so the segments "
+                "may not be reproducible"]
+    return []
 
 
 def assignments_frame(
@@ -171,7 +211,13 @@ def assignments_frame(
         runner_up_membership``, then ``lifecycle_stage, value_tier, risk_score`` and the
         risk components.
     """
-    X = features[list(model.feature_names_in_)]
+    needed = [str(c) for c in model.feature_names_in_]
+    missing = [c for c in needed if c not in features.columns]
+    if missing:
+        raise DataError(f"the model needs {len(missing)} feature column(s) the features lack: "
+                        f"{', '.join(missing[:5])}; was it fitted with other windows or another "
+                        "catalogue?")
+    X = features[needed]
     labels = model.predict(X)
     ids = model.segment_ids(labels)
     proba = model.predict_proba(X)
@@ -229,7 +275,25 @@ def assign_accounts(
     model, meta, cutoff, feats = _model_and_features(source, model_dir, as_of)
     frame = assignments_frame(model, feats, _names_from_metadata(meta))
     frame["as_of"] = pd.Timestamp(cutoff)
+    shift = population_shift(meta, feats)
+    frame.attrs["shifted_features"] = shift
     return frame
+
+
+def population_shift(meta: dict[str, Any], features: pd.DataFrame) -> list[tuple[str, float]]:
+    """Most shifted model columns against the training population (PSI above the limit).
+
+    Logs a warning naming them: assignments of accounts far from what the model was
+    trained on are names learned elsewhere.
+    """
+    reference = meta.get("reference_quantiles") or {}
+    shift = shifted_features(reference, features)
+    if shift:
+        logger.warning(
+            "the accounts differ strongly from the population the model was trained on; "
+            "most shifted features: %s. Segment names may not fit them: refit on this store",
+            ", ".join(f"{c} (PSI {v:.2f})" for c, v in shift))
+    return shift
 
 
 def explain_account(
@@ -257,7 +321,8 @@ def explain_account(
     """
     model, meta, cutoff, feats = _model_and_features(source, model_dir, as_of)
     if account_id not in feats.index:
-        raise DataError(f"account {account_id!r} has no fills before {cutoff.isoformat()}")
+        raise DataError(f"unknown account {account_id!r}: the store has no fills of it before "
+                        f"{cutoff.isoformat()}")
     frame = assignments_frame(model, feats, _names_from_metadata(meta)).set_index("account_id")
     row = {str(k): v for k, v in frame.loc[account_id].to_dict().items()}
     seg: dict[str, Any] = next(

@@ -92,3 +92,19 @@ def test_commands_have_help(name):
     _load_commands()
     cmds = {c.name: c for c in analyze_app.registered_commands}
     assert cmds[name].callback.__doc__
+
+
+def test_event_study_workflow_in_the_library(tmp_path):
+    from traderseg.analysis.events import study_segment_events
+    from traderseg.errors import DataError
+
+    db = tmp_path / "s.duckdb"
+    _store(db, "2024-01-01", 150, crash_day=100)
+    assign = pd.DataFrame({"account_id": ["a", "b", "c", "d"],
+                           "segment": ["makers", "makers", "punters", "punters"]})
+    res = study_segment_events(db, assign, events_from="store", window=(-3, 3))
+    assert pd.Timestamp("2024-04-10", tz="UTC") in set(res.used["ts"])
+    assert set(res.study["segment"]) == {"makers", "punters"}
+    assert res.study.attrs["n_events"] >= 1
+    with pytest.raises(DataError, match="no detected BTC event"):  # implied vol is flat
+        study_segment_events(db, assign, events_from="store", kinds=["vol_spike"])

@@ -32,8 +32,8 @@ from traderseg.analysis.churn.dataset import DEFAULT_WINDOWS, ChurnDataset, chur
 from traderseg.analysis.churn.metrics import calibration_table, score_metrics
 from traderseg.analysis.churn.model import ChurnClassifier, VolumeRegressor
 from traderseg.analysis.clv import BGNBDModel
-from traderseg.analysis.profitability import as_utc, open_store
 from traderseg.errors import DataError
+from traderseg.store import as_utc, store_connection
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def churn_backtest(
         Metrics, calibration, volume R^2 and the test predictions.
     """
     cuts = check_cutoffs(cutoffs, horizon_days)
-    con, owned = open_store(db)
+    con, owned = store_connection(db)
     try:
         parts = [churn_dataset(con, c, horizon_days, activity_days=activity_days,
                                windows=windows) for c in cuts]

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from traderseg.analysis.profitability import check_covered, fill_bounds
 from traderseg.errors import DataError
 from traderseg.features.compute import compute_features
+from traderseg.store import check_covered, fill_bounds
 
 logger = logging.getLogger(__name__)
 

@@ -108,3 +108,36 @@ def score_metrics(y: ArrayLike, score: ArrayLike, *, probability: bool) -> dict[
         "brier": float(brier_score_loss(ya, sa)) if probability else float("nan"),
         "top_decile_lift": top_decile_lift(ya, sa),
     }
+
+
+def baseline_verdict(metrics: pd.DataFrame, *, scorer: str = "model") -> tuple[bool, str]:
+    """Whether ``scorer`` ranks churners better (higher AUC) than every baseline row.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        Indexed by scorer with an ``auc`` column (see ``ChurnBacktest.metrics``).
+    scorer : str
+        The row of the model; every other row is a baseline.
+
+    Returns
+    -------
+    tuple of (bool, str)
+        The verdict and a sentence saying it with the figures.
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"auc": [0.80, 0.75, 0.70]}, index=["model", "bgnbd", "recency"])
+    >>> baseline_verdict(m)[1]
+    'the model beats its baselines: AUC 0.800 vs 0.750 for bgnbd, the best baseline'
+    """
+    if scorer not in metrics.index or len(metrics) < 2:
+        raise DataError(f"metrics need a {scorer!r} row and at least one baseline")
+    auc = metrics["auc"].astype(float)
+    base = auc.drop(index=scorer)
+    best = str(base.idxmax())
+    ours, theirs = float(auc[scorer]), float(base.max())
+    beats = ours > theirs
+    verb = "beats its baselines" if beats else "does not beat its best baseline"
+    return beats, (f"the {scorer} {verb}: AUC {ours:.3f} vs {theirs:.3f} for {best}, "
+                   "the best baseline")

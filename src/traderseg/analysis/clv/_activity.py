@@ -8,6 +8,7 @@ log-parameters), ``_p_alive``, ``_conditional_expected`` and ``_expected``.
 
 from __future__ import annotations
 
+import logging
 from typing import Self
 
 import numpy as np
@@ -23,6 +24,8 @@ from traderseg.analysis.clv._base import (
     unpack_summary,
 )
 from traderseg.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 
 class RepeatPurchaseModel(MLEModel):
@@ -69,6 +72,12 @@ class RepeatPurchaseModel(MLEModel):
         mean_x = float(np.dot(counts, ux) / counts.sum())
         mean_T = float(np.dot(counts, uT) / counts.sum())
         self._fit_weighted((ux, ut, uT), counts, self._start(mean_x, mean_T))
+        if not (x > 0).any():
+            # with no repeat activity the likelihood has no maximum in the interior: the
+            # optimiser stops somewhere along a ridge, whatever its gradient says
+            self.converged_ = False
+            logger.warning("%s: no customer has repeat activity (every x = 0); the fit is not "
+                           "identified and is reported as not converged", type(self).__name__)
         return self
 
     def conditional_probability_alive(

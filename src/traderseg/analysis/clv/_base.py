@@ -28,6 +28,14 @@ logger = logging.getLogger(__name__)
 FloatArray = NDArray[np.float64]
 
 
+def row_label(values: object, i: int) -> str:
+    """Name row ``i`` by its customer id when ``values`` carries one (a pandas index)."""
+    index = getattr(values, "index", None)
+    if isinstance(index, pd.Index) and not isinstance(index, pd.RangeIndex) and i < len(index):
+        return f"customer {index[i]!r}"
+    return f"at row {i}"
+
+
 def as_float_array(values: ArrayLike, name: str) -> FloatArray:
     """Return ``values`` as a 1-d float array, refusing NaN and infinite entries."""
     arr = np.atleast_1d(np.asarray(values, dtype=float))
@@ -35,8 +43,8 @@ def as_float_array(values: ArrayLike, name: str) -> FloatArray:
         raise DataError(f"{name} must be one-dimensional, got shape {arr.shape}")
     bad = ~np.isfinite(arr)
     if bad.any():
-        raise DataError(f"{name} has {int(bad.sum())} NaN/infinite value(s); first at row "
-                        f"{int(np.argmax(bad))}")
+        raise DataError(f"{name} has {int(bad.sum())} NaN/infinite value(s); first "
+                        f"{row_label(values, int(np.argmax(bad)))}")
     return arr
 
 
@@ -61,6 +69,7 @@ def check_rfm(
     DataError
         Empty input, NaNs, negative values, non-integer x, t_x > T, or x = 0 with t_x > 0.
     """
+    ids = next((v for v in (frequency, recency, T) if isinstance(v, pd.Series)), None)
     x = as_float_array(frequency, "frequency")
     t_x = as_float_array(recency, "recency")
     big_t = as_float_array(T, "T")
@@ -72,20 +81,21 @@ def check_rfm(
         ) from exc
     if x.size == 0:
         raise DataError("no customers: frequency, recency and T are empty")
-    _first_bad(x < 0, "frequency is negative", x)
-    _first_bad(x != np.round(x), "frequency is not a whole number", x)
-    _first_bad(t_x < 0, "recency is negative", t_x)
-    _first_bad(big_t < 0, "T is negative", big_t)
-    _first_bad(t_x > big_t * (1 + 1e-9) + 1e-12, "recency t_x is greater than T", t_x)
-    _first_bad((x == 0) & (t_x > 0), "recency is positive while frequency is 0", t_x)
+    _first_bad(x < 0, "frequency is negative", x, ids)
+    _first_bad(x != np.round(x), "frequency is not a whole number", x, ids)
+    _first_bad(t_x < 0, "recency is negative", t_x, ids)
+    _first_bad(big_t < 0, "T is negative", big_t, ids)
+    _first_bad(t_x > big_t * (1 + 1e-9) + 1e-12, "recency t_x is greater than T", t_x, ids)
+    _first_bad((x == 0) & (t_x > 0), "recency is positive while frequency is 0", t_x, ids)
     return x.astype(float), t_x.astype(float), big_t.astype(float)
 
 
-def _first_bad(mask: NDArray[np.bool_], reason: str, values: FloatArray) -> None:
+def _first_bad(mask: NDArray[np.bool_], reason: str, values: FloatArray,
+               ids: object = None) -> None:
     if mask.any():
         i = int(np.argmax(mask))
-        raise DataError(f"{reason} for {int(mask.sum())} customer(s); first at row {i} "
-                        f"(value {values[i]!r})")
+        raise DataError(f"{reason} for {int(mask.sum())} customer(s); first "
+                        f"{row_label(ids, i)} (value {values[i]!r})")
 
 
 def unpack_summary(

@@ -16,6 +16,13 @@ inclusive):
   convention of the Gamma-Gamma model, which conditions on repeat purchases only);
 * ``first_value``: value of the first occasion.
 
+Returns and cancellations are negative values: a day's value is the *net* of its
+transactions, and a day whose net value is not positive (everything returned, or a refund
+on its own) is a non-positive period. ``nonpositive="keep"`` (default) keeps it as an
+occasion with its net value; ``"drop"`` removes it before summarising, so it is neither an
+occasion nor a value. Either way the counts are reported in ``summary.attrs``:
+``periods`` (customer-days), ``nonpositive_periods`` and ``dropped_periods``.
+
 With ``observation_end`` the holdout period (``calibration_end``, ``observation_end``]
 is summarised too: ``frequency_holdout`` (occasions in the holdout),
 ``monetary_value_holdout`` (their mean value, 0 when none) and ``duration_holdout``.
@@ -118,6 +125,8 @@ def rfm_summary(
     calibration_end: object,
     freq: Literal["D", "W"] = "W",
     observation_end: object | None = None,
+    *,
+    nonpositive: Literal["keep", "drop"] = "keep",
 ) -> pd.DataFrame:
     """Summarise transactions into frequency, recency, T and monetary value per customer.
 
@@ -134,6 +143,8 @@ def rfm_summary(
         Time unit of ``recency``, ``T`` and ``duration_holdout``.
     observation_end : date-like, optional
         Last day (inclusive) of the holdout period; adds the holdout columns.
+    nonpositive : {"keep", "drop"}
+        What to do with days whose net value is <= 0 (returns, cancellations).
 
     Returns
     -------
@@ -176,7 +187,19 @@ def rfm_summary(
                 f"observation_end {obs_end.date()} must be after calibration_end {cal_end.date()}"
             )
 
+    if nonpositive not in ("keep", "drop"):
+        raise DataError(f"nonpositive must be 'keep' or 'drop', got {nonpositive!r}")
     occ = tx.groupby(["customer", "day"], sort=True, as_index=False)["value"].sum()
+    n_periods = len(occ)
+    nonpos = occ["value"].to_numpy() <= 0
+    n_nonpos = int(nonpos.sum())
+    if nonpositive == "drop":
+        occ = occ[~nonpos]
+        if occ.empty:
+            raise DataError("every day has a net value <= 0; nothing is left to summarise")
+    if n_nonpos:
+        logger.info("%d of %d customer-days have a net value <= 0 (returns, cancellations); "
+                    "%s", n_nonpos, n_periods, "dropped" if nonpositive == "drop" else "kept")
     cal = occ[occ["day"] <= cal_end]
     summary = _calibration_summary(cal, cal_end, days_per_unit)
     summary.index.name = customer_col
@@ -192,6 +215,8 @@ def rfm_summary(
         )
         summary["monetary_value_holdout"] = grouped.mean().reindex(summary.index, fill_value=0.0)
         summary["duration_holdout"] = (obs_end - cal_end).days / days_per_unit
+    summary.attrs.update(periods=n_periods, nonpositive_periods=n_nonpos,
+                         dropped_periods=n_nonpos if nonpositive == "drop" else 0)
     return summary
 
 
@@ -214,5 +239,6 @@ def _calibration_summary(
             "T": (cal_end - first).dt.days / days_per_unit,
             "monetary_value": zbar,
             "first_value": first_value,
+            "value_to_date": grouped["value"].sum(),
         }
     )

@@ -16,7 +16,13 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy.special import gammaln
 
-from traderseg.analysis.clv._base import FloatArray, MLEModel, as_float_array, dedupe
+from traderseg.analysis.clv._base import (
+    FloatArray,
+    MLEModel,
+    as_float_array,
+    dedupe,
+    row_label,
+)
 from traderseg.errors import DataError, SchemaError
 
 logger = logging.getLogger(__name__)
@@ -101,7 +107,8 @@ class GammaGammaModel(MLEModel):
             i = int(np.argmax(bad))
             raise DataError(
                 f"Gamma-Gamma needs a positive mean value: {int(bad.sum())} customer(s) with x > 0 "
-                f"have monetary_value <= 0; first at row {i} ({m[i]!r}). Model them apart."
+                f"have monetary_value <= 0; first {row_label(monetary_value, i)} ({m[i]!r}). "
+                "Model them apart."
             )
         n_excluded = int((~repeat).sum())
         if n_excluded:
@@ -143,9 +150,42 @@ class GammaGammaModel(MLEModel):
         numpy.ndarray
             E[Z | x, zbar] = p (gamma + x zbar) / (p x + q - 1).
         """
+        values, finite = self.expected_average_profit_where_finite(frequency, monetary_value)
+        if not finite.all():
+            q = float(self.params_["q"])
+            i = int(np.argmin(finite))
+            raise DataError(f"expected value is infinite for {row_label(frequency, i)} "
+                            f"(fitted q={q:.4f}: p x + q - 1 <= 0); use "
+                            "expected_average_profit_where_finite and value these apart")
+        return values
+
+    def expected_average_profit_where_finite(
+        self, frequency: ArrayLike, monetary_value: ArrayLike
+    ) -> tuple[FloatArray, np.ndarray]:
+        """Return E[Z | x, zbar] where it is finite, NaN elsewhere, and the finite mask.
+
+        The posterior mean of a customer's value is p (gamma + x zbar) / (p x + q - 1); it
+        is finite only when p x + q - 1 > 0. With q <= 1 (heavy-tailed values, as fee
+        revenue often is) the population mean (x = 0) does not exist, and customers with
+        few repeat purchases have none either.
+
+        Raises
+        ------
+        DataError
+            A customer with x > 0 and a mean value <= 0 (the model is not defined there,
+            as in :meth:`fit`); the message names the customer.
+        """
         p, q, gamma = self._check_fitted().to_numpy()
-        if q <= 1:
-            raise DataError(f"expected value is infinite for q <= 1 (fitted q={q:.4f})")
         x, m = _check_value_inputs(frequency, monetary_value)
+        bad = (x > 0) & (m <= 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(
+                f"Gamma-Gamma needs a positive mean value: {int(bad.sum())} customer(s) with "
+                f"x > 0 have monetary_value <= 0; first {row_label(monetary_value, i)} ({m[i]!r})")
         m = np.where(x > 0, m, 0.0)
-        return p * (gamma + x * m) / (p * x + q - 1)
+        denom = p * x + q - 1
+        finite = denom > 0
+        out = np.full(len(x), np.nan)
+        out[finite] = p * (gamma + x[finite] * m[finite]) / denom[finite]
+        return out, finite

@@ -19,7 +19,13 @@ positive value, so revenue per active day is valued by ``value_basis``:
   mean p * gamma / (q - 1);
 * ``own_mean``: net rebate earners (mean repeat-day revenue <= 0, or for x = 0 a
   first-day revenue <= 0); their own mean daily net revenue, flagged ``rebate_earner``.
-  Their expected revenue and CLV are negative or zero: the venue pays them.
+  Their expected revenue and CLV are negative or zero: the venue pays them;
+* ``own_mean_heavy_tail``: accounts whose Gamma-Gamma posterior mean is infinite (fee
+  revenue is heavy-tailed: with a fitted q <= 1 the population mean does not exist, nor
+  the posterior mean of accounts with few repeat days); their own observed mean, stated in
+  :attr:`VenueCLV.notes`.
+
+The scoring is :func:`score_summary`, shared with the generic (customer, time, value) path.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from traderseg.analysis.clv.gammagamma import GammaGammaModel
 from traderseg.analysis.clv.paretonbd import ParetoNBDModel
 from traderseg.analysis.clv.value import annual_to_period_rate, expected_discounted_purchases
 from traderseg.errors import DataError, SchemaError
+from traderseg.store import as_utc
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +96,9 @@ class VenueCLV:
         Forecast horizon.
     discount_rate_annual : float
         Annual discount rate used for the CLV.
+    notes : tuple of str
+        How accounts the models cannot value were valued (a heavy-tailed revenue with
+        Gamma-Gamma q <= 1 falls back to each account's own mean), for the output.
     """
 
     accounts: pd.DataFrame
@@ -98,16 +108,7 @@ class VenueCLV:
     as_of: pd.Timestamp
     horizon_days: float
     discount_rate_annual: float
-
-
-def _as_utc(as_of: object) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(as_of)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"as_of is not a timestamp: {as_of!r}") from exc
-    if ts is pd.NaT:
-        raise DataError("as_of is missing")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    notes: tuple[str, ...] = ()
 
 
 def account_day_summary(con: duckdb.DuckDBPyConnection, as_of: object) -> pd.DataFrame:
@@ -132,7 +133,7 @@ def account_day_summary(con: duckdb.DuckDBPyConnection, as_of: object) -> pd.Dat
         No fills before ``as_of``, ``as_of`` after the last day the store covers, or
         missing/non-finite fees.
     """
-    ts = _as_utc(as_of)
+    ts = as_utc(as_of, "as_of")
     try:
         bounds = con.execute(
             "SELECT COUNT(*), COUNT(*) FILTER (WHERE fee_usd IS NULL OR NOT isfinite(fee_usd)"
@@ -220,41 +221,9 @@ def venue_clv(
         raise DataError(f"horizon_days must be > 0, got {horizon_days}")
     summary = account_day_summary(con, as_of)
     seg = _check_assignments(assignments) if assignments is not None else None
-    model: BGNBDModel | ParetoNBDModel = BGNBDModel() if activity == "bgnbd" else ParetoNBDModel()
-    x, t_x, big_t = summary["frequency"], summary["recency"], summary["T"]
-    model.fit(x, t_x, big_t)
-
-    zbar = summary["monetary_value"].to_numpy()
-    first = summary["first_value"].to_numpy()
-    repeat = x.to_numpy() > 0
-    gg_rows = repeat & (zbar > 0)
-    if not gg_rows.any():
-        raise DataError("no account has repeat active days with positive fee revenue; "
-                        "the Gamma-Gamma model cannot be fitted")
-    gg = GammaGammaModel().fit(x.to_numpy()[gg_rows], zbar[gg_rows])
-    basis = np.where(gg_rows, "gamma_gamma", np.where(~repeat & (first > 0), "population",
-                                                       "own_mean"))
-    rebate = basis == "own_mean"
-    gg_value = gg.conditional_expected_average_profit(x.to_numpy(), np.where(gg_rows, zbar, 0.0))
-    own = np.where(repeat, zbar, first)
-    value_per_day = np.where(rebate, own, gg_value)
-    logger.info("venue CLV: %d accounts, %d valued by Gamma-Gamma, %d by the population mean, "
-                "%d net rebate earners valued by their own mean",
-                len(summary), int(gg_rows.sum()), int((basis == "population").sum()),
-                int(rebate.sum()))
-
-    rate = annual_to_period_rate(discount_rate_annual, 1.0)
-    purchases = expected_discounted_purchases(
-        model, x, t_x, big_t, horizon=horizon_days, discount_rate=rate, step=step_days
-    )
-    out = summary.copy()
-    out["p_alive"] = model.conditional_probability_alive(x, t_x, big_t)
-    out["expected_active_days"] = purchases.expected
-    out["value_per_active_day"] = value_per_day
-    out["value_basis"] = basis
-    out["rebate_earner"] = rebate
-    out["expected_revenue"] = purchases.expected * value_per_day
-    out["clv"] = purchases.discounted * value_per_day
+    scored = score_summary(summary, horizon_days, discount_rate_annual, activity=activity,
+                           step_days=step_days)
+    out = scored.accounts
     segments = None
     if seg is not None:
         out["segment"] = seg.reindex(out.index.astype(str)).fillna(UNASSIGNED).to_numpy()
@@ -266,8 +235,111 @@ def venue_clv(
         if n_idle:
             logger.info("%d assigned account(s) have no fills before as_of", n_idle)
         segments = segment_summary(out)
-    return VenueCLV(out, segments, model, gg, _as_utc(as_of), float(horizon_days),
-                    float(discount_rate_annual))
+    return VenueCLV(out, segments, scored.activity_model, scored.value_model,
+                    as_utc(as_of, "as_of"), float(horizon_days), float(discount_rate_annual),
+                    scored.notes)
+
+
+@dataclass(frozen=True)
+class ScoredSummary:
+    """Per-customer scores of :func:`score_summary` with the fitted models and notes."""
+
+    accounts: pd.DataFrame
+    activity_model: BGNBDModel | ParetoNBDModel
+    value_model: GammaGammaModel
+    notes: tuple[str, ...]
+
+
+def score_summary(
+    summary: pd.DataFrame,
+    horizon: float,
+    discount_rate_annual: float,
+    *,
+    activity: Literal["bgnbd", "paretonbd"] = "bgnbd",
+    step_days: float = 1.0,
+    period_days: float = 1.0,
+) -> ScoredSummary:
+    """Fit activity and value models on a recency-frequency summary and score CLV.
+
+    The value of a future period is valued per customer by ``value_basis``:
+
+    * ``gamma_gamma``: x > 0, a positive mean repeat value and a finite Gamma-Gamma
+      posterior mean (p x + q - 1 > 0);
+    * ``population``: x = 0 with a positive first value, valued at the Gamma-Gamma
+      population mean p gamma / (q - 1) when q > 1;
+    * ``own_mean``: net rebate earners / refunders (mean repeat value <= 0, or x = 0 and a
+      first value <= 0), valued at their own mean, flagged ``rebate_earner``;
+    * ``own_mean_heavy_tail``: customers the Gamma-Gamma model cannot value because its
+      posterior mean is infinite (q <= 1: heavy-tailed values), valued at their own
+      observed mean value per period; the returned notes say how many.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Indexed by customer, with ``frequency``, ``recency``, ``T`` (in periods),
+        ``monetary_value`` (mean repeat value) and ``first_value``.
+    horizon : float
+        Forecast horizon, in periods.
+    discount_rate_annual : float
+        Annual discount rate of the CLV.
+    activity : {"bgnbd", "paretonbd"}
+        Activity model.
+    step_days : float
+        Discounting step, in periods.
+    period_days : float
+        Length of a period in days (1 for active days, 7 for weeks).
+
+    Returns
+    -------
+    ScoredSummary
+        ``accounts`` adds p_alive, expected_active_days, value_per_active_day,
+        value_basis, rebate_earner, expected_revenue and clv to ``summary``.
+    """
+    model: BGNBDModel | ParetoNBDModel = BGNBDModel() if activity == "bgnbd" else ParetoNBDModel()
+    x, t_x, big_t = summary["frequency"], summary["recency"], summary["T"]
+    model.fit(x, t_x, big_t)
+
+    xs = x.to_numpy(dtype=float)
+    zbar = summary["monetary_value"].to_numpy(dtype=float)
+    first = summary["first_value"].to_numpy(dtype=float)
+    repeat = xs > 0
+    positive = np.where(repeat, zbar > 0, first > 0)
+    gg_rows = repeat & (zbar > 0)
+    if not gg_rows.any():
+        raise DataError("no customer has repeat periods with a positive value; "
+                        "the Gamma-Gamma model cannot be fitted")
+    gg = GammaGammaModel().fit(xs[gg_rows], zbar[gg_rows])
+    value, finite = gg.expected_average_profit_where_finite(
+        pd.Series(np.where(positive, xs, 0.0), index=summary.index),
+        pd.Series(np.where(gg_rows, zbar, 0.0), index=summary.index))
+    own = np.where(repeat, zbar, first)
+    heavy = positive & ~finite
+    basis = np.select([~positive, heavy, repeat], ["own_mean", "own_mean_heavy_tail",
+                                                   "gamma_gamma"], "population")
+    value_per_period = np.where(positive & finite, value, own)
+    notes: list[str] = []
+    q = float(gg.params_["q"])
+    if heavy.any():
+        notes.append(
+            f"Gamma-Gamma q = {q:.3g} <= 1 for {int(heavy.sum()):,} customer(s) with few "
+            f"repeat periods: values are heavy-tailed and their expected value is infinite, "
+            f"so they are valued at their own observed mean (value_basis own_mean_heavy_tail)")
+    logger.info("CLV: %d customers: %s; Gamma-Gamma q=%.3g", len(summary),
+                ", ".join(f"{k} {v}" for k, v in pd.Series(basis).value_counts().items()), q)
+
+    rate = annual_to_period_rate(discount_rate_annual, period_days)
+    purchases = expected_discounted_purchases(
+        model, x, t_x, big_t, horizon=horizon, discount_rate=rate, step=step_days
+    )
+    out = summary.copy()
+    out["p_alive"] = model.conditional_probability_alive(x, t_x, big_t)
+    out["expected_active_days"] = purchases.expected
+    out["value_per_active_day"] = value_per_period
+    out["value_basis"] = basis
+    out["rebate_earner"] = ~positive
+    out["expected_revenue"] = purchases.expected * value_per_period
+    out["clv"] = purchases.discounted * value_per_period
+    return ScoredSummary(out, model, gg, tuple(notes))
 
 
 def segment_summary(accounts: pd.DataFrame) -> pd.DataFrame:

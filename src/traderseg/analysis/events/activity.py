@@ -194,9 +194,9 @@ def _open(source: FillsSource) -> tuple[duckdb.DuckDBPyConnection, bool, str]:
     path = Path(source)
     if not path.is_file():
         raise DataError(f"fills store {path} does not exist")
-    from traderseg.store import connect
+    from traderseg.store import open_store
 
-    return connect(path, read_only=True), True, "fills"
+    return open_store(path, read_only=True), True, "fills"
 
 
 def _check_fill_columns(con: duckdb.DuckDBPyConnection, name: str) -> None:

@@ -73,9 +73,9 @@ def load_market(
             raise ConfigError(
                 f"{path}: give the folder holding the daily files, not one CSV file"
             )
-        from traderseg.store import connect
+        from traderseg.store import open_store
 
-        con = connect(path, read_only=True)
+        con = open_store(path, read_only=True)
         try:
             return market_from_store(con, underlyings=underlyings)
         finally:

@@ -13,7 +13,7 @@ __all__ = ["Adapter", "CanonicalAdapter", "Context", "make_adapter"]
 
 
 def make_adapter(format: str, path: Path, *, table: str | None = None,
-                 mapping: str | Path | None = None) -> Adapter:
+                 mapping: str | Path | None = None, columns: list[str] | None = None) -> Adapter:
     """Adapter for one source file.
 
     Parameters
@@ -26,13 +26,15 @@ def make_adapter(format: str, path: Path, *, table: str | None = None,
         Canonical table, overriding the name-based guess (canonical format only).
     mapping : path, optional
         Mapping file; when given, the generic mapped import is used whatever ``format``.
+    columns : list of str, optional
+        Source columns, to tell the table of a canonical file whose name does not.
     """
     if mapping is not None:
         from traderseg.ingest.mapping import MappingAdapter, load_mapping
 
         return MappingAdapter(load_mapping(mapping))
     if format == "canonical":
-        return CanonicalAdapter(table_for(path, table))
+        return CanonicalAdapter(table_for(path, table, columns))
     if table not in (None, "fills"):
         raise ConfigError(f"format {format!r} only produces fills, not {table!r}")
     if format == "deribit":

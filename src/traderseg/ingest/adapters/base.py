@@ -47,9 +47,13 @@ class Adapter:
     table: Table
     required: tuple[str, ...] = ()
     account_columns: tuple[str, ...] = ()
+    # whether convert() reads each row's source line (column ``__source_line__``)
+    wants_lines: bool = False
 
-    def check_source(self, source: str, columns: list[str], ctx: Context) -> None:
+    def check_source(self, source: str, columns: list[str] | None, ctx: Context) -> None:
         """Refuse a whole source whose columns cannot make the table.
+
+        ``columns`` is ``None`` for a JSON source without any record: nothing to check.
 
         Raises
         ------
@@ -58,6 +62,8 @@ class Adapter:
         ConfigError
             When the account cannot be known (no column and no ``account_id``).
         """
+        if columns is None:
+            return
         missing = [c for c in self.required if c not in columns]
         if missing:
             raise SchemaError(
@@ -92,12 +98,15 @@ def text(raw: pa.Table, name: str) -> pa.Array:
 
 
 def read_as(raw: pa.Table, name: str, typ: pa.DataType, problems: Problems,
-            field_name: str | None = None, unit: str = "auto") -> pa.Array:
-    """Convert source column ``name`` to ``typ``; unreadable values become problems."""
+            field_name: str | None = None, unit: str = "auto", tz: str | None = None) -> pa.Array:
+    """Convert source column ``name`` to ``typ``; unreadable values become problems.
+
+    ``unit`` and ``tz`` apply to timestamps (see :func:`traderseg.ingest.coerce.as_timestamp`).
+    """
     arr = column(raw, name)
     label = field_name or name
     if pa.types.is_timestamp(typ):
-        out, bad = as_timestamp(arr, unit)
+        out, bad = as_timestamp(arr, unit, tz=tz, name=name)
         problems.add(bad, label, f"cannot read {name!r} as a timestamp ({unit})")
     elif pa.types.is_floating(typ):
         out, bad = as_float(arr)
@@ -145,6 +154,8 @@ def build(spec: Table, n: int, cols: dict[str, pa.Array]) -> pa.Table:
             arr = pa.nulls(n, c.type)
         elif arr.type != c.type:
             arr = pc.cast(arr, c.type)
+        if c.allowed and pa.types.is_string(c.type):
+            arr = pc.utf8_lower(arr)  # BUY, Sell: enumerations are read without regard to case
         arrays.append(arr)
     schema = pa.schema([pa.field(c.name, c.type) for c in spec.columns])
     return pa.Table.from_arrays(arrays, schema=schema)

@@ -96,7 +96,7 @@ class DeribitAdapter(Adapter):
             "notional_usd": floats(notional),
             "fee_usd": floats(fee_usd),
             "is_maker": pa.array(np.where(present(liq), liq_np == "M", None), pa.bool_()),
-            "realized_pnl_usd": floats(pnl * pnl_rate),
+            "realized_pnl_usd": floats(_times(pnl, pnl_rate)),
             "is_liquidation": pa.array(forced),
             "option_type": pa.array(base.instrument_values(inst, "option_type"), pa.string()),
             "strike": floats(np.where(is_opt, strike, np.nan)),
@@ -105,6 +105,12 @@ class DeribitAdapter(Adapter):
             "iv": floats(np.where(is_opt, iv, np.nan)),
             "delta": floats(delta),
         })
+
+
+def _times(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise product; inf * 0 is NaN without a warning (validation rejects it)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return a * b
 
 
 def _is_none(values: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ Fields used: ``coin``, ``px``, ``sz``, ``side`` (``B`` buy, ``A`` sell), ``time`
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -47,7 +48,7 @@ class HyperliquidAdapter(Adapter):
     def convert(self, raw: pa.Table, ctx: Context, problems: Problems) -> pa.Table:
         """Return canonical fills for a batch of Hyperliquid fills."""
         coin = text(raw, "coin")
-        kind, under = _markets(strings(coin))
+        kind, under = _markets(strings(coin), problems)
         qty = base.to_numpy(read_as(raw, "sz", F64, problems, "qty"))
         price = base.to_numpy(read_as(raw, "px", F64, problems, "price"))
         fee = base.to_numpy(read_as(raw, "fee", F64, problems, "fee_usd"))
@@ -73,22 +74,36 @@ class HyperliquidAdapter(Adapter):
             "is_maker": pc.invert(crossed),
             "position_effect": pa.array(_effects(strings(text(raw, "dir"))), pa.string()),
             "realized_pnl_usd": read_as(raw, "closedPnl", F64, problems, "realized_pnl_usd"),
-            "is_liquidation": pa.array(_liquidated(raw, strings(acct))),
+            "is_liquidation": pa.array(_liquidated(raw, strings(acct), problems)),
         })
 
 
-def _markets(coins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+# Perp coins (``BTC``, ``kPEPE``, ``xyz:TSLA`` of a builder-deployed dex), spot pairs by
+# index (``@107``) or by name (``PURR/USDC``).
+_PERP = re.compile(r"^(?:[A-Za-z0-9]+:)?(?P<base>[A-Za-z0-9]+)$")
+_SPOT_INDEX = re.compile(r"^@\d+$")
+_SPOT_PAIR = re.compile(r"^(?P<base>[A-Za-z0-9]+)/[A-Za-z0-9]+$")
+
+
+def _markets(coins: np.ndarray, problems: Problems) -> tuple[np.ndarray, np.ndarray]:
     kind = np.full(len(coins), None, dtype=object)
     under = np.full(len(coins), None, dtype=object)
+    unknown = np.zeros(len(coins), dtype=bool)
     for i, c in enumerate(coins.tolist()):
         if c is None:
             continue
-        if c.startswith("@"):
+        if _SPOT_INDEX.match(c):
             kind[i], under[i] = "spot", c
-        elif "/" in c:
-            kind[i], under[i] = "spot", c.split("/", 1)[0].upper()
+        elif m := _SPOT_PAIR.match(c):
+            kind[i], under[i] = "spot", m["base"].upper()
+        elif m := _PERP.match(c):
+            kind[i], under[i] = "perp", m["base"].upper()
         else:
-            kind[i], under[i] = "perp", c.split(":", 1)[-1].upper()
+            unknown[i] = True
+    if unknown.any():
+        problems.add(unknown, "instrument", np.array(
+            [f"unknown coin {c!r} (expected BTC, dex:COIN, @INDEX or BASE/QUOTE)"
+             for c in coins.tolist()], dtype=object))
     return kind, under
 
 
@@ -101,17 +116,37 @@ def _effects(dirs: np.ndarray) -> list[str | None]:
     return out
 
 
-def _liquidated(raw: pa.Table, accounts: np.ndarray) -> np.ndarray:
+_NOT_LIQUIDATED = {"false", "no", "n", "f", "0", "null", "none", "0.0"}
+_LIQUIDATED = {"true", "yes", "y", "t", "1"}
+
+
+def _liquidated(raw: pa.Table, accounts: np.ndarray, problems: Problems) -> np.ndarray:
+    """Whether each fill liquidated this account.
+
+    The API sends a ``liquidation`` object on liquidation fills only. Exports that flatten
+    it to a flag are read as one: ``false`` / ``no`` / ``0`` / empty are not liquidations,
+    ``true`` / ``yes`` / ``1`` are; anything else rejects the row.
+    """
     liq = strings(base.column(raw, "liquidation"))
     out = np.zeros(len(liq), dtype=bool)
+    bad = np.zeros(len(liq), dtype=bool)
     for i, entry in enumerate(liq.tolist()):
-        if not entry or entry == "null":
+        flag = str(entry).strip().lower() if entry is not None else ""
+        if flag in _NOT_LIQUIDATED or not flag:
+            continue
+        if flag in _LIQUIDATED:
+            out[i] = True
             continue
         try:
             obj = json.loads(entry)
-        except json.JSONDecodeError:
-            obj = {}
-        who = obj.get("liquidatedUser") if isinstance(obj, dict) else None
+        except (json.JSONDecodeError, RecursionError):
+            obj = None
+        if not isinstance(obj, dict):
+            bad[i] = True
+            continue
+        who = obj.get("liquidatedUser")
         me = accounts[i]
         out[i] = who is None or me is None or str(who).lower() == str(me).lower()
+    problems.add(bad, "is_liquidation",
+                 "liquidation must be an object with liquidatedUser, or true/false")
     return out

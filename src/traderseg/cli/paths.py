@@ -1,0 +1,32 @@
+"""Checks of the output paths given on the command line, before any work is done."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from traderseg.errors import ConfigError
+
+
+def check_out_file(path: Path, option: str, *, overwrite: bool = False) -> None:
+    """Refuse an output file that is a directory, sits in a missing folder, or exists.
+
+    Parameters
+    ----------
+    path : Path
+        The output file.
+    option : str
+        The option that named it (``--out``), for the message.
+    overwrite : bool
+        Allow replacing an existing file.
+
+    Raises
+    ------
+    ConfigError
+        Naming the option, the path and what is wrong.
+    """
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: is a directory; give a file name")
+    if not path.parent.exists():
+        raise ConfigError(f"{option} {path}: folder {path.parent} does not exist")
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{option} {path}: file exists; pass --overwrite to replace it")
