@@ -59,6 +59,7 @@ _PAIR = MEASURE_SET.pairs[0]
 _MAP = MEASURE_SET.maps[0]
 _SKETCH = MEASURE_SET.sketches[0]
 _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+_IDENTITY = tuple(m.identity for m in _SCALARS)
 
 
 def to_us(ts: Any) -> int | None:
@@ -187,7 +188,17 @@ def _generate() -> str:
 
 
 UPDATE_SOURCE = _generate()
-_ns: dict[str, Any] = {"_log": math.log, "_sqrt": math.sqrt, "_bucket": _SKETCH.bucket,
+_INV_LOG_GAMMA = _SKETCH.inv_log_gamma
+
+
+def _bucket(x: float) -> int:
+    """Sketch bucket of ``x`` (the constants of :class:`~traderseg.features.measures.Sketch`)."""
+    if x < M.SKETCH_MIN_VALUE:
+        return M.ZERO_BUCKET
+    return math.ceil(math.log(x) * _INV_LOG_GAMMA)
+
+
+_ns: dict[str, Any] = {"_log": math.log, "_sqrt": math.sqrt, "_bucket": _bucket,
                        "_div": safe_div}
 exec(compile(UPDATE_SOURCE, "<traderseg online update>", "exec"), _ns)  # noqa: S102
 _update: Callable[..., None] = _ns["_update"]
@@ -204,7 +215,7 @@ class DayTile:
     __slots__ = ("s", "maps", "sketch", "pairs", "straddles")
 
     def __init__(self) -> None:
-        self.s: list[Any] = [m.identity for m in _SCALARS]
+        self.s: list[Any] = list(_IDENTITY)
         self.maps: dict[tuple[Any, ...], list[Any]] = {}
         self.sketch: dict[int, int] = {}
         self.pairs: dict[tuple[Any, ...], list[Any]] = {}

@@ -1,0 +1,281 @@
+"""The feature engine against the lean single-window reference, side by side in one run.
+
+    python bench/bench_engine.py --sizes 10000000,50000000 --repeats 3
+
+For each size (a simulated venue ingested into ``bench/out/``, cached; see
+``bench_features.build_store``) it measures, each contender in a fresh process, alternating
+between contenders, medians of ``--repeats`` runs:
+
+- ``lean``: ``../shared/bench/lean_features.py``'s query (22 core lifetime features);
+- ``fills``: the whole catalogue over four windows (7d, 30d, 90d, all) from the fills;
+- ``tiles``: the same from the store's current daily tiles (plus the partial cutoff day);
+
+then the ingest of one more day of fills with its tile update (on a copy of the store
+without that day), the online state's update rate on one core and its bytes per account,
+and optionally (``--spark-fills``) Spark beside DuckDB on a smaller store, and
+(``--ingest``) ingest against a bare DuckDB ``CREATE TABLE AS SELECT`` of the same Parquet.
+Results go to ``bench/out/engine_results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+LEAN = HERE.parents[1] / "shared" / "bench" / "lean_features.py"
+WINDOWS = ("7d", "30d", "90d", "all")
+
+
+def _rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def run_one(contender: str, db: str, as_of: str) -> dict:
+    """Run one contender in this process."""
+    t0 = time.perf_counter()
+    if contender == "lean":
+        import importlib.util
+
+        import duckdb
+
+        spec = importlib.util.spec_from_file_location("lean", LEAN)
+        lean = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(lean)
+        con = duckdb.connect(db, read_only=True)
+        con.execute("set threads = 2")
+        con.execute("set enable_progress_bar = false")
+        t0 = time.perf_counter()
+        rows = len(con.execute(lean.SQL, [as_of]).fetchall())
+    else:
+        from traderseg.features.compute import compute_features
+
+        mode = {"fills": "never", "tiles": "require"}[contender]
+        rows = len(compute_features(db, as_of, WINDOWS, tiles=mode))
+    return {"contender": contender, "seconds": time.perf_counter() - t0, "accounts": rows,
+            "peak_rss_gib": _rss_gib()}
+
+
+def _spawn(*args: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(HERE))
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                          env=env)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _ensure_tiles(db: Path) -> float:
+    from traderseg.features import tiles
+    from traderseg.store import connect
+
+    con = connect(db)
+    try:
+        if tiles.status(con)[0]:
+            return float("nan")
+        t = time.perf_counter()
+        tiles.rebuild(con)
+        return time.perf_counter() - t
+    finally:
+        con.close()
+
+
+def one_more_day(db: Path, as_of: str) -> dict:
+    """Time ingesting the last day of fills (with its tile refresh) into a store without it."""
+    import duckdb
+
+    from traderseg.features import tiles
+    from traderseg.ingest import ingest
+    from traderseg.store import connect
+
+    work = OUT / "one_more_day"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    copy = work / "store.duckdb"
+    shutil.copy(db, copy)
+    day_file = work / "fills-last-day.parquet"
+    con = duckdb.connect(str(copy))
+    con.execute("SET TimeZone = 'UTC'")
+    last = "(SELECT max(ts)::DATE FROM fills)"
+    con.execute(f"COPY (SELECT * EXCLUDE (source) FROM fills WHERE ts::DATE = {last}) "
+                f"TO '{day_file}' (FORMAT parquet)")
+    n = con.execute(f"SELECT count(*) FROM fills WHERE ts::DATE = {last}").fetchone()[0]
+    con.execute(f"DELETE FROM fills WHERE ts::DATE = {last}")
+    con.close()
+    con = connect(copy)
+    tiles.rebuild(con)
+    con.close()
+    t = time.perf_counter()
+    ingest([day_file], copy)
+    seconds = time.perf_counter() - t
+    con = connect(copy, read_only=True)
+    current = tiles.status(con)[0]
+    con.close()
+    shutil.rmtree(work, ignore_errors=True)
+    return {"fills": int(n), "seconds": seconds, "tiles_current_after": current}
+
+
+def online_rate(db: Path, n: int = 1_000_000) -> dict:
+    """Fills per second through AccountState.update on one core, and state bytes."""
+    import tracemalloc
+
+    import duckdb
+
+    from traderseg.features.online import AccountState, _records
+
+    con = duckdb.connect(str(db), read_only=True)
+    con.execute("SET enable_progress_bar = false")
+    fills = con.sql(f"SELECT * EXCLUDE (source) FROM fills ORDER BY ts LIMIT {n}").df()
+    con.close()
+    records = list(_records(fills))
+
+    def build() -> dict[str, AccountState]:
+        states: dict[str, AccountState] = {}
+        for r in records:
+            s = states.get(r["account_id"])
+            if s is None:
+                s = states[r["account_id"]] = AccountState()
+            s.update(r)
+        return states
+
+    # the records are long-lived: keep the cyclic collector off them, as a consumer
+    # holding its state would (gc.freeze)
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    t = time.perf_counter()
+    states = build()
+    seconds = time.perf_counter() - t
+    del states
+    tracemalloc.start()  # a second pass for memory only: tracing slows the loop
+    before = tracemalloc.get_traced_memory()[0]
+    states = build()
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    days = sum(len(s.tiles) for s in states.values())
+    snap = sum(len(s.to_json()) for s in states.values())
+    return {"fills": len(records), "seconds": seconds, "fills_per_s": len(records) / seconds,
+            "accounts": len(states), "account_days": days,
+            "bytes_per_account_in_memory": held / len(states),
+            "bytes_per_account_day_in_memory": held / days,
+            "snapshot_bytes_per_account": snap / len(states)}
+
+
+def spark_vs_duckdb(n_fills: int) -> dict:
+    """Spark (local[2]) beside DuckDB on a store of about ``n_fills`` fills."""
+    import numpy as np
+
+    from bench_features import build_store
+    from traderseg.features.compute import compute_features
+    from traderseg.features.spark import compute_features_spark, spark_session
+
+    db, as_of = build_store(n_fills)
+    t = time.perf_counter()
+    duck = compute_features(db, as_of, WINDOWS, tiles="never")
+    duck_s = time.perf_counter() - t
+    session = spark_session()
+    t = time.perf_counter()
+    spark = compute_features_spark(db, as_of, WINDOWS, session=session)
+    spark_s = time.perf_counter() - t
+    session.stop()
+    spark = spark.reindex(index=duck.index, columns=duck.columns)
+    sketch = [c for c in duck.columns if c.startswith(("notional_median", "notional_p95"))]
+    exact = [c for c in duck.columns if c not in sketch]
+    close = np.isclose(spark[exact], duck[exact], rtol=1e-9, atol=1e-9, equal_nan=True)
+    return {"fills": n_fills, "duckdb_s": duck_s, "spark_s": spark_s,
+            "accounts": len(duck), "exact_columns_equal": bool(close.all()),
+            "sketch_columns_equal": bool(np.isclose(spark[sketch], duck[sketch], rtol=1e-9,
+                                                    equal_nan=True).all())}
+
+
+def ingest_vs_ctas(n_fills: int) -> dict:
+    """`traderseg ingest` (tiles included) against CREATE TABLE AS SELECT of the Parquet."""
+    import duckdb
+
+    from bench_features import build_store
+    from traderseg.ingest import ingest
+
+    build_store(n_fills)
+    sim = OUT / f"sim_{n_fills // 1_000_000}M" / "fills"
+    work = OUT / "ingest_vs_ctas"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    t = time.perf_counter()
+    con = duckdb.connect(str(work / "ctas.duckdb"))
+    con.execute(f"CREATE TABLE fills AS SELECT * FROM read_parquet('{sim}/*.parquet')")
+    con.close()
+    ctas = time.perf_counter() - t
+    t = time.perf_counter()
+    ingest([sim], work / "ingest.duckdb")
+    ing = time.perf_counter() - t
+    shutil.rmtree(work, ignore_errors=True)
+    return {"fills": n_fills, "ctas_s": ctas, "ingest_s": ing, "ratio": ing / ctas}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="10000000,50000000")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--spark-fills", type=int, default=0)
+    ap.add_argument("--ingest", action="store_true")
+    ap.add_argument("--online-fills", type=int, default=1_000_000)
+    ap.add_argument("--one")
+    ap.add_argument("--db")
+    ap.add_argument("--as-of")
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, args.db, args.as_of)))
+        return
+    sys.path.insert(0, str(HERE))
+    from bench_features import build_store
+
+    results: dict = {"sizes": []}
+    for size in [int(s) for s in args.sizes.split(",") if s]:
+        db, as_of = build_store(size)
+        rebuild_s = _ensure_tiles(db)
+        runs: dict[str, list] = {"lean": [], "fills": [], "tiles": []}
+        for _ in range(args.repeats):  # alternate, so the machine's noise hits all alike
+            for c in runs:
+                runs[c].append(_spawn("--one", c, "--db", str(db), "--as-of", as_of))
+        row = {"size": size, "tile_rebuild_s": rebuild_s}
+        for c, rs in runs.items():
+            ok = [r for r in rs if "error" not in r]
+            row[c] = {"median_s": statistics.median(r["seconds"] for r in ok) if ok else None,
+                      "runs_s": [round(r.get("seconds", float("nan")), 2) for r in rs],
+                      "peak_rss_gib": max((r["peak_rss_gib"] for r in ok), default=None),
+                      "errors": [r["error"] for r in rs if "error" in r]}
+        lean, fills, tl = (row[c]["median_s"] for c in ("lean", "fills", "tiles"))
+        if lean and fills and tl:
+            row["fills_over_lean"] = fills / lean
+            row["tiles_over_fills"] = tl / fills
+        row["one_more_day"] = one_more_day(db, as_of)
+        if fills:
+            row["one_more_day"]["over_full_recompute"] = row["one_more_day"]["seconds"] / fills
+        print(json.dumps(row), flush=True)
+        results["sizes"].append(row)
+    if args.online_fills:
+        db, _ = build_store(int(args.sizes.split(",")[0]))
+        results["online"] = online_rate(db, args.online_fills)
+        print(json.dumps(results["online"]), flush=True)
+    if args.spark_fills:
+        results["spark"] = spark_vs_duckdb(args.spark_fills)
+        print(json.dumps(results["spark"]), flush=True)
+    if args.ingest:
+        results["ingest"] = ingest_vs_ctas(int(args.sizes.split(",")[0]))
+        print(json.dumps(results["ingest"]), flush=True)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "engine_results.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
