@@ -8,14 +8,19 @@ is ``e(d) = exp(-(d - s) / tau)`` from then on (1 before), with ``tau`` log-unif
 
 Hazard. On day ``d`` the account leaves with the daily hazard::
 
-    h(d) = base * noise + loss_hazard * L(d - lag) + liq_hazard * Q(d - lag)
-           + fade_hazard * (1 - e(d - lag))
+    h(d) = base * noise + loss_hazard * max(0, L(d - lag) - LOSS_THRESHOLD)
+           + liq_hazard * Q(d - lag)
+           + fade_hazard * max(0, 1 - e(d - lag) / FADE_THRESHOLD)
 
 where ``base`` is the archetype's baseline hazard times ``base_scale``, ``noise`` a
 per-account log-normal multiplier (``noise_sigma``), ``L`` the realised loss over the
 trailing ``window_days`` (net realised PnL of closing fills, liquidations included,
-when negative, over the account's capital, capped at 3) and ``Q`` the number of
-liquidations in that window (capped at 3). Everything in ``h`` but ``base * noise`` is
+when negative, over the account's capital, capped at 3; only the part beyond
+:data:`LOSS_THRESHOLD` of capital counts: small losses are the cost of trading, a
+drawdown is a reason to leave) and ``Q`` the number of
+liquidations in that window (capped at 3). The fading term is zero until engagement has
+fallen below :data:`FADE_THRESHOLD` and grows linearly to ``fade_hazard`` as it reaches
+zero: a fading account leaves once its fills have clearly thinned out. Everything in ``h`` but ``base * noise`` is
 visible in the account's own fills, ``lag`` days earlier; option settlements (no fill)
 do not count. The hazard is zero up to the sign-up day. The churn day is the first day
 the cumulated hazard reaches a unit exponential draw; its cause is the largest of the
@@ -36,6 +41,8 @@ from traderseg.simulate.market import MarketPath
 
 CAUSES: tuple[str, ...] = ("baseline", "losses", "liquidations", "fading")
 FADE_LEAD_DAYS = 20
+FADE_THRESHOLD = 0.35
+LOSS_THRESHOLD = 0.2
 
 
 def draw_engagement(
@@ -132,9 +139,9 @@ def precursor_churn(
     terms = np.stack(
         [
             np.broadcast_to(base[:, None], (n, days)),
-            spec.loss_hazard * loss,
+            spec.loss_hazard * np.maximum(loss - LOSS_THRESHOLD, 0.0),
             spec.liq_hazard * np.minimum(liq, 3.0),
-            spec.fade_hazard * (1.0 - lagged),
+            spec.fade_hazard * np.maximum(1.0 - lagged / FADE_THRESHOLD, 0.0),
         ]
     )
     h = terms.sum(axis=0)

@@ -35,7 +35,7 @@ class ChurnSpec:
         Log standard deviation of a per-account hazard multiplier (unexplained churn).
     loss_hazard : float
         Daily hazard added per unit of realised loss over capital in the trailing
-        window (loss capped at 3 capitals).
+        window beyond 0.2 (loss capped at 3 capitals).
     liq_hazard : float
         Daily hazard added per liquidation in the trailing window (capped at 3).
     window_days : int
@@ -47,7 +47,7 @@ class ChurnSpec:
     fade_days : tuple of float
         Range of the e-folding time of a fading account's activity.
     fade_hazard : float
-        Daily hazard added at full fade (times ``1 - engagement``).
+        Daily hazard added at full fade (times ``max(0, 1 - engagement / 0.35)``).
     fade_size : float
         Exponent of the size decline with engagement (0: size unchanged).
     """
@@ -120,15 +120,15 @@ DIFFICULTIES: dict[str, Difficulty] = {
         migrate_share=0.12,
         regime=(0.45, 0.15, 0.6),
         churn=ChurnSpec(
-            base_scale=0.3,
+            base_scale=0.06,
             noise_sigma=0.5,
-            loss_hazard=0.025,
-            liq_hazard=0.008,
-            window_days=14,
+            loss_hazard=0.08,
+            liq_hazard=0.04,
+            window_days=21,
             lag_days=2,
-            fade_share=0.3,
-            fade_days=(8.0, 30.0),
-            fade_hazard=0.06,
+            fade_share=0.35,
+            fade_days=(20.0, 60.0),
+            fade_hazard=0.15,
             fade_size=0.5,
         ),
     ),
@@ -149,8 +149,8 @@ DIFFICULTIES: dict[str, Difficulty] = {
             window_days=21,
             lag_days=5,
             fade_share=0.2,
-            fade_days=(15.0, 60.0),
-            fade_hazard=0.03,
+            fade_days=(30.0, 90.0),
+            fade_hazard=0.05,
             fade_size=0.25,
         ),
     ),
