@@ -14,17 +14,18 @@ Hazard. On day ``d`` the account leaves with the daily hazard::
 
 where ``base`` is the archetype's baseline hazard times ``base_scale``, ``noise`` a
 per-account log-normal multiplier (``noise_sigma``), ``L`` the realised loss over the
-trailing ``window_days`` (net realised PnL of closing fills, liquidations included,
-when negative, over the account's capital, capped at 3; only the part beyond
+trailing ``window_days`` (net realised PnL of closing fills, liquidations included, when
+negative, over the account's capital, capped at 3; only the part beyond
 :data:`LOSS_THRESHOLD` of capital counts: small losses are the cost of trading, a
-drawdown is a reason to leave) and ``Q`` the number of
-liquidations in that window (capped at 3). The fading term is zero until engagement has
-fallen below :data:`FADE_THRESHOLD` and grows linearly to ``fade_hazard`` as it reaches
-zero: a fading account leaves once its fills have clearly thinned out. Everything in ``h`` but ``base * noise`` is
-visible in the account's own fills, ``lag`` days earlier; option settlements (no fill)
-do not count. The hazard is zero up to the sign-up day. The churn day is the first day
-the cumulated hazard reaches a unit exponential draw; its cause is the largest of the
-four terms on that day: ``baseline``, ``losses``, ``liquidations`` or ``fading``.
+drawdown is a reason to leave) and ``Q`` the number of liquidations in that window
+(capped at 3). The fading term is zero until engagement has fallen below
+:data:`FADE_THRESHOLD` and grows linearly to ``fade_hazard`` as it reaches zero: a
+fading account leaves once its fills have clearly thinned out. Everything in ``h`` but
+``base * noise`` is visible in the account's own fills, ``lag`` days earlier; option
+settlements (no fill) do not count. The hazard is zero up to the sign-up day. The churn
+day is the first day the cumulated hazard reaches a unit exponential draw; its cause is
+the largest of the four terms on that day: ``baseline``, ``losses``, ``liquidations`` or
+``fading``.
 
 At ``easy`` (the original simulator) churn follows running realised PnL including
 settlements (see :mod:`.venue`), and the recorded cause is ``losses`` when the loss

@@ -226,19 +226,20 @@ def simulate_block(ctx: VenueContext, block: int, first_account: int, n: int) ->
     )
     names = np.array(ARCHETYPE_NAMES)
     has_second = second != NO_ARCHETYPE
-    # a migration after the account left never happened
-    migrated = (migrated_day >= 0) & (migrated_day < churn_day)
+    # a migration after the account's last fill never happened
+    migrated = (migrated_day >= 0) & (
+        ~churned | (mk.start_us + migrated_day * DAY_US < churned_at)
+    )
+    blend = has_second & (migrated_day < 0)
     truth = pa.table(
         {
             "account_id": acc_ids,
             "archetype": pa.array(names[params.arch]),
             "created_at": pa.array(created, ts),
             "churned_at": pa.array(churned_at, ts, mask=~churned),
-            "archetype_weight": pa.array(np.where(migrated, 1.0, weight)),
-            "second_archetype": pa.array(
-                names[np.where(has_second & ~migrated, second, 0)], mask=~(has_second & ~migrated)
-            ),
-            "second_weight": pa.array(np.where(migrated, 0.0, 1.0 - weight)),
+            "archetype_weight": pa.array(np.where(blend, weight, 1.0)),
+            "second_archetype": pa.array(names[np.where(blend, second, 0)], mask=~blend),
+            "second_weight": pa.array(np.where(blend, 1.0 - weight, 0.0)),
             "migrated_to": pa.array(names[np.where(migrated, second, 0)], mask=~migrated),
             "migrated_at": pa.array(mk.start_us + migrated_day * DAY_US, ts, mask=~migrated),
             "churn_cause": pa.array(
