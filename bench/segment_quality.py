@@ -8,9 +8,9 @@ as of day 60, and report
 * ARI and NMI against each account's dominant archetype at the cutoff (the archetype it
   migrated to when the migration came before the cutoff), beside the RFM and raw k-means
   baselines;
-* migrations: a tracking model, fitted as of day 60 on the trailing 30 days' features
-  (read under the lifetime names), assigns every account trading in the trailing 30
-  days, every day from day 28 to day 90, with as many segments as the main model; a change of segment
+* migrations: a tracking model, fitted as of day 60 on the features of a trailing
+  window (``--track-window``, 30 days by default; read under the lifetime names),
+  assigns every account trading in that window, every day from day 28 to day 90, with as many segments as the main model; a change of segment
   counts only after the new segment has been the first choice for ``--confirm-days``
   days in a row (hysteresis, as a stream consumer would apply). Recall: share of the
   accounts migrating on day ``m`` (28 < m <= 76, still trading 14 days later) whose
@@ -120,23 +120,24 @@ def migration_scores(seg: np.ndarray, days: np.ndarray, truth: pd.DataFrame,
             "flap_rate": flips / max(int(valid.sum()), 1)}
 
 
-def as_recent(f: pd.DataFrame) -> pd.DataFrame:
-    """Features of the trailing 30 days under the lifetime names the segmenter reads."""
-    f = f[f["fill_count__30d"] > 0].copy()
-    for c in [c for c in f.columns if c.endswith("__30d")]:
-        life = c[: -len("__30d")] + "__all"
+def as_recent(f: pd.DataFrame, window: str = "30d") -> pd.DataFrame:
+    """Features of the trailing window under the lifetime names the segmenter reads."""
+    f = f[f[f"fill_count__{window}"] > 0].copy()
+    for c in [c for c in f.columns if c.endswith(f"__{window}")]:
+        life = c[: -len(f"__{window}")] + "__all"
         if life in f.columns:
             f[life] = f[c]
     return f
 
 
-def track(db: Path, model: Any, truth: pd.DataFrame, confirm: int) -> dict[str, Any]:
+def track(db: Path, model: Any, truth: pd.DataFrame, confirm: int,
+          window: str) -> dict[str, Any]:
     days = np.arange(TRACK_FROM, DAYS + 1)
     cols = list(model.feature_names_in_)
     frames = []
     for d in days:
         cut = pd.Timestamp(START + timedelta(days=int(d)), tz="UTC")
-        f = as_recent(compute_features(db, cut.to_pydatetime(), ("30d", "all")))
+        f = as_recent(compute_features(db, cut.to_pydatetime(), (window, "all")), window)
         ids = model.segment_ids(model.predict(f[cols]))
         frames.append(pd.Series(ids, index=f.index, name=int(d)))
     wide = pd.concat(frames, axis=1).fillna(-9).astype(int)
@@ -147,7 +148,8 @@ def track(db: Path, model: Any, truth: pd.DataFrame, confirm: int) -> dict[str, 
     return out
 
 
-def run(seed: int, difficulty: str, work: Path, confirm: int, stability: bool) -> dict[str, Any]:
+def run(seed: int, difficulty: str, work: Path, confirm: int, stability: bool,
+        window: str) -> dict[str, Any]:
     began = time.perf_counter()
     sim = work / f"sim-{difficulty}-{seed}"
     simulate_venue(sim, accounts=3000, days=DAYS, seed=seed, start=START, difficulty=difficulty)
@@ -162,8 +164,9 @@ def run(seed: int, difficulty: str, work: Path, confirm: int, stability: bool) -
     mask = pure.reindex(base.features.index).fillna(False).to_numpy(dtype=bool)
     ev_pure = evaluate_segments(a["segment"].reindex(base.features.index)[mask],
                                 label_at(truth, as_of), base.features[mask])
+    recent = base.features if window == "30d" else compute_features(db, as_of, (window, "all"))
     tracker = fit_segments(db, as_of, work / f"t-{difficulty}-{seed}",
-                           features=as_recent(base.features),
+                           features=as_recent(recent, window),
                            n_segments=int(base.model.n_segments_))
     print(f"fitted in {time.perf_counter() - began:.0f}s: ARI {ev.ari:.3f}", flush=True)
     row: dict[str, Any] = {
@@ -177,7 +180,7 @@ def run(seed: int, difficulty: str, work: Path, confirm: int, stability: bool) -
         "pure_ari": ev_pure.ari,
         "min_purity": float(ev.per_archetype["purity"].min()),
         "tracking_k": int(tracker.model.n_segments_),
-        **track(db, tracker.model, truth, confirm),
+        **track(db, tracker.model, truth, confirm, window),
     }
     if stability:
         rng = np.random.default_rng(seed)
@@ -206,6 +209,7 @@ def main() -> None:
     ap.add_argument("--difficulty", default="realistic",
                     help="comma-separated levels: easy, realistic, hard")
     ap.add_argument("--confirm-days", type=int, default=3)
+    ap.add_argument("--track-window", default="30d", help="trailing window of the tracking")
     ap.add_argument("--stability", action="store_true",
                     help="also refit on a bootstrap resample and on the next month")
     args = ap.parse_args()
@@ -213,7 +217,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for level in args.difficulty.split(","):
             for s in args.seeds.split(","):
-                r = run(int(s), level, Path(tmp), args.confirm_days, args.stability)
+                r = run(int(s), level, Path(tmp), args.confirm_days, args.stability,
+                        args.track_window)
                 rows.append(r)
                 print(json.dumps(r), flush=True)
     df = pd.DataFrame(rows)
