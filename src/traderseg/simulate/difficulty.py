@@ -89,7 +89,8 @@ class Difficulty:
         ``(start, length, multiplier)``: from ``start`` (share of the window) for
         ``length`` (share of the window) everybody's activity is multiplied.
     churn : ChurnSpec or None
-        Churn with precursors; ``None`` keeps the original PnL-driven churn.
+        Churn with precursors; ``None`` is the original simulator (one archetype per
+        account, PnL-driven churn), and the other parameters then have no effect.
     """
 
     name: str
@@ -105,7 +106,7 @@ class Difficulty:
     @property
     def easy(self) -> bool:
         """Whether this is the original simulator."""
-        return self.churn is None and self.mix_share == 0 and self.migrate_share == 0
+        return self.churn is None
 
 
 DIFFICULTIES: dict[str, Difficulty] = {

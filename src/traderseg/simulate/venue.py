@@ -142,7 +142,7 @@ def simulate_block(ctx: VenueContext, block: int, first_account: int, n: int) ->
     weight = np.ones(n)
     second = np.full(n, NO_ARCHETYPE)
     migrated_day = np.full(n, -1)
-    if diff.churn is None:
+    if diff.churn is None:  # easy: the original simulator
         trips = draw_trips(rng, params, created, mk, ctx.calendar, ctx.mult)
         first = ctx.resolver.resolve(trips, trips["exit_plan"])
         pnl_t = np.concatenate(
