@@ -164,7 +164,8 @@ def run(seed: int, difficulty: str, work: Path, confirm: int, stability: bool,
     mask = pure.reindex(base.features.index).fillna(False).to_numpy(dtype=bool)
     ev_pure = evaluate_segments(a["segment"].reindex(base.features.index)[mask],
                                 label_at(truth, as_of), base.features[mask])
-    recent = base.features if window == "30d" else compute_features(db, as_of, (window, "all"))
+    recent = base.features if window == "30d" else compute_features(
+        db, as_of, (window, "30d", "all"))
     tracker = fit_segments(db, as_of, work / f"t-{difficulty}-{seed}",
                            features=as_recent(recent, window),
                            n_segments=int(base.model.n_segments_))
