@@ -19,8 +19,9 @@ BENCHES: dict[str, list[str]] = {
     "ingest_fuzz": ["ingest_fuzz.py"],
     "features": ["bench_features.py"],
     "segment": ["bench_segment.py"],
-    "segment_quality": ["segment_quality.py"],
+    "segment_quality": ["segment_quality.py", "--difficulty", "realistic,hard"],
     "clv": ["bench_clv.py"],
+    "clv_calibration": ["bench_clv.py", "--calibration", "--difficulty", "realistic,hard"],
     "churn": ["bench_churn.py", "--workdir", tempfile.gettempdir() + "/traderseg-churn-bench"],
 }
 

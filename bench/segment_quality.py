@@ -1,12 +1,25 @@
-"""Segment quality on simulated venues: ARI vs baselines, and id stability across refits.
+"""Segment quality on simulated venues: ARI vs baselines, migrations, id stability.
 
-    python bench/segment_quality.py --seeds 7,1,2
+    python bench/segment_quality.py --difficulty realistic,hard --seeds 7,1,2
 
-For each seed: simulate a 3,000-account, 90-day venue, fit with automatic k as of day 60,
-score against the archetypes beside the RFM and raw k-means baselines, then refit
-(a) on a bootstrap resample of the accounts and (b) on the following month (as of day 90),
-each matched to the first model, and report the share of accounts keeping the same id and
-the share of ids keeping their name.
+For each difficulty and seed: simulate a 3,000-account, 90-day venue, fit with automatic k
+as of day 60, and report
+
+* ARI and NMI against each account's dominant archetype at the cutoff (the archetype it
+  migrated to when the migration came before the cutoff), beside the RFM and raw k-means
+  baselines;
+* migrations: a tracking model, fitted as of day 60 on the features of a trailing
+  window (``--track-window``, 30 days by default; read under the lifetime names),
+  assigns every account trading in that window, every day from day 28 to day 90, with as many segments as the main model; a change of segment
+  counts only after the new segment has been the first choice for ``--confirm-days``
+  days in a row (hysteresis, as a stream consumer would apply). Recall: share of the
+  accounts migrating on day ``m`` (28 < m <= 76, still trading 14 days later) whose
+  segment on some day in ``m+1 .. m+14`` differs from their segment on day ``m - 1``.
+  Flap rate: share of the account-days of the other accounts on which the segment
+  changes. Both are also given without hysteresis (``raw``);
+* (with ``--stability``) a refit on a bootstrap resample and on the following month,
+  matched to the first model: share of accounts keeping their id and of ids keeping
+  their name.
 """
 
 from __future__ import annotations
@@ -14,8 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +42,10 @@ from traderseg.segment.workflow import fit_segments
 from traderseg.simulate import simulate_venue
 
 START = date(2024, 1, 1)
+DAYS = 90
+FIT_DAY = 60
+TRACK_FROM = 28
+WITHIN_DAYS = 14
 
 
 def _same_id(a: pd.DataFrame, b: pd.DataFrame) -> float:
@@ -42,61 +61,173 @@ def _names_kept(a: pd.DataFrame, b: pd.DataFrame) -> float:
     return float(np.mean(kept)) if kept else float("nan")
 
 
-def run(seed: int, work: Path) -> dict:
-    sim = work / f"sim{seed}"
-    simulate_venue(sim, accounts=3000, days=90, seed=seed, start=START)
-    db = work / f"v{seed}.duckdb"
+def label_at(truth: pd.DataFrame, when: pd.Timestamp) -> pd.Series:
+    """Dominant archetype of each account at ``when`` (after a migration, the new one)."""
+    moved = truth["migrated_at"].notna() & (truth["migrated_at"] < when)
+    return truth["archetype"].where(~moved, truth["migrated_to"])
+
+
+def sticky(raw: np.ndarray, confirm: int) -> np.ndarray:
+    """Apply hysteresis to daily first choices (accounts x days, -9 = not assigned).
+
+    The held segment changes to ``s`` once ``s`` has been the first choice ``confirm``
+    days in a row; unassigned days keep the held segment.
+    """
+    held = np.full_like(raw, -9)
+    for i in range(raw.shape[0]):
+        cur, cand, run = -9, -9, 0
+        for d in range(raw.shape[1]):
+            r = raw[i, d]
+            if r != -9:
+                if cur == -9:
+                    cur = r
+                elif r == cur:
+                    run = 0
+                else:
+                    run = run + 1 if r == cand else 1
+                    cand = r
+                    if run >= confirm:
+                        cur, run = r, 0
+            held[i, d] = cur
+    return held
+
+
+def migration_scores(seg: np.ndarray, days: np.ndarray, truth: pd.DataFrame,
+                     accounts: pd.Index) -> dict[str, float]:
+    """Recall of migrations within :data:`WITHIN_DAYS` and flap rate of the others."""
+    t = truth.reindex(accounts)
+    start = pd.Timestamp(START, tz="UTC")
+    mday = ((t["migrated_at"] - start).dt.days).to_numpy()
+    end = ((t["churned_at"] - start).dt.days).fillna(10**6).to_numpy()
+    col = {int(d): j for j, d in enumerate(days)}
+    seen, n_mig = 0, 0
+    migrant = np.isfinite(mday)
+    for i in np.flatnonzero(migrant):
+        m = int(mday[i])
+        if m - 1 not in col or m + WITHIN_DAYS not in col or end[i] < m + WITHIN_DAYS:
+            continue
+        before = seg[i, col[m - 1]]
+        if before == -9:
+            continue
+        n_mig += 1
+        after = seg[i, col[m + 1]: col[m + WITHIN_DAYS] + 1]
+        seen += bool(((after != before) & (after != -9)).any())
+    rest = seg[~migrant]
+    prev, now = rest[:, :-1], rest[:, 1:]
+    valid = (prev != -9) & (now != -9)
+    flips = int(((prev != now) & valid).sum())
+    return {"migrants": n_mig, "recall": seen / n_mig if n_mig else float("nan"),
+            "flap_rate": flips / max(int(valid.sum()), 1)}
+
+
+def as_recent(f: pd.DataFrame, window: str = "30d") -> pd.DataFrame:
+    """Features of the trailing window under the lifetime names the segmenter reads."""
+    f = f[f[f"fill_count__{window}"] > 0].copy()
+    for c in [c for c in f.columns if c.endswith(f"__{window}")]:
+        life = c[: -len(f"__{window}")] + "__all"
+        if life in f.columns:
+            f[life] = f[c]
+    return f
+
+
+def track(db: Path, model: Any, truth: pd.DataFrame, confirm: int,
+          window: str) -> dict[str, Any]:
+    days = np.arange(TRACK_FROM, DAYS + 1)
+    cols = list(model.feature_names_in_)
+    frames = []
+    for d in days:
+        cut = pd.Timestamp(START + timedelta(days=int(d)), tz="UTC")
+        f = as_recent(compute_features(db, cut.to_pydatetime(), (window, "all")), window)
+        ids = model.segment_ids(model.predict(f[cols]))
+        frames.append(pd.Series(ids, index=f.index, name=int(d)))
+    wide = pd.concat(frames, axis=1).fillna(-9).astype(int)
+    raw = wide.to_numpy()
+    held = sticky(raw, confirm)
+    out = {f"raw_{k}": v for k, v in migration_scores(raw, days, truth, wide.index).items()}
+    out.update(migration_scores(held, days, truth, wide.index))
+    return out
+
+
+def run(seed: int, difficulty: str, work: Path, confirm: int, stability: bool,
+        window: str) -> dict[str, Any]:
+    began = time.perf_counter()
+    sim = work / f"sim-{difficulty}-{seed}"
+    simulate_venue(sim, accounts=3000, days=DAYS, seed=seed, start=START, difficulty=difficulty)
+    db = work / f"v-{difficulty}-{seed}.duckdb"
     ingest([sim], db)
-    truth = pd.read_parquet(sim / "truth.parquet").set_index("account_id")["archetype"]
-    as_of = pd.Timestamp(START + timedelta(days=60), tz="UTC")
-    base = fit_segments(db, as_of, work / f"m{seed}")
+    truth = pd.read_parquet(sim / "truth.parquet").set_index("account_id")
+    as_of = pd.Timestamp(START + timedelta(days=FIT_DAY), tz="UTC")
+    base = fit_segments(db, as_of, work / f"m-{difficulty}-{seed}")
     a = base.assignments.set_index("account_id")
-    ev = evaluate_segments(a["segment"], truth, base.features)
-    # (a) bootstrap resample of accounts, matched to the base model
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(base.features), len(base.features), replace=True)
-    boot_feats = base.features.iloc[idx]
-    boot_feats = boot_feats[~boot_feats.index.duplicated()]
-    boot = fit_segments(db, as_of, work / f"b{seed}", features=boot_feats, random_state=seed + 1,
-                        previous=base.directory)
-    # (b) the following month
-    month_as_of = as_of + pd.Timedelta(days=30)
-    month = fit_segments(db, month_as_of, work / f"n{seed}", random_state=seed + 2,
-                         previous=base.directory,
-                         features=compute_features(db, month_as_of, ("30d", "all")))
-    month_truth = truth.loc[month.features.index]
-    ev_month = evaluate_segments(month.assignments.set_index("account_id")["segment"],
-                                 month_truth, month.features)
-    return {
-        "seed": seed,
+    ev = evaluate_segments(a["segment"], label_at(truth, as_of), base.features)
+    pure = truth["second_archetype"].isna() & truth["migrated_to"].isna()
+    mask = pure.reindex(base.features.index).fillna(False).to_numpy(dtype=bool)
+    ev_pure = evaluate_segments(a["segment"].reindex(base.features.index)[mask],
+                                label_at(truth, as_of), base.features[mask])
+    recent = base.features if window == "30d" else compute_features(
+        db, as_of, (window, "30d", "all"))
+    tracker = fit_segments(db, as_of, work / f"t-{difficulty}-{seed}",
+                           features=as_recent(recent, window),
+                           n_segments=int(base.model.n_segments_))
+    print(f"fitted in {time.perf_counter() - began:.0f}s: ARI {ev.ari:.3f}", flush=True)
+    row: dict[str, Any] = {
+        "difficulty": difficulty, "seed": seed,
         "k": int(base.model.n_segments_),
         "ari": ev.ari, "nmi": ev.nmi,
         "rfm_ari": float(ev.baselines.loc["rfm", "ari"]),
         "raw_kmeans_ari": float(ev.baselines.loc["raw_kmeans", "ari"]),
+        "rfm_nmi": float(ev.baselines.loc["rfm", "nmi"]),
+        "raw_kmeans_nmi": float(ev.baselines.loc["raw_kmeans", "nmi"]),
+        "pure_ari": ev_pure.ari,
         "min_purity": float(ev.per_archetype["purity"].min()),
-        "names": dict(zip(ev.per_archetype["archetype"],
-                          [a.loc[a["segment"] == s, "segment_name"].iloc[0]
-                           for s in ev.per_archetype["majority_segment"]])),
-        "bootstrap_same_id": _same_id(base.assignments, boot.assignments),
-        "bootstrap_names_kept": _names_kept(base.segments, boot.segments),
-        "next_month_same_id": _same_id(base.assignments, month.assignments),
-        "next_month_names_kept": _names_kept(base.segments, month.segments),
-        "next_month_ari": ev_month.ari,
+        "tracking_k": int(tracker.model.n_segments_),
+        **track(db, tracker.model, truth, confirm, window),
     }
+    if stability:
+        rng = np.random.default_rng(seed)
+        pick = rng.choice(len(base.features), len(base.features), replace=True)
+        boot_feats = base.features.iloc[pick]
+        boot_feats = boot_feats[~boot_feats.index.duplicated()]
+        boot = fit_segments(db, as_of, work / f"b-{difficulty}-{seed}", features=boot_feats,
+                            random_state=seed + 1, previous=base.directory)
+        month_as_of = as_of + pd.Timedelta(days=30)
+        month = fit_segments(db, month_as_of, work / f"n-{difficulty}-{seed}",
+                             random_state=seed + 2, previous=base.directory,
+                             features=compute_features(db, month_as_of, ("30d", "all")))
+        row.update({
+            "bootstrap_same_id": _same_id(base.assignments, boot.assignments),
+            "bootstrap_names_kept": _names_kept(base.segments, boot.segments),
+            "next_month_same_id": _same_id(base.assignments, month.assignments),
+            "next_month_names_kept": _names_kept(base.segments, month.segments),
+        })
+    row["seconds"] = time.perf_counter() - began
+    return row
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="7,1,2")
+    ap.add_argument("--difficulty", default="realistic",
+                    help="comma-separated levels: easy, realistic, hard")
+    ap.add_argument("--confirm-days", type=int, default=3)
+    ap.add_argument("--track-window", default="30d", help="trailing window of the tracking")
+    ap.add_argument("--stability", action="store_true",
+                    help="also refit on a bootstrap resample and on the next month")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for s in args.seeds.split(","):
-            r = run(int(s), Path(tmp))
-            rows.append(r)
-            print(json.dumps(r), flush=True)
-    df = pd.DataFrame(rows).drop(columns="names")
+        for level in args.difficulty.split(","):
+            for s in args.seeds.split(","):
+                r = run(int(s), level, Path(tmp), args.confirm_days, args.stability,
+                        args.track_window)
+                rows.append(r)
+                print(json.dumps(r), flush=True)
+    df = pd.DataFrame(rows)
+    pd.set_option("display.width", 250)
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    num = df.drop(columns=["seed"]).groupby("difficulty").median(numeric_only=True)
+    print("\nmedians over seeds")
+    print(num.T.to_string(float_format=lambda v: f"{v:.3f}"))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ console = Console()
 
 def run_demo(
     out: Path, *, accounts: int = 3000, days: int = 60, seed: int = 7,
-    start: date = date(2024, 1, 1),
+    start: date = date(2024, 1, 1), difficulty: str = "realistic",
 ) -> dict[str, float]:
     """Run the whole pipeline into ``out`` and print what it found.
 
@@ -32,6 +32,9 @@ def run_demo(
         Size and seed of the simulated venue.
     start : datetime.date
         First simulated day.
+    difficulty : str
+        Simulator level (``easy``, ``realistic``, ``hard``); scores are against each
+        account's dominant archetype.
 
     Returns
     -------
@@ -48,8 +51,10 @@ def run_demo(
         shutil.rmtree(out)
     out.mkdir(parents=True)
     t0 = time.perf_counter()
-    console.print(Rule(f"1. simulate {accounts:,} accounts over {days} days (seed {seed})"))
-    summary = simulate_venue(out / "venue", accounts=accounts, days=days, seed=seed, start=start)
+    console.print(Rule(f"1. simulate {accounts:,} accounts over {days} days (seed {seed}, "
+                       f"{difficulty})"))
+    summary = simulate_venue(out / "venue", accounts=accounts, days=days, seed=seed, start=start,
+                             difficulty=difficulty)
     console.print(f"{summary.fills:,} fills written")
     console.print(Rule("2. ingest into a DuckDB store"))
     db = out / "venue.duckdb"
@@ -96,8 +101,10 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=3000)
     ap.add_argument("--days", type=int, default=60)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--difficulty", default="realistic", choices=("easy", "realistic", "hard"))
     args = ap.parse_args()
-    run_demo(args.out, accounts=args.accounts, days=args.days, seed=args.seed)
+    run_demo(args.out, accounts=args.accounts, days=args.days, seed=args.seed,
+             difficulty=args.difficulty)
 
 
 if __name__ == "__main__":

@@ -196,12 +196,18 @@ TRANSFERS = Table(
 TRUTH = Table(
     name="truth",
     key=("account_id",),
-    description="Simulator ground truth: each account's archetype and churn time.",
+    description="Simulator ground truth: each account's archetype (blend, migration) and churn time and cause.",
     columns=(
         Column("account_id", pa.string(), True, "Simulated account."),
         Column("archetype", pa.string(), True, "Archetype the simulator drew the account from."),
         Column("created_at", TS, True, "Sign-up time.", "UTC"),
         Column("churned_at", TS, False, "Time the account stopped trading for good (null if it never churned).", "UTC"),
+        Column("archetype_weight", pa.float64(), False, "Share of the account's opening trades that follow `archetype` (1 for a pure account; `archetype` is the dominant one)."),
+        Column("second_archetype", pa.string(), False, "Archetype the account blends with (null for a pure or migrating account)."),
+        Column("second_weight", pa.float64(), False, "Share of opening trades that follow `second_archetype` (1 - `archetype_weight`)."),
+        Column("migrated_to", pa.string(), False, "Archetype the account moved to during the window (null if it did not move)."),
+        Column("migrated_at", TS, False, "Start of the UTC day from which the account trades as `migrated_to`.", "UTC"),
+        Column("churn_cause", pa.string(), False, "Largest term of the churn hazard on the churn day (null if the account never churned).", allowed=("baseline", "losses", "liquidations", "fading")),
     ),
 )
 

@@ -202,3 +202,41 @@ def test_estimators_follow_the_sklearn_contract():
             results = check_estimator(est, on_fail=None)
         failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
         assert not failed, failed
+
+
+def test_grace_label_means_stopped_within_the_horizon():
+    """Cutoff c, horizon 10 days, grace 5: 'stopped' = no fill in [c + 10d, c + 15d)."""
+    c = pd.Timestamp("2024-03-01", tz="UTC")
+    day = pd.Timedelta(days=1)
+    rows = [
+        ("a_stops", c - day), ("a_stops", c + 3 * day),  # trades in the horizon, then stops
+        ("b_dormant", c - day), ("b_dormant", c + 12 * day),  # silent horizon, back in grace
+        ("c_edge_in", c - day), ("c_edge_in", c + 10 * day),  # a fill exactly at c + h
+        ("d_edge_out", c - day), ("d_edge_out", c + 15 * day),  # exactly at c + h + g
+        ("e_keeps", c - day), ("e_keeps", c + 11 * day),
+    ]
+    n = len(rows)
+    fills = pd.DataFrame({
+        "fill_id": [f"g{i}" for i in range(n)], "ts": [r[1] for r in rows],
+        "account_id": [r[0] for r in rows], "instrument": "BTC-PERPETUAL",
+        "underlying": "BTC", "kind": "perp", "side": "buy", "qty": 1.0, "price": 100.0,
+        "notional_usd": 100.0, "fee_usd": 0.05, "is_maker": False,
+    })
+    con = fills_store(fills)
+    stopped = churn_dataset(con, c, 10, activity_days=30, windows=("7d",),
+                            grace_days=5).labels["churned"]
+    assert stopped.to_dict() == {"a_stops": True, "b_dormant": False, "c_edge_in": False,
+                                 "d_edge_out": True, "e_keeps": False}
+    inactive = churn_dataset(con, c, 10, activity_days=30, windows=("7d",)).labels["churned"]
+    assert inactive.to_dict() == {"a_stops": False, "b_dormant": True, "c_edge_in": True,
+                                  "d_edge_out": True, "e_keeps": True}
+    with pytest.raises(DataError, match="grace_days must be >= 0"):
+        churn_dataset(con, c, 10, grace_days=-1)
+    # the store must cover the grace period too: its last day with fills is c + 15 days,
+    # so a period ending at c + 16 days (exclusive) is covered, c + 17 days is not
+    churn_dataset(con, c, 10, activity_days=30, windows=("7d",), grace_days=6)
+    with pytest.raises(DataError, match="runs past"):
+        churn_dataset(con, c, 10, activity_days=30, windows=("7d",), grace_days=7)
+    # a training cutoff's label period is horizon + grace long
+    with pytest.raises(DataError, match="reaches past the test cutoff"):
+        churn_backtest(con, ["2024-02-10", "2024-03-01"], 10, grace_days=15)

@@ -20,6 +20,7 @@ def fills_store(fills: pd.DataFrame, path: str | Path = ":memory:",
     con.unregister("src")
     if truth is not None:
         con.register("tr", truth)
-        con.execute("INSERT INTO truth SELECT account_id, archetype, created_at, churned_at FROM tr")
+        con.execute("INSERT INTO truth (account_id, archetype, created_at, churned_at) "
+                    "SELECT account_id, archetype, created_at, churned_at FROM tr")
         con.unregister("tr")
     return con

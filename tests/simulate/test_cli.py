@@ -48,3 +48,21 @@ def test_help_text(capsys):
     assert done.value.code == 0
     text = capsys.readouterr().out
     assert "archetypes" in text and "--accounts" in text
+
+
+def test_difficulty_option(tmp_path, capsys):
+    out = tmp_path / "v"
+    with pytest.raises(SystemExit) as done:
+        main(["simulate", "--accounts", "40", "--days", "4", "--out", str(out),
+              "--difficulty", "hard"])
+    assert done.value.code == 0
+    assert "(hard)" in capsys.readouterr().out
+    assert "migrated_at" in pq.read_table(out / "truth.parquet").column_names
+
+
+def test_unknown_difficulty_is_a_clean_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", "--out", str(tmp_path / "x"), "--difficulty", "medium"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "difficulty must be one of easy, realistic, hard" in err and "Traceback" not in err

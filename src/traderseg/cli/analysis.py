@@ -204,6 +204,11 @@ def churn_command(
     activity_days: float = typer.Option(90.0, "--activity-days", help="Active look-back."),
     threads: int = typer.Option(None, "--threads", help="Threads of the tree models."),
     out: Path = typer.Option(None, "--out", help="Parquet file for the test predictions."),
+    grace_days: float = typer.Option(
+        0.0, "--grace-days",
+        help="0: churn = no fill over the horizon; > 0: the account stopped within the "
+        "horizon (no fill in this many days after it).",
+    ),
 ) -> None:
     """Backtest churn and next-period volume models against BG/NBD and recency."""
     from traderseg.analysis.churn import churn_backtest
@@ -211,7 +216,7 @@ def churn_command(
 
     with err_console.status("building the training set and backtesting"):
         bt = churn_backtest(db, _split(cutoffs), horizon_days, activity_days=activity_days,
-                            n_threads=threads)
+                            n_threads=threads, grace_days=grace_days)
     console.print(frame_table(
         bt.metrics, f"churn within {bt.horizon_days:g} days of {bt.test_cutoff.date()} "
         f"(base rate {bt.base_rate:.1%}, {len(bt.predictions):,} accounts; "

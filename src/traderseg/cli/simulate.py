@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from traderseg.cli import app, console
 from traderseg.errors import ConfigError
 from traderseg.simulate import DEFAULT_START, simulate_venue
+from traderseg.simulate.difficulty import DIFFICULTIES, get_difficulty
 
 
 def _parse_start(value: str | None) -> date:
@@ -34,12 +35,20 @@ def simulate(
     chunk_accounts: int = typer.Option(
         2_000, "--chunk-accounts", help="Accounts per fills part (memory bound)."
     ),
+    difficulty: str = typer.Option(
+        "easy",
+        "--difficulty",
+        help=f"How hard the venue is to read: {'|'.join(DIFFICULTIES)} (easy: pure, well "
+        "separated archetypes; realistic and hard: blends, migrations, thin accounts, a "
+        "regime change, churn with visible precursors).",
+    ),
 ) -> None:
     """Simulate a crypto derivatives venue with known trader archetypes.
 
     Writes fills/part-*.parquet, accounts, market, transfers and truth under OUT.
     """
     first = _parse_start(start)
+    level = get_difficulty(difficulty)
     with Progress(
         TextColumn("simulating"),
         BarColumn(),
@@ -57,12 +66,14 @@ def simulate(
             seed=seed,
             start=first,
             chunk_accounts=chunk_accounts,
+            difficulty=level,
             progress=lambda done, total: bar.update(task, completed=done),
         )
     console.print(
         f"wrote {summary.fills:,} fills in {summary.parts} part(s), {summary.accounts:,} accounts, "
         f"{summary.transfers:,} transfers over {summary.days} days from {summary.start} "
-        f"to {summary.out} in {summary.seconds:.1f}s ({summary.fills_per_second:,.0f} fills/s)"
+        f"to {summary.out} ({summary.difficulty}) in {summary.seconds:.1f}s "
+        f"({summary.fills_per_second:,.0f} fills/s)"
     )
     if summary.synthetic_days:
         console.print(

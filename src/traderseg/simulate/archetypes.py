@@ -384,7 +384,13 @@ def _log_uniform(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray) -> np
     return np.exp(rng.uniform(np.log(lo), np.log(hi)))
 
 
-def draw_accounts(rng: np.random.Generator, n: int) -> AccountParams:
+def draw_accounts(
+    rng: np.random.Generator,
+    n: int,
+    *,
+    spread: float = 1.0,
+    arch: np.ndarray | None = None,
+) -> AccountParams:
     """Draw archetypes and per-account parameters for ``n`` accounts.
 
     Parameters
@@ -393,13 +399,20 @@ def draw_accounts(rng: np.random.Generator, n: int) -> AccountParams:
         Source of randomness (one per block of accounts).
     n : int
         Number of accounts.
+    spread : float
+        Multiplier on the spread of every parameter around its archetype's centre
+        (log standard deviations times ``spread``, beta and gamma concentrations divided
+        by it); 1 is the original spread.
+    arch : numpy.ndarray, optional
+        Archetype index per account; drawn from the archetype weights when omitted.
 
     Returns
     -------
     AccountParams
     """
     w = _column("weight")
-    arch = rng.choice(len(ARCHETYPES), size=n, p=w / w.sum())
+    if arch is None:
+        arch = rng.choice(len(ARCHETYPES), size=n, p=w / w.sum())
     kyc_p = np.array([a.kyc for a in ARCHETYPES])[arch]
     ch_p = np.array([a.channel for a in ARCHETYPES])[arch]
     kyc = (rng.random(n)[:, None] > np.cumsum(kyc_p, axis=1)[:, :-1]).sum(axis=1)
@@ -409,9 +422,9 @@ def draw_accounts(rng: np.random.Generator, n: int) -> AccountParams:
     delta = np.array([a.abs_delta for a in ARCHETYPES])[arch]
     tenor = np.array([a.tenor_days for a in ARCHETYPES])[arch]
     mix = np.array([a.kind_mix for a in ARCHETYPES], dtype=float)[arch]
-    g = np.where(mix > 0, rng.gamma(np.maximum(mix, 1e-9) * 25.0), 0.0)
+    g = np.where(mix > 0, rng.gamma(np.maximum(mix, 1e-9) * 25.0 / spread), 0.0)
     kind_cum = np.cumsum(g / g.sum(axis=1, keepdims=True), axis=1)
-    size = _column("size_usd")[arch] * rng.lognormal(0.0, 0.5, n)
+    size = _column("size_usd")[arch] * rng.lognormal(0.0, 0.5 * spread, n)
     leverage = _log_uniform(rng, lev[:, 0], lev[:, 1])
     col = {
         name: _column(name)[arch]
@@ -441,25 +454,28 @@ def draw_accounts(rng: np.random.Generator, n: int) -> AccountParams:
         region=region,
         kyc=kyc,
         channel=channel,
-        opens_per_day=col["opens_per_day"] * rng.lognormal(0.0, 0.35, n),
-        active_prob=_beta(rng, col["active_prob"], 20.0),
+        opens_per_day=col["opens_per_day"] * rng.lognormal(0.0, 0.35 * spread, n),
+        active_prob=_beta(rng, col["active_prob"], 20.0 / spread),
         size_usd=size,
-        maker_share=_beta(rng, col["maker_share"], 30.0),
+        maker_share=_beta(rng, col["maker_share"], 30.0 / spread),
         leverage=leverage,
-        long_share=np.where(col["long_share"] >= 1.0, 1.0, _beta(rng, col["long_share"], 40.0)),
-        hold_log_mu=np.log(col["hold_hours"]) + rng.normal(0.0, 0.3, n),
+        long_share=np.where(
+            col["long_share"] >= 1.0, 1.0, _beta(rng, col["long_share"], 40.0 / spread)
+        ),
+        hold_log_mu=np.log(col["hold_hours"]) + rng.normal(0.0, 0.3 * spread, n),
         hold_spread=col["hold_spread"],
-        btc_share=_beta(rng, col["btc_share"], 10.0),
+        btc_share=_beta(rng, col["btc_share"], 10.0 / spread),
         kind_cum=kind_cum,
-        call_share=_beta(rng, col["call_share"], 30.0),
-        option_buy_share=_beta(rng, col["option_buy_share"], 30.0),
+        call_share=_beta(rng, col["call_share"], 30.0 / spread),
+        option_buy_share=_beta(rng, col["option_buy_share"], 30.0 / spread),
         abs_delta=_log_uniform(rng, delta[:, 0], delta[:, 1]),
         tenor_days=_log_uniform(rng, tenor[:, 0], tenor[:, 1]),
-        straddle_share=_beta(rng, col["straddle_share"], 30.0) * (col["straddle_share"] > 0),
-        option_close_share=_beta(rng, col["option_close_share"], 20.0),
+        straddle_share=_beta(rng, col["straddle_share"], 30.0 / spread)
+        * (col["straddle_share"] > 0),
+        option_close_share=_beta(rng, col["option_close_share"], 20.0 / spread),
         spot_close_share=np.clip(col["spot_close_share"], 0, 1),
         basis_pairs=np.array([a.basis_pairs for a in ARCHETYPES])[arch],
-        churn_hazard=col["churn_hazard"] * rng.lognormal(0.0, 0.3, n),
+        churn_hazard=col["churn_hazard"] * rng.lognormal(0.0, 0.3 * spread, n),
         loss_churn=col["loss_churn"],
         capital=col["capital_multiple"] * size / np.sqrt(leverage),
         bot_share=col["bot_share"],

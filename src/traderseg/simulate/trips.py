@@ -77,6 +77,9 @@ def draw_trips(
     market: MarketPath,
     cal: ExpiryCalendar,
     mult: np.ndarray,
+    *,
+    activity: np.ndarray | None = None,
+    size: np.ndarray | None = None,
 ) -> Trips:
     """Draw the opening trades of a block of accounts over the whole window.
 
@@ -94,6 +97,12 @@ def draw_trips(
         Listed expiries.
     mult : numpy.ndarray
         Event activity multiplier per archetype and day (:func:`event_multiplier`).
+    activity : numpy.ndarray, optional
+        Further activity multiplier per account and day, shape ``(n, days)`` (blend
+        weights, migrations, thin accounts, regimes, fading interest); it scales both the
+        chance of trading on a day and the number of opens, like ``mult``.
+    size : numpy.ndarray, optional
+        Multiplier of the notional of opens per account and day, shape ``(n, days)``.
 
     Returns
     -------
@@ -102,6 +111,8 @@ def draw_trips(
     n, days = len(params), market.days
     created_day = np.floor_divide(created_us - market.start_us, DAY_US)
     m = mult[params.arch]
+    if activity is not None:
+        m = m * activity
     alive = np.arange(days)[None, :] >= created_day[:, None]
     p = np.clip(params.active_prob[:, None] * m, 0.0, 0.97)
     active = (rng.random((n, days)) < p) & alive
@@ -120,6 +131,8 @@ def draw_trips(
     direction = np.where(rng.random(no) < a["long_share"], 1, -1)
     direction[kind == SPOT] = 1
     notional = a["size_usd"] * rng.lognormal(0.0, 0.6, no)
+    if size is not None:
+        notional = notional * size[ai, day]
     maker = rng.random(no) < a["maker_share"]
     lev = np.round(np.clip(a["leverage"] * rng.lognormal(0.0, 0.15, no), 1.0, 100.0), 1)
     is_call = rng.random(no) < a["call_share"]

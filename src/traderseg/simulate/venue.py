@@ -12,11 +12,15 @@ churn day the account opens nothing more and closes its leveraged positions and 
 options it meant to close early; kept spot and options left to expire stay.
 ``truth.churned_at`` is the time of the account's last fill (the start of the churn day
 for an account that never traded); no fill of the account is later.
+
+That is the ``easy`` level. At the other levels (:mod:`.difficulty`) accounts trade
+through two legs (blends and migrations, :mod:`.mixing`) and churn follows precursors
+visible in fills (:mod:`.churn`); what happens on the churn day is the same.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -30,10 +34,13 @@ from traderseg.simulate.archetypes import (
     draw_accounts,
 )
 from traderseg.simulate.calendar import DAY_US, HOUR_US, ExpiryCalendar
+from traderseg.simulate.churn import CAUSES, draw_engagement, precursor_churn
+from traderseg.simulate.difficulty import DIFFICULTIES, Difficulty
 from traderseg.simulate.exits import ExitResolver
 from traderseg.simulate.fees import vip_tier
 from traderseg.simulate.fills import account_ids, build_fills
 from traderseg.simulate.market import MarketPath
+from traderseg.simulate.mixing import NO_ARCHETYPE, draw_legs
 from traderseg.simulate.trips import NEVER, OPTION, SPOT, draw_trips
 
 EXISTING_SHARE = 0.6
@@ -49,6 +56,7 @@ class VenueContext:
     calendar: ExpiryCalendar
     resolver: ExitResolver
     mult: np.ndarray
+    difficulty: Difficulty = DIFFICULTIES["easy"]
 
 
 @dataclass
@@ -71,6 +79,19 @@ def _churn_day(
     e: np.ndarray,
 ) -> np.ndarray:
     """Churn day per account (``days`` = never), from running realised PnL."""
+    return _pnl_churn(market, acc, pnl_t, pnl, params, created_day, e)[0]
+
+
+def _pnl_churn(
+    market: MarketPath,
+    acc: np.ndarray,
+    pnl_t: np.ndarray,
+    pnl: np.ndarray,
+    params: AccountParams,
+    created_day: np.ndarray,
+    e: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Churn day per account (``days`` = never) and cause, from running realised PnL."""
     n, days = len(params), market.days
     day = np.floor_divide(pnl_t - market.start_us, DAY_US)
     ok = (day >= 0) & (day < days)
@@ -79,14 +100,15 @@ def _churn_day(
     before = np.concatenate([np.zeros((n, 1)), cum[:, :-1]], axis=1) / params.capital[:, None]
     loss = np.minimum(np.maximum(-before, 0.0), 3.0)
     gain = np.minimum(np.maximum(before, 0.0), 1.0)
-    h = (
-        params.churn_hazard[:, None]
-        * (1.0 + params.loss_churn[:, None] * loss)
-        * (1.0 - 0.5 * gain)
-    )
+    loss_term = params.loss_churn[:, None] * loss
+    h = params.churn_hazard[:, None] * (1.0 + loss_term) * (1.0 - 0.5 * gain)
     h = np.where(np.arange(days)[None, :] > created_day[:, None], h, 0.0)
     over = np.cumsum(h, axis=1) >= e[:, None]
-    return np.where(over.any(axis=1), over.argmax(axis=1), days)
+    churned = over.any(axis=1)
+    day = np.where(churned, over.argmax(axis=1), days)
+    by_loss = loss_term[np.arange(n), np.minimum(day, days - 1)] > 1.0
+    cause = np.where(churned, np.where(by_loss, CAUSES.index("losses"), 0), -1)
+    return day, cause
 
 
 def simulate_block(ctx: VenueContext, block: int, first_account: int, n: int) -> BlockResult:
@@ -108,24 +130,49 @@ def simulate_block(ctx: VenueContext, block: int, first_account: int, n: int) ->
     BlockResult
     """
     mk = ctx.market
+    diff = ctx.difficulty
     rng = np.random.default_rng(np.random.SeedSequence(ctx.seed, spawn_key=(1, block)))
-    params = draw_accounts(rng, n)
+    params = draw_accounts(rng, n, spread=diff.spread)
     existing = rng.random(n) < EXISTING_SHARE
     back = (rng.uniform(1.0, HISTORY_DAYS, n) * DAY_US).astype(np.int64)
     inside = (rng.uniform(0.0, mk.days, n) * DAY_US).astype(np.int64)
     created = np.where(existing, mk.start_us - back, mk.start_us + inside)
     created_day = np.floor_divide(created - mk.start_us, DAY_US)
     churn_e = rng.exponential(1.0, n)
-    trips = draw_trips(rng, params, created, mk, ctx.calendar, ctx.mult)
-
-    first = ctx.resolver.resolve(trips, trips["exit_plan"])
-    pnl_t = np.concatenate(
-        [np.where(first.closed, first.t, NEVER), np.where(first.settled, first.settle_t, NEVER)]
-    )
-    pnl = np.concatenate([first.pnl, first.settle_pnl])
-    churn_day = _churn_day(
-        mk, np.concatenate([trips["acc"], trips["acc"]]), pnl_t, pnl, params, created_day, churn_e
-    )
+    weight = np.ones(n)
+    second = np.full(n, NO_ARCHETYPE)
+    migrated_day = np.full(n, -1)
+    if diff.churn is None:  # easy: the original simulator
+        trips = draw_trips(rng, params, created, mk, ctx.calendar, ctx.mult)
+        first = ctx.resolver.resolve(trips, trips["exit_plan"])
+        pnl_t = np.concatenate(
+            [np.where(first.closed, first.t, NEVER), np.where(first.settled, first.settle_t, NEVER)]
+        )
+        pnl = np.concatenate([first.pnl, first.settle_pnl])
+        churn_day, cause = _pnl_churn(
+            mk, np.concatenate([trips["acc"], trips["acc"]]), pnl_t, pnl, params, created_day,
+            churn_e,
+        )
+    else:
+        spec = diff.churn
+        xrng = np.random.default_rng(np.random.SeedSequence(ctx.seed, spawn_key=(2, block)))
+        legs = draw_legs(xrng, params, created_day, mk.days, diff)
+        params = replace(params, capital=legs.params.capital[:n])
+        engagement = draw_engagement(xrng, n, mk.days, spec)
+        noise = xrng.lognormal(0.0, spec.noise_sigma, n)
+        fade = np.concatenate([engagement, engagement])
+        trips = draw_trips(
+            rng, legs.params, np.concatenate([created, created]), mk, ctx.calendar, ctx.mult,
+            activity=legs.activity * fade, size=fade**spec.fade_size,
+        )
+        trips.cols["acc"] = trips.cols["acc"] % n
+        first = ctx.resolver.resolve(trips, trips["exit_plan"])
+        churn_day, cause = precursor_churn(
+            mk, spec, trips["acc"][first.closed], first.t[first.closed],
+            first.pnl[first.closed], first.liquidated[first.closed], params.capital,
+            params.churn_hazard * spec.base_scale * noise, engagement, created_day, churn_e,
+        )
+        weight, second, migrated_day = legs.weight, legs.second, legs.migrated_day
 
     # leave on the churn day: nothing opened from then on, positions closed that day
     cd = churn_day[trips["acc"]]
@@ -177,12 +224,27 @@ def simulate_block(ctx: VenueContext, block: int, first_account: int, n: int) ->
         },
         schema=ACCOUNTS.arrow_schema(),
     )
+    names = np.array(ARCHETYPE_NAMES)
+    has_second = second != NO_ARCHETYPE
+    # a migration after the account's last fill never happened
+    migrated = (migrated_day >= 0) & (
+        ~churned | (mk.start_us + migrated_day * DAY_US < churned_at)
+    )
+    blend = has_second & (migrated_day < 0)
     truth = pa.table(
         {
             "account_id": acc_ids,
-            "archetype": pa.array(np.array(ARCHETYPE_NAMES)[params.arch]),
+            "archetype": pa.array(names[params.arch]),
             "created_at": pa.array(created, ts),
             "churned_at": pa.array(churned_at, ts, mask=~churned),
+            "archetype_weight": pa.array(np.where(blend, weight, 1.0)),
+            "second_archetype": pa.array(names[np.where(blend, second, 0)], mask=~blend),
+            "second_weight": pa.array(np.where(blend, 1.0 - weight, 0.0)),
+            "migrated_to": pa.array(names[np.where(migrated, second, 0)], mask=~migrated),
+            "migrated_at": pa.array(mk.start_us + migrated_day * DAY_US, ts, mask=~migrated),
+            "churn_cause": pa.array(
+                np.array(CAUSES)[np.maximum(cause, 0)], mask=~churned
+            ),
         },
         schema=TRUTH.arrow_schema(),
     )

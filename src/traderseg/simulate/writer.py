@@ -28,6 +28,7 @@ from traderseg.errors import ConfigError
 from traderseg.schema import ACCOUNTS, MARKET, TRANSFERS, TRUTH
 from traderseg.settings import get_settings
 from traderseg.simulate.calendar import ExpiryCalendar
+from traderseg.simulate.difficulty import DEFAULT_DIFFICULTY, Difficulty, get_difficulty
 from traderseg.simulate.exits import ExitResolver
 from traderseg.simulate.market import UNDERLYINGS, MarketPath, build_market
 from traderseg.simulate.trips import event_multiplier
@@ -64,7 +65,9 @@ class SimulationSummary:
     seconds : float
         Wall time of the run.
     archetypes : dict
-        Accounts per archetype.
+        Accounts per (dominant) archetype.
+    difficulty : str
+        Level of the simulated venue (:mod:`traderseg.simulate.difficulty`).
     """
 
     out: Path
@@ -78,6 +81,7 @@ class SimulationSummary:
     synthetic_days: int
     seconds: float
     archetypes: dict[str, int] = field(default_factory=dict)
+    difficulty: str = DEFAULT_DIFFICULTY
 
     @property
     def fills_per_second(self) -> float:
@@ -119,6 +123,7 @@ def simulate_venue(
     start: date | None = None,
     chunk_accounts: int = DEFAULT_CHUNK_ACCOUNTS,
     progress: Callable[[int, int], None] | None = None,
+    difficulty: str | Difficulty = DEFAULT_DIFFICULTY,
 ) -> SimulationSummary:
     """Simulate a venue and write its canonical tables under ``out``.
 
@@ -138,6 +143,10 @@ def simulate_venue(
         Accounts per fills part (rounded up to whole blocks of 250).
     progress : callable, optional
         Called as ``progress(accounts_done, accounts_total)`` after each part.
+    difficulty : str or Difficulty
+        ``easy`` (the default: pure, well separated archetypes), ``realistic`` or
+        ``hard`` (blends, migrations, thin accounts, a regime change and churn with
+        precursors); see :mod:`traderseg.simulate.difficulty`.
 
     Returns
     -------
@@ -158,6 +167,7 @@ def simulate_venue(
         raise ConfigError(f"seed must be >= 0, got {seed}")
     if chunk_accounts < 1:
         raise ConfigError(f"chunk_accounts must be >= 1, got {chunk_accounts}")
+    level = get_difficulty(difficulty)
     began = time.perf_counter()
     start = start or DEFAULT_START
     out = Path(out)
@@ -173,6 +183,7 @@ def simulate_venue(
         calendar=ExpiryCalendar.for_window(start, days),
         resolver=ExitResolver(market),
         mult=event_multiplier(market),
+        difficulty=level,
     )
     per_part = -(-chunk_accounts // BLOCK_ACCOUNTS) * BLOCK_ACCOUNTS
     acc_t, truth_t, transfer_t = [], [], []
@@ -225,4 +236,5 @@ def simulate_venue(
         synthetic_days=market.synthetic_days,
         seconds=time.perf_counter() - began,
         archetypes=dict(sorted(counts.items())),
+        difficulty=level.name,
     )

@@ -187,6 +187,7 @@ def churn_backtest(
     volume_model: VolumeRegressor | None = None,
     n_threads: int | None = None,
     random_state: int | None = 0,
+    grace_days: float = 0.0,
 ) -> ChurnBacktest:
     """Train on earlier cutoffs, test on the last, against BG/NBD and recency baselines.
 
@@ -209,17 +210,22 @@ def churn_backtest(
         OpenMP threads of the default estimators (``None``: all cores).
     random_state : int or None
         Seed of the default estimators.
+    grace_days : float
+        0: churn is inactivity over the horizon; > 0: the account stopped within the
+        horizon (no fill in the ``grace_days`` after it), see
+        :func:`~traderseg.analysis.churn.dataset.churn_dataset`. A training cutoff's label
+        period then ends ``horizon_days + grace_days`` after it.
 
     Returns
     -------
     ChurnBacktest
         Metrics, calibration, volume R^2 and the test predictions.
     """
-    cuts = check_cutoffs(cutoffs, horizon_days)
+    cuts = check_cutoffs(cutoffs, horizon_days + grace_days)
     con, owned = store_connection(db)
     try:
         parts = [churn_dataset(con, c, horizon_days, activity_days=activity_days,
-                               windows=windows) for c in cuts]
+                               windows=windows, grace_days=grace_days) for c in cuts]
         test = parts[-1]
         bgnbd = bgnbd_churn_score(con, test.cutoff, test.labels.index)
     finally:

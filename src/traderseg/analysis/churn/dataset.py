@@ -3,7 +3,11 @@
 For a cutoff ``c``, a horizon of ``h`` days and an activity look-back of ``a`` days:
 
 * population: accounts with at least one fill in ``[c - a days, c)``;
-* ``churned``: the account has no fill in ``[c, c + h days)``;
+* ``churned``: the account has no fill in ``[c, c + h days)`` (``grace_days`` = 0, the
+  default: inactive over the horizon), or, with a grace period of ``g`` days, no fill in
+  ``[c + h days, c + h + g days)``: the account *stopped within the horizon*, whether it
+  still traded in the first days of it or not. The first label mixes dormant accounts
+  with leavers; the second asks who quits, the question the truth answers;
 * ``next_notional``: notional traded in ``[c, c + h days)``; ``prev_notional``: in
   ``[c - h days, c)`` (the "same as last period" baseline);
 * ``true_churned`` (simulated stores with a ``truth`` table): the account's true churn
@@ -37,10 +41,11 @@ DEFAULT_WINDOWS = ("7d", "30d", "90d")
 _LABEL_SQL = """
 SELECT account_id,
        COUNT(*) FILTER (WHERE ts >= $c AND ts < $end) AS next_fills,
+       COUNT(*) FILTER (WHERE ts >= $end AND ts < $grace_end) AS grace_fills,
        COALESCE(SUM(notional_usd) FILTER (WHERE ts >= $c AND ts < $end), 0) AS next_notional,
        COALESCE(SUM(notional_usd) FILTER (WHERE ts >= $prev AND ts < $c), 0) AS prev_notional
 FROM fills
-WHERE ts >= LEAST($look, $prev) AND ts < $end
+WHERE ts >= LEAST($look, $prev) AND ts < GREATEST($end, $grace_end)
 GROUP BY account_id
 HAVING COUNT(*) FILTER (WHERE ts >= $look AND ts < $c) > 0
 ORDER BY account_id
@@ -94,6 +99,7 @@ def churn_dataset(
     *,
     activity_days: float = 90.0,
     windows: Sequence[str] = DEFAULT_WINDOWS,
+    grace_days: float = 0.0,
 ) -> ChurnDataset:
     """Build the labelled population of one cutoff.
 
@@ -109,6 +115,9 @@ def churn_dataset(
         Look-back defining the population (active accounts).
     windows : sequence of str
         Feature windows.
+    grace_days : float
+        0: ``churned`` means inactive over the horizon; > 0: no fill in the
+        ``grace_days`` after the horizon (the account stopped within it).
 
     Returns
     -------
@@ -123,15 +132,19 @@ def churn_dataset(
     """
     if horizon_days <= 0 or activity_days <= 0:
         raise DataError("horizon_days and activity_days must be > 0")
+    if grace_days < 0:
+        raise DataError(f"grace_days must be >= 0, got {grace_days:g}")
     first, _ = fill_bounds(con)
     if cutoff <= first:
         raise DataError(f"cutoff outside the data: {cutoff.isoformat()} is not after the first "
                         f"fill ({first.isoformat()})")
     end = cutoff + pd.Timedelta(days=horizon_days)
-    check_covered(con, end)
+    grace_end = end + pd.Timedelta(days=grace_days)
+    check_covered(con, grace_end)
     params = {
         "c": cutoff.to_pydatetime(),
         "end": end.to_pydatetime(),
+        "grace_end": grace_end.to_pydatetime(),
         "prev": (cutoff - pd.Timedelta(days=horizon_days)).to_pydatetime(),
         "look": (cutoff - pd.Timedelta(days=activity_days)).to_pydatetime(),
     }
@@ -139,7 +152,9 @@ def churn_dataset(
     if labels.empty:
         raise DataError(f"no account traded in the {activity_days:g} days before "
                         f"{cutoff.isoformat()}")
-    labels["churned"] = labels.pop("next_fills") == 0
+    grace_fills = labels.pop("grace_fills")
+    next_fills = labels.pop("next_fills")
+    labels["churned"] = (grace_fills == 0) if grace_days > 0 else (next_fills == 0)
     labels = labels.astype({"next_notional": "float64", "prev_notional": "float64"})
     if has_truth(con):
         truth = con.execute(
