@@ -170,3 +170,15 @@ def test_order_later_fills_and_engines_do_not_change_features(fills, cut_hours, 
     tiles.rebuild(con)
     _same(base, compute_features(con, cut, windows, tiles="require"))
     _same(base, _online(shuffled, cut, windows, None))
+
+
+def test_tiles_not_current_when_fills_change_in_place(tmp_path):
+    con = fills_store(random_fills(n=300, accounts=5, seed=2), tmp_path / "s.duckdb")
+    tiles.rebuild(con)
+    assert tiles.status(con)[0]
+    con.execute("UPDATE fills SET fee_usd = fee_usd * 100 WHERE fill_id = 'f7'")
+    ok, why = tiles.status(con)
+    assert not ok and "changed after the tiles were built" in why
+    # features then come from the fills, and match them
+    _same(compute_features(con, CUT, ("all",), tiles="never"),
+          compute_features(con, CUT, ("all",), tiles="auto"))

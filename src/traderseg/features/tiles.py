@@ -4,8 +4,9 @@
 every (account, day) the run touched are recomputed from the fills of those account-days,
 so a refresh costs the new fills' days, not the history. :func:`rebuild` recomputes all
 of them. A tile set is *current* when its version (a digest of the measure declarations)
-matches and it was built over exactly the fills the store holds (row count); otherwise
-the features are computed from the fills and the reason is logged.
+matches and it was built over exactly the fills the store holds (row count and a
+fingerprint of the columns the measures read, so fills changed by anything but ingest are
+noticed); otherwise the features are computed from the fills and the reason is logged.
 
 Tables: ``tiles_day`` (scalar measures and paired legs), ``tiles_map_{name}`` (per-key
 maps), ``tiles_sketch_{name}`` (sketch buckets) and ``tiles_meta``.
@@ -70,6 +71,17 @@ def _fills_rows(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
+def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+    """Order-free digest of the fills columns the measures read (count and xor of row hashes).
+
+    It changes whenever a row the tiles summarise is added, removed or altered, whatever
+    wrote it; computing it is one scan of those columns.
+    """
+    cols = ", ".join(c for c in MEASURE_SET.read_columns())
+    row = con.execute(f"SELECT count(*), bit_xor(hash({cols})) FROM fills").fetchone()
+    return f"{int(row[0]) if row else 0}:{row[1] if row else 0}"
+
+
 def status(con: duckdb.DuckDBPyConnection) -> tuple[bool, str]:
     """Whether the store's tiles are current, and why not."""
     names = {r[0] for r in con.execute(
@@ -77,7 +89,12 @@ def status(con: duckdb.DuckDBPyConnection) -> tuple[bool, str]:
     ).fetchall()}
     if META not in names or not set(table_names().values()) <= names:
         return False, "the store has no tiles"
-    row = con.execute(f"SELECT version, fills_rows FROM {META}").fetchone()
+    meta_cols = {r[0] for r in con.execute(
+        f"SELECT column_name FROM information_schema.columns WHERE table_name = '{META}'"
+    ).fetchall()}
+    if "fingerprint" not in meta_cols:
+        return False, "the tiles were built by an earlier version"
+    row = con.execute(f"SELECT version, fills_rows, fingerprint FROM {META}").fetchone()
     if row is None:
         return False, "the store has no tiles"
     if row[0] != TILES_VERSION:
@@ -85,13 +102,16 @@ def status(con: duckdb.DuckDBPyConnection) -> tuple[bool, str]:
     rows = _fills_rows(con)
     if int(row[1]) != rows:
         return False, f"the tiles cover {int(row[1]):,} fills, the store holds {rows:,}"
+    if row[2] != fingerprint(con):
+        return False, "the fills changed after the tiles were built (not through ingest)"
     return True, "current"
 
 
 def _write_meta(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE OR REPLACE TABLE {META} (version VARCHAR, fills_rows BIGINT, "
-                "built_at TIMESTAMPTZ)")
-    con.execute(f"INSERT INTO {META} VALUES (?, ?, now())", [TILES_VERSION, _fills_rows(con)])
+                "fingerprint VARCHAR, built_at TIMESTAMPTZ)")
+    con.execute(f"INSERT INTO {META} VALUES (?, ?, ?, now())",
+                [TILES_VERSION, _fills_rows(con), fingerprint(con)])
 
 
 def rebuild(con: duckdb.DuckDBPyConnection) -> int:
@@ -141,6 +161,11 @@ def status_before(con: duckdb.DuckDBPyConnection, rows_before: int) -> tuple[boo
     ).fetchall()}
     if META not in names or not set(table_names().values()) <= names:
         return False, "the store has no tiles"
+    cols = {r[0] for r in con.execute(
+        f"SELECT column_name FROM information_schema.columns WHERE table_name = '{META}'"
+    ).fetchall()}
+    if "fingerprint" not in cols:
+        return False, "the tiles were built by an earlier version"
     row = con.execute(f"SELECT version, fills_rows FROM {META}").fetchone()
     if row is None or row[0] != TILES_VERSION:
         return False, "the tiles were built by other measures"

@@ -34,6 +34,9 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "traderseg.segment.estimator.TraderSegmenter",
     "traderseg.segment.preprocess.FeaturePreprocessor",
     "traderseg.segment.preprocess.ColumnSpec",
+    # the preprocessor's SimpleImputer records the dtype it was fitted on (a plain dtype
+    # object, constructed from its name; no code runs)
+    "numpy.dtype",
 )
 """Our own types a model file may reference; anything else unknown is refused."""
 

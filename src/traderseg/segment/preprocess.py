@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.impute import SimpleImputer
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from traderseg.errors import DataError, SchemaError
@@ -190,11 +191,18 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
         self.specs_ = column_specs(names)
         self._check_values(A)
         T = self._hint(A, fitting=True)
-        self.impute_values_ = {}
-        for j, spec in enumerate(self.specs_):
-            if spec.needs is not None:
-                present = T[~np.isnan(T[:, j]), j]
-                self.impute_values_[spec.name] = float(np.median(present)) if present.size else 0.0
+        # subset features (``needs``) take the median of the accounts that have them, in
+        # the transformed space; a subset no account has is filled with 0
+        self.needs_index_ = [j for j, spec in enumerate(self.specs_) if spec.needs is not None]
+        self.imputer_ = None
+        if self.needs_index_:
+            self.imputer_ = SimpleImputer(strategy="median", keep_empty_features=True)
+            self.imputer_.fit(T[:, self.needs_index_])
+        stats = [] if self.imputer_ is None else list(self.imputer_.statistics_)
+        self.impute_values_ = {
+            self.specs_[j].name: float(0.0 if np.isnan(v) else v)
+            for j, v in zip(self.needs_index_, stats, strict=True)
+        }
         self.indicators_ = self._plan_indicators(names)
         T = self._complete(A, T)
         center = np.median(T, axis=0)
@@ -317,10 +325,8 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
         return planned
 
     def _complete(self, A: np.ndarray, T: np.ndarray) -> np.ndarray:
-        for j, spec in enumerate(self.specs_):
-            if spec.needs is not None:
-                col = T[:, j]
-                col[np.isnan(col)] = self.impute_values_[spec.name]
+        if self.imputer_ is not None:
+            T[:, self.needs_index_] = self.imputer_.transform(T[:, self.needs_index_])
         if not self.indicators_:
             return T
         idx = {s.name: j for j, s in enumerate(self.specs_)}
