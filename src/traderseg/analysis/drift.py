@@ -1,11 +1,14 @@
 """Drift between two feature frames: population stability index (PSI) per column.
 
 For a numeric column the reference values are cut at their deciles (the distinct
-interior quantiles ``1/bins .. (bins-1)/bins``, linear interpolation); bins are closed on
-the right, ``(-inf, e1], (e1, e2], ..., (ek, inf)``, so a value exactly at an edge falls
-in the lower bin. Missing values (NaN: an option feature of an account without options)
-form a bin of their own, so a change in how many accounts have the feature at all is
-drift too. A categorical column (segment ids, lifecycle stages) has one bin per value.
+interior quantiles ``1/bins .. (bins-1)/bins``, linear interpolation); bins are closed
+on the right, ``(-inf, e1], (e1, e2], ..., (ek, inf)``, so a value exactly at an edge
+falls in the lower bin. Values are first rounded to 36 significant bits (about 11
+digits), so a share computed as exactly 0.5 in one run and as 0.5000000000000001 in
+another (floating-point sums in a different order) falls in the same bin. Missing values
+(NaN: an option feature of an account without options) form a bin of their own, so a
+change in how many accounts have the feature at all is drift too. A categorical column
+(segment ids, lifecycle stages) has one bin per value.
 
 With ``r_i`` and ``c_i`` the reference and current shares of bin ``i``, each floored at
 :data:`EPSILON` so an empty bin stays finite,
@@ -59,6 +62,12 @@ def _psi_from_counts(ref: np.ndarray, cur: np.ndarray) -> float:
     return float(np.sum((c - r) * np.log(c / r)))
 
 
+def _snap(x: np.ndarray) -> np.ndarray:
+    """Round to 36 significant bits: last-bit noise of a sum does not move a bin."""
+    mantissa, exponent = np.frexp(x)
+    return np.ldexp(np.round(mantissa * 2.0**36) / 2.0**36, exponent)
+
+
 def _nonempty(values: np.ndarray | pd.Series, name: str, what: str) -> None:
     if len(values) == 0:
         raise DataError(f"{name}: the {what} sample is empty")
@@ -95,8 +104,8 @@ def numeric_psi(
     """
     if not isinstance(bins, int | np.integer) or bins < 2:
         raise SchemaError(f"bins must be an integer of at least 2, got {bins!r}")
-    r = np.asarray(reference, dtype="float64")
-    c = np.asarray(current, dtype="float64")
+    r = _snap(np.asarray(reference, dtype="float64"))
+    c = _snap(np.asarray(current, dtype="float64"))
     _nonempty(r, name, "reference")
     _nonempty(c, name, "current")
     present = r[~np.isnan(r)]

@@ -29,7 +29,7 @@ from traderseg.segment.overlays import LIFECYCLE_STAGES, VALUE_TIERS  # noqa: E4
 STYLE = {
     "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "axes.spines.top": False,
     "axes.spines.right": False, "legend.frameon": False, "svg.fonttype": "none",
-    "figure.dpi": 100, "savefig.dpi": 150,
+    "figure.dpi": 100, "savefig.dpi": 150, "svg.hashsalt": "traderseg",
 }
 LEVEL_COLOURS = {"stable": "#4c9a6a", "moderate": "#e0a526", "significant": "#c8412f"}
 EVENT_COLOURS = {"crash": "#c8412f", "rally": "#2f8f4e", "vol_spike": "#7b4fc8",

@@ -2,10 +2,11 @@
 
 Pictures are inline SVG (text stays text: searchable, selectable, crisp when zoomed;
 dense scatter layers are embedded as PNG inside the SVG). Every id inside a picture is
-prefixed with the picture's own id, so the pictures cannot capture each other's clip
-paths or glyphs. The page loads nothing: no script, font, style sheet or image from
-anywhere, so it opens the same offline, from a mail attachment or a file share. All
-text from the data (segment names, descriptions, groups) is escaped by the template.
+renumbered under the picture's own id, so the pictures cannot capture each other's clip
+paths or glyphs and the same data always gives the same file. The page loads nothing: no
+script, font, style sheet or image from anywhere, so it opens the same offline, from a
+mail attachment or a file share. All text from the data (segment names, descriptions,
+groups) is escaped by the template.
 """
 
 from __future__ import annotations
@@ -43,8 +44,13 @@ def svg_markup(fig: Figure, key: str) -> Markup:
     plt.close(fig)
     text = buf.getvalue()
     text = text[text.index("<svg"):]  # drop the XML prolog and doctype: invalid inside HTML
-    text = _ID.sub(lambda m: f'id="{key}-{m.group(1)}"', text)
-    text = _REF.sub(lambda m: f"{m.group(1)}{key}-{m.group(2)}", text)
+    # matplotlib hashes some ids from object reprs (memory addresses): number them instead,
+    # in order of appearance, so the same figure always gives the same markup
+    ids: dict[str, str] = {}
+    for m in _ID.finditer(text):
+        ids.setdefault(m.group(1), f"{key}-{len(ids)}")
+    text = _ID.sub(lambda m: f'id="{ids[m.group(1)]}"', text)
+    text = _REF.sub(lambda m: m.group(1) + ids.get(m.group(2), f"{key}-{m.group(2)}"), text)
     return Markup(text)
 
 

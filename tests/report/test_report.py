@@ -1,0 +1,130 @@
+"""The report file: complete, self-contained, escaped, reproducible; its CLI."""
+
+import json
+import re
+import shutil
+
+import duckdb
+import pytest
+
+from helpers.cli import run_cli
+from traderseg.errors import DataError
+from traderseg.report import build_report
+from traderseg.report.collect import collect_report
+
+from .conftest import FIT_AS_OF, REPORT_AS_OF
+
+SECTIONS = ("overview", "segments", "profiles", "map", "options", "risk", "migration",
+            "events", "drift", "bias", "method")
+FIGURES = ("fig-sizes", "fig-weekly", "fig-k", "fig-profile", "fig-map", "fig-options",
+           "fig-tenor", "fig-risk", "fig-lifecycle", "fig-tiers", "fig-migration",
+           "fig-market", "fig-study", "fig-drift", "fig-shares", "fig-bias-rates",
+           "fig-bias-mix")
+
+
+@pytest.fixture(scope="module")
+def html(built):
+    return built.path.read_text(encoding="utf-8")
+
+
+def test_every_section_and_picture_is_there(built, html):
+    assert built.unavailable == {}
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in html
+    for fig in FIGURES:
+        assert f'data-figure="{fig}"' in html, fig
+    assert "data-unavailable" not in html
+    for name in built.data.names.values():
+        assert name.replace("/", "/") in html
+
+
+def test_the_page_loads_nothing_from_anywhere(html):
+    assert "<script" not in html.lower()
+    assert "<link" not in html.lower()
+    assert "@import" not in html
+    # every src/href is an in-page anchor or inline data
+    for attr in re.findall(r'(?:src|href)="([^"]*)"', html):
+        assert attr.startswith(("#", "data:")), attr
+    assert not re.search(r"url\((?!#)", html), "a CSS or SVG url() points outside the page"
+
+
+def test_ids_are_unique_across_the_inlined_pictures(html):
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    assert not dup, dup[:10]
+    for ref in re.findall(r'url\(#([^)]+)\)|href="#([^"]+)"', html):
+        target = ref[0] or ref[1]
+        assert target in ids, target
+
+
+def test_cutoffs_and_figures_are_the_ones_asked_for(built, html):
+    d = built.data
+    assert d.as_of.isoformat().startswith(REPORT_AS_OF)
+    assert d.compare_as_of.isoformat().startswith(FIT_AS_OF)  # the training cutoff
+    assert f"{d.venue['accounts']:,}" in html
+    step = d.sections["migration"].data["step"]
+    assert int(step.counts.to_numpy().sum()) == d.sections["migration"].data["summary"].iloc[0][
+        "accounts_start"] + d.sections["migration"].data["summary"].iloc[0]["entered"]
+    assert d.segments["accounts"].sum() == d.venue["accounts"]
+    assert d.segments["revenue_usd"].sum() == pytest.approx(d.venue["revenue_usd"])
+
+
+def test_same_inputs_give_the_same_file(venue, built, tmp_path):
+    _, db, model = venue
+    again = build_report(db, model, tmp_path / "again.html", as_of=REPORT_AS_OF)
+    assert again.path.read_bytes() == built.path.read_bytes()
+
+
+def test_text_from_the_data_is_escaped(venue, tmp_path):
+    _, db, model = venue
+    copy = tmp_path / "model"
+    shutil.copytree(model, copy)
+    meta_path = copy / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["segments"][0]["name"] = "<b>evil</b> & co"
+    meta["segments"][0]["description"] = "<script>alert(1)</script>"
+    meta_path.write_text(json.dumps(meta))
+    html = build_report(db, copy, tmp_path / "r.html", as_of=REPORT_AS_OF).path.read_text()
+    assert "<b>evil</b>" not in html and "<script>" not in html
+    assert "&lt;b&gt;evil&lt;/b&gt; &amp; co" in html  # in the tables and inside the SVG text
+
+
+def test_a_section_without_its_data_says_why(venue, tmp_path):
+    root, db, model = venue
+    bare = tmp_path / "bare.duckdb"
+    shutil.copy(db, bare)
+    con = duckdb.connect(str(bare))
+    con.execute("DELETE FROM accounts")
+    con.close()
+    built = build_report(bare, model, tmp_path / "bare.html", as_of=REPORT_AS_OF)
+    assert set(built.unavailable) == {"bias"}
+    html = built.path.read_text()
+    assert 'data-unavailable="bias"' in html and "accounts table is empty" in html
+    assert 'data-figure="fig-bias-rates"' not in html and 'data-figure="fig-map"' in html
+
+
+def test_report_at_the_training_cutoff_compares_with_thirty_days_before(venue):
+    _, db, model = venue
+    data = collect_report(db, model)
+    assert str(data.compare_as_of.date()) == "2024-01-16"
+
+
+def test_a_comparison_cutoff_not_before_the_report_is_refused(venue):
+    _, db, model = venue
+    with pytest.raises(DataError, match="not before the report cutoff"):
+        collect_report(db, model, as_of=FIT_AS_OF, compare_as_of=REPORT_AS_OF)
+
+
+def test_cli_writes_the_report_and_reports_errors_in_one_line(venue, tmp_path, capsys):
+    _, db, model = venue
+    out = tmp_path / "cli" / "report.html"
+    code, stdout, _ = run_cli(["report", "--db", str(db), "--model", str(model), "--out",
+                               str(out), "--as-of", REPORT_AS_OF], capsys)
+    assert code == 0 and out.is_file() and "wrote" in stdout
+    code, _, err = run_cli(["report", "--db", str(tmp_path / "none.duckdb"), "--model",
+                            str(model)], capsys)
+    err = " ".join(err.split())  # the console wraps long lines
+    assert code == 2 and "store not found" in err and "Traceback" not in err
+    code, _, err = run_cli(["report", "--db", str(db), "--model", str(tmp_path)], capsys)
+    err = " ".join(err.split())
+    assert code == 2 and "metadata.json not found" in err and "Traceback" not in err
