@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+from html import escape as html_escape
 
 import duckdb
 import pytest
@@ -35,7 +36,7 @@ def test_every_section_and_picture_is_there(built, html):
         assert f'data-figure="{fig}"' in html, fig
     assert "data-unavailable" not in html
     for name in built.data.names.values():
-        assert name.replace("/", "/") in html
+        assert html_escape(name) in html
 
 
 def test_the_page_loads_nothing_from_anywhere(html):
@@ -128,3 +129,23 @@ def test_cli_writes_the_report_and_reports_errors_in_one_line(venue, tmp_path, c
     code, _, err = run_cli(["report", "--db", str(db), "--model", str(tmp_path)], capsys)
     err = " ".join(err.split())
     assert code == 2 and "metadata.json not found" in err and "Traceback" not in err
+
+
+def test_pictures_of_many_accounts_draw_a_seeded_sample():
+    from traderseg.report.collect import MAP_POINTS, _sample
+
+    assert list(_sample(MAP_POINTS, 0)) == list(range(MAP_POINTS))  # exactly at the cap: all
+    rows = _sample(MAP_POINTS + 1, 0)
+    assert len(rows) == MAP_POINTS and len(set(rows)) == MAP_POINTS
+    assert (rows == _sample(MAP_POINTS + 1, 0)).all() and (rows[:-1] < rows[1:]).all()
+
+
+def test_the_map_and_option_scatter_stop_at_the_cap(venue, monkeypatch):
+    import traderseg.report.collect as collect
+
+    _, db, model = venue
+    monkeypatch.setattr(collect, "MAP_POINTS", 50)
+    data = collect.collect_report(db, model, as_of=REPORT_AS_OF)
+    mp, opt = data.sections["map"].data, data.sections["options"].data
+    assert len(mp["points"]) == 50 and mp["n_accounts"] == len(data.features)
+    assert len(opt["accounts"]) == 50 and opt["n_option_accounts"] > 50

@@ -87,7 +87,7 @@ def segment_size_revenue(segments: pd.DataFrame, colours: Mapping[int, str],
     ax.set_xlabel("% of all accounts / % of net fee revenue")
     for yy, v in zip(y - h / 2, seg["revenue_share"] * 100, strict=True):
         ax.text(v, yy, f" {v:.1f}%", va="center", ha="left" if v >= 0 else "right", fontsize=8)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 
 

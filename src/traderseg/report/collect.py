@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 
 
 MAP_POINTS = 5000
-"""Accounts drawn on the 2-D map at most (a seeded sample beyond that)."""
+"""Accounts drawn on the map and the option scatter at most (a seeded sample beyond)."""
 COMPARE_DAYS = 30
 EVENT_WINDOW = (-5, 5)
 EVENT_ESTIMATION = (-30, -6)
@@ -189,7 +189,8 @@ def collect_report(
             else Section(unavailable="the number of segments was fixed, not chosen"),
             "profile": _attempt("profile", lambda: _profile(model, feats, assign)),
             "map": _attempt("map", lambda: _map(model, feats, assign, random_state)),
-            "options": _attempt("options", lambda: _options(model, feats, assign)),
+            "options": _attempt("options",
+                                lambda: _options(model, feats, assign, random_state)),
             "overlays": Section({"assignments": assign}),
             "revenue": Section({"by_period": prof.by_period}),
         }
@@ -264,10 +265,7 @@ def _map(model: TraderSegmenter, feats: pd.DataFrame, assign: pd.DataFrame,
     if Z.shape[0] < 3:
         raise DataError(f"a map needs at least 3 accounts, got {Z.shape[0]}")
     pca = PCA(n_components=2, random_state=random_state).fit(Z)
-    rng = np.random.default_rng(random_state)
-    rows = np.arange(Z.shape[0])
-    if rows.size > MAP_POINTS:
-        rows = np.sort(rng.choice(rows, MAP_POINTS, replace=False))
+    rows = _sample(Z.shape[0], random_state)
     xy = pca.transform(Z[rows])
     points = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1],
                            "segment": assign["segment"].to_numpy()[rows]})
@@ -278,8 +276,17 @@ def _map(model: TraderSegmenter, feats: pd.DataFrame, assign: pd.DataFrame,
             "explained": [float(v) for v in pca.explained_variance_ratio_]}
 
 
-def _options(model: TraderSegmenter, feats: pd.DataFrame,
-             assign: pd.DataFrame) -> dict[str, Any]:
+def _sample(n: int, random_state: int) -> np.ndarray:
+    """Row positions to draw: all of them, or a seeded sample of :data:`MAP_POINTS`."""
+    rows = np.arange(n)
+    if n > MAP_POINTS:
+        rows = np.sort(np.random.default_rng(random_state).choice(rows, MAP_POINTS,
+                                                                   replace=False))
+    return rows
+
+
+def _options(model: TraderSegmenter, feats: pd.DataFrame, assign: pd.DataFrame,
+             random_state: int) -> dict[str, Any]:
     w = _model_window(model)
     share = feats[f"option_share__{w}"].to_numpy(float)
     seg = assign["segment"].to_numpy()
@@ -292,7 +299,8 @@ def _options(model: TraderSegmenter, feats: pd.DataFrame,
     per = opt.groupby("segment").median()
     per.insert(0, "option_accounts", opt.groupby("segment").size())
     per.insert(1, "option_share", pd.Series(share, index=seg).groupby(level=0).mean())
-    return {"per_segment": per, "accounts": opt.reset_index(drop=True), "window": w}
+    shown = opt.iloc[_sample(len(opt), random_state)].reset_index(drop=True)
+    return {"per_segment": per, "accounts": shown, "n_option_accounts": len(opt), "window": w}
 
 
 def _earlier(con: duckdb.DuckDBPyConnection, model: TraderSegmenter, names: dict[int, str],

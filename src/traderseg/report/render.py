@@ -238,8 +238,11 @@ def _options(section: Section, names: Mapping[int, str], colours: Mapping[int, s
     per, accts = section.data["per_segment"], section.data["accounts"]
     add("fig-options", "Options behaviour per segment: medians over the accounts that traded "
         "options.", lambda: charts.option_mix(per, names))
-    add("fig-tenor", "Each option trader: mean |delta| against mean days to expiry; dot size "
-        "grows with the share of premium bought.",
+    n_all = section.data["n_option_accounts"]
+    drawn = "Each option trader" if len(accts) == n_all else (
+        f"{len(accts):,} of the {n_all:,} option traders (a seeded sample)")
+    add("fig-tenor", f"{drawn}: mean |delta| against mean days to expiry; dot size grows "
+        "with the share of premium bought.",
         lambda: charts.option_tenor_delta(accts, names, colours))
     frame = per.reset_index().assign(label=lambda f: f["segment"].map(label))
     tabs["options"] = table(frame, [
