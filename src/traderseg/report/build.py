@@ -61,7 +61,8 @@ def build_report(
     title : str, optional
         Page title.
     generated_at : datetime, optional
-        Time printed in the footer (none by default, so the same inputs give the same file).
+        Time printed in the footer (none by default: the same data renders to the same
+        file).
     **collect_options
         Passed to :func:`~traderseg.report.collect.collect_report` (event windows, seed).
 

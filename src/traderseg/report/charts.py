@@ -86,7 +86,8 @@ def segment_size_revenue(segments: pd.DataFrame, colours: Mapping[int, str],
     ax.axvline(0, color="#555", lw=0.6)
     ax.set_xlabel("% of all accounts / % of net fee revenue")
     for yy, v in zip(y - h / 2, seg["revenue_share"] * 100, strict=True):
-        ax.text(v, yy, f" {v:.1f}%", va="center", ha="left" if v >= 0 else "right", fontsize=8)
+        # a rebate segment's label stays right of zero, clear of the segment names
+        ax.text(max(v, 0.0), yy, f" {v:.1f}%", va="center", ha="left", fontsize=8)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 

@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from traderseg import __version__
 from traderseg.analysis.drift import PSI_MODERATE, PSI_SIGNIFICANT
 from traderseg.analysis.migration import RISK_THRESHOLD
+from traderseg.features.compute import parse_as_of
 from traderseg.report import charts
 from traderseg.report.collect import ReportData, Section
 from traderseg.segment.overlays import LIFECYCLE_STAGES
@@ -150,7 +151,7 @@ def build_context(data: ReportData, *, title: str | None = None) -> dict[str, An
         "title": title or f"Trader segments as of {data.as_of:%Y-%m-%d}",
         "as_of": f"{data.as_of:%Y-%m-%d %H:%M} UTC",
         "compare_as_of": f"{data.compare_as_of:%Y-%m-%d %H:%M} UTC",
-        "trained_as_of": str(data.meta.get("as_of")),
+        "trained_as_of": f"{parse_as_of(data.meta['as_of']):%Y-%m-%d %H:%M} UTC",
         "model": {"dir": str(data.model_dir), "method": data.meta.get("method"),
                   "k": data.meta.get("n_segments"),
                   "catalog": data.meta.get("catalog_version"),
