@@ -35,6 +35,8 @@ import pandas as pd
 from sklearn.decomposition import PCA
 
 from traderseg.analysis.bias import BiasAudit, bias_audit
+from traderseg.analysis.clv import venue_clv
+from traderseg.analysis.concentration import gini, lorenz_curve
 from traderseg.analysis.drift import categorical_psi, drift_level, feature_drift
 from traderseg.analysis.events import detect_events, event_study, load_market
 from traderseg.analysis.events.activity import segment_activity
@@ -45,6 +47,7 @@ from traderseg.analysis.profitability import (
     fill_bounds,
     open_store,
     profitability,
+    read_assignments,
 )
 from traderseg.errors import DataError, TradersegError
 from traderseg.features.catalog import split_column
@@ -59,12 +62,17 @@ logger = logging.getLogger(__name__)
 
 MAP_POINTS = 5000
 """Accounts drawn on the map and the option scatter at most (a seeded sample beyond)."""
+LORENZ_POINTS = 101
+"""Points of each Lorenz curve (read at evenly spaced population shares beyond)."""
+DELTA_BIN = 0.05
+"""Width of the |delta| bins of the option fills."""
 COMPARE_DAYS = 30
 EVENT_WINDOW = (-5, 5)
 EVENT_ESTIMATION = (-30, -6)
 OPTION_METRICS = (
     "call_share", "long_premium_share", "put_buy_share", "deep_otm_share",
     "short_dated_share", "straddle_share", "mean_abs_delta", "mean_days_to_expiry",
+    "mean_abs_log_moneyness",
 )
 
 
@@ -134,6 +142,8 @@ def collect_report(
     event_window: tuple[int, int] = EVENT_WINDOW,
     event_estimation: tuple[int, int] = EVENT_ESTIMATION,
     random_state: int = 0,
+    assignments: pd.DataFrame | str | Path | None = None,
+    previous: pd.DataFrame | str | Path | None = None,
 ) -> ReportData:
     """Run the analyses the report shows.
 
@@ -151,6 +161,14 @@ def collect_report(
         Event and estimation windows of the event study, in days around the event.
     random_state : int
         Seed of the map's sample.
+    assignments : pandas.DataFrame, str or Path, optional
+        Segments at the report cutoff to show instead of the model's predictions (a frame
+        or Parquet file with ``account_id``, ``segment``, ``segment_name``); the overlays
+        still come from the features. Accounts in it without fills before the cutoff are
+        left out and counted in ``venue["assignments_left_out"]``.
+    previous : pandas.DataFrame, str or Path, optional
+        Earlier assignments to migrate from, instead of the model's predictions at the
+        comparison cutoff.
 
     Returns
     -------
@@ -181,8 +199,12 @@ def collect_report(
         if feats.empty:
             raise DataError(f"no account has fills before {cutoff.isoformat()}")
         assign = assignments_frame(model, feats, names)
+        left_out = 0
+        if assignments is not None:
+            assign, left_out = _replace_segments(assign, read_assignments(assignments))
         prof = profitability(con, assign, end=cutoff, freq="week")
         venue = _venue(con, prof, cutoff, len(feats))
+        venue["assignments_left_out"] = left_out
         segments = _segments(meta, assign, prof)
         sections = {
             "selection": Section({"table": model.selection_.copy()}) if len(model.selection_)
@@ -193,11 +215,17 @@ def collect_report(
                                 lambda: _options(model, feats, assign, random_state)),
             "overlays": Section({"assignments": assign}),
             "revenue": Section({"by_period": prof.by_period}),
+            "option_fills": _attempt("option_fills", lambda: _option_fills(con, assign, cutoff)),
+            "leverage": _attempt("leverage", lambda: _leverage(model, feats, assign)),
+            "concentration": _attempt("concentration",
+                                      lambda: _concentration(con, assign, cutoff, names)),
+            "clv": _clv(con, assign, cutoff),
         }
         earlier_parts = _attempt(
             "comparison", lambda: _earlier(con, model, names, windows, earlier))
         for key, build in (
-            ("migration", lambda: _migration(earlier_parts, assign, earlier, cutoff)),
+            ("migration", lambda: _migration(earlier_parts, assign, earlier, cutoff,
+                                             previous)),
             ("drift", lambda: _drift(earlier_parts, model, feats, assign)),
         ):
             sections[key] = _attempt(key, build)
@@ -244,8 +272,12 @@ def _segments(meta: dict[str, Any], assign: pd.DataFrame,
                                  "revenue_share", "revenue_per_account", "revenue_bps",
                                  "pnl_usd", "losing_share", "top10_share", "gini")},
         })
-    return pd.DataFrame(rows).sort_values(["accounts", "segment"], ascending=[False, True],
-                                          ignore_index=True)
+    out = pd.DataFrame(rows)
+    gross = out["pnl_usd"].abs().sum()
+    # PnL has both signs: each segment's share of the gross |PnL|, keeping its sign
+    out["pnl_share"] = out["pnl_usd"] / gross if gross > 0 else np.nan
+    return out.sort_values(["accounts", "segment"], ascending=[False, True],
+                           ignore_index=True)
 
 
 def _model_window(model: TraderSegmenter) -> str:
@@ -319,11 +351,13 @@ def _need(section: Section) -> dict[str, Any]:
     return section.data
 
 
-def _migration(earlier: Section, assign: pd.DataFrame, start: datetime,
-               end: datetime) -> dict[str, Any]:
-    before = _need(earlier)["assignments"]
+def _migration(earlier: Section, assign: pd.DataFrame, start: datetime, end: datetime,
+               previous: pd.DataFrame | str | Path | None) -> dict[str, Any]:
+    before = (read_assignments(previous) if previous is not None
+              else _need(earlier)["assignments"])
     rep: MigrationReport = migration([(start.date(), before), (end.date(), assign)])
-    return {"step": rep.steps[0], "summary": rep.summary, "flows": rep.flows}
+    return {"step": rep.steps[0], "summary": rep.summary, "flows": rep.flows,
+            "from_file": previous is not None}
 
 
 def _drift(earlier: Section, model: TraderSegmenter, feats: pd.DataFrame,
@@ -378,3 +412,151 @@ def _bias(con: duckdb.DuckDBPyConnection, assign: pd.DataFrame) -> dict[str, Any
         raise DataError("the store's accounts table is empty: no attributes to audit")
     audit: BiasAudit = bias_audit(assign, accounts)
     return {"audit": audit}
+
+
+def _replace_segments(computed: pd.DataFrame, given: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Put the given segments over the computed overlays; count the accounts left out."""
+    keep = computed.drop(columns=["segment", "segment_name"])
+    out = keep.merge(given[["account_id", "segment", "segment_name"]], on="account_id",
+                     how="inner")
+    left_out = len(given) - len(out)
+    if left_out:
+        logger.warning("%d account(s) of the assignments have no fills before the report "
+                       "cutoff; left out", left_out)
+    if out.empty:
+        raise DataError("none of the accounts in the assignments has fills before the "
+                        "report cutoff")
+    return out, left_out
+
+
+_OPTION_FILLS_SQL = """
+SELECT a.segment,
+       -- a |delta| on a bin edge starts that bin (0.15 / 0.05 is 2.9999... in floats)
+       LEAST(FLOOR(ABS(f.delta) / $bin + 1e-9), $top) * $bin AS bin_low,
+       COUNT(*) AS fills
+FROM fills f JOIN asg a ON f.account_id = a.account_id
+WHERE f.kind = 'option' AND f.ts < $cutoff AND f.delta IS NOT NULL
+GROUP BY ALL ORDER BY ALL
+"""
+_PREMIUM_SQL = """
+SELECT a.segment,
+       SUM(CASE WHEN f.side = 'buy' THEN f.qty * f.price ELSE 0 END) AS bought_usd,
+       SUM(CASE WHEN f.side = 'sell' THEN f.qty * f.price ELSE 0 END) AS written_usd,
+       COUNT(*) AS opening_fills
+FROM fills f JOIN asg a ON f.account_id = a.account_id
+WHERE f.kind = 'option' AND f.ts < $cutoff AND COALESCE(f.position_effect, 'open') = 'open'
+GROUP BY ALL ORDER BY ALL
+"""
+
+
+def _with_assignments(con: duckdb.DuckDBPyConnection, assign: pd.DataFrame, sql: str,
+                      params: dict[str, Any]) -> pd.DataFrame:
+    asg = assign[["account_id", "segment"]]  # noqa: F841  (read by DuckDB by name)
+    cur = con.cursor()
+    try:
+        cur.register("asg", asg)
+        return cur.execute(sql, params).df()
+    finally:
+        cur.close()
+
+
+def _option_fills(con: duckdb.DuckDBPyConnection, assign: pd.DataFrame,
+                  cutoff: datetime) -> dict[str, Any]:
+    """|delta| histogram of option fills and premium bought vs written, per segment.
+
+    Premium is ``qty * price`` (USD per contract) of opening fills (all option fills when
+    the source carries no ``position_effect``): bought on buys, written on sells.
+    """
+    top = int(round(1.0 / DELTA_BIN)) - 1  # |delta| = 1 falls in the last bin
+    hist = _with_assignments(con, assign, _OPTION_FILLS_SQL,
+                             {"bin": DELTA_BIN, "top": top, "cutoff": cutoff})
+    premium = _with_assignments(con, assign, _PREMIUM_SQL, {"cutoff": cutoff})
+    if premium.empty:
+        raise DataError("no option fill before the report cutoff")
+    hist["bin_low"] = hist["bin_low"].astype(float).round(6)
+    for frame in (hist, premium):
+        frame["segment"] = frame["segment"].astype("int64")
+    premium = premium.sort_values("segment", ignore_index=True)
+    return {"delta_hist": hist, "premium": premium}
+
+
+def _leverage(model: TraderSegmenter, feats: pd.DataFrame,
+              assign: pd.DataFrame) -> dict[str, Any]:
+    """Leverage quantiles and share of accounts liquidated, over accounts where known."""
+    w = _model_window(model)
+    lev_col, liq_col = f"leverage_mean__{w}", f"liquidation_count__{w}"
+    if lev_col not in feats.columns or liq_col not in feats.columns:
+        raise DataError(f"the features have no {lev_col} or {liq_col}")
+    frame = pd.DataFrame({"segment": assign["segment"].to_numpy(),
+                          "leverage": feats[lev_col].to_numpy(float),
+                          "liquidations": feats[liq_col].to_numpy(float)})
+    if frame["leverage"].notna().sum() == 0 and frame["liquidations"].notna().sum() == 0:
+        raise DataError("the source carries neither leverage nor a liquidation flag")
+    g = frame.groupby("segment")
+    known_liq = g["liquidations"].count()
+    table = pd.DataFrame({
+        "leverage_median": g["leverage"].median(),
+        "leverage_p90": g["leverage"].quantile(0.9),
+        "leverage_known": g["leverage"].count(),
+        "liquidated_share": g["liquidations"].apply(lambda s: float((s.dropna() > 0).mean())
+                                                    if s.notna().any() else np.nan),
+        "liquidations": g["liquidations"].sum(min_count=1).fillna(0).astype("int64"),
+        "liquidation_known": known_liq,
+    }).reset_index()
+    table["segment"] = table["segment"].astype("int64")
+    return {"table": table, "window": w}
+
+
+_REVENUE_SQL = """
+SELECT account_id, SUM(fee_usd) AS revenue_usd
+FROM fills WHERE ts < $cutoff GROUP BY account_id
+"""
+
+
+def _concentration(con: duckdb.DuckDBPyConnection, assign: pd.DataFrame, cutoff: datetime,
+                   names: dict[int, str]) -> dict[str, Any]:
+    """Lorenz curves and Gini of revenue per account, for the venue and each segment."""
+    rev = query_frame(con, _REVENUE_SQL, {"cutoff": cutoff})
+    rev["account_id"] = rev["account_id"].astype(str)
+    rev = rev.merge(assign[["account_id", "segment"]], on="account_id", how="left")
+    curves, ginis = [], {}
+    groups: list[tuple[str, pd.Series]] = [("venue", rev["revenue_usd"])]
+    for sid, g in rev.dropna(subset=["segment"]).groupby("segment"):
+        groups.append((f"{int(sid)} · {names.get(int(sid), sid)}", g["revenue_usd"]))
+    for label, values in groups:
+        curves.append(lorenz_curve(values.to_numpy(float), points=LORENZ_POINTS)
+                      .assign(group=label))
+        ginis[label] = gini(values.to_numpy(float))
+    pos = np.sort(np.clip(rev["revenue_usd"].to_numpy(float), 0, None))[::-1]
+    top = max(1, int(np.ceil(0.1 * len(pos))))
+    return {"curves": pd.concat(curves, ignore_index=True), "gini": ginis,
+            "top10_share": float(pos[:top].sum() / pos.sum()) if pos.sum() > 0 else np.nan,
+            "accounts": len(rev)}
+
+
+CLV_HORIZON_DAYS = 90.0
+
+
+def _clv(con: duckdb.DuckDBPyConnection, assign: pd.DataFrame, cutoff: datetime) -> Section:
+    """Lifetime value and churn probability per segment, or why they cannot be had.
+
+    The numerical fits can fail on odd data in ways other than a domain error (a
+    singular Hessian, an overflow): the section then says so and the report goes on.
+    """
+    try:
+        res = venue_clv(con, cutoff, horizon_days=CLV_HORIZON_DAYS,
+                        assignments=assign[["account_id", "segment"]])
+    except (TradersegError, ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+        logger.warning("report section clv unavailable: %s", exc)
+        return Section(unavailable=f"the lifetime-value models could not be fitted on "
+                       f"this data ({exc})")
+    seg = res.segments
+    if seg is None:  # only without assignments, which are always given here
+        return Section(unavailable="no segments to summarise the lifetime value by")
+    table = seg.reset_index().rename(columns={"index": "segment"})
+    table["churn_probability"] = 1.0 - table["mean_p_alive"]
+    order = pd.to_numeric(table["segment"], errors="coerce")
+    table = table.assign(_o=order.fillna(1e9)).sort_values("_o").drop(columns="_o")
+    return Section({"table": table.reset_index(drop=True), "horizon_days": res.horizon_days,
+                    "discount": res.discount_rate_annual, "accounts": len(res.accounts),
+                    "total_clv": float(res.accounts["clv"].sum())})
