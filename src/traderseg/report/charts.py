@@ -397,7 +397,7 @@ def event_study(study: pd.DataFrame, names: Mapping[int, str],
                                  hovertemplate="day %{x}<br>CAR %{y:.3f} (log notional)<br>"
                                  "95%: %{customdata[0]:.3f} to %{customdata[1]:.3f}"
                                  "<extra></extra>"), row=r, col=c)
-        fig.add_hline(y=0, line_width=0.6, line_color="#555", row=r, col=c)  # type: ignore[arg-type]
+        fig.add_hline(y=0, line_width=0.6, line_color="#555", row=r, col=c)
     fig.update_xaxes(title_text="days from event", row=rows)
     fig.update_yaxes(title_text="CAR, log notional", col=1)
     fig.update_annotations(font_size=11)

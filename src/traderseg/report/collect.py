@@ -522,7 +522,8 @@ def _concentration(con: duckdb.DuckDBPyConnection, assign: pd.DataFrame, cutoff:
     curves, ginis = [], {}
     groups: list[tuple[str, pd.Series]] = [("venue", rev["revenue_usd"])]
     for sid, g in rev.dropna(subset=["segment"]).groupby("segment"):
-        groups.append((f"{int(sid)} · {names.get(int(sid), sid)}", g["revenue_usd"]))
+        key = int(float(str(sid)))
+        groups.append((f"{key} · {names.get(key, key)}", g["revenue_usd"]))
     for label, values in groups:
         curves.append(lorenz_curve(values.to_numpy(float), points=LORENZ_POINTS)
                       .assign(group=label))
