@@ -42,13 +42,7 @@ from traderseg.analysis.events import detect_events, event_study, load_market
 from traderseg.analysis.events.activity import segment_activity
 from traderseg.analysis.events.market import query_frame
 from traderseg.analysis.migration import MigrationReport, migration
-from traderseg.analysis.profitability import (
-    ProfitabilityReport,
-    fill_bounds,
-    open_store,
-    profitability,
-    read_assignments,
-)
+from traderseg.analysis.profitability import ProfitabilityReport, profitability
 from traderseg.errors import DataError, TradersegError
 from traderseg.features.catalog import split_column
 from traderseg.features.compute import compute_features, parse_as_of
@@ -56,6 +50,7 @@ from traderseg.segment.estimator import TraderSegmenter
 from traderseg.segment.naming import profile_zscores
 from traderseg.segment.persist import load_model
 from traderseg.segment.workflow import DEFAULT_WINDOWS, assignments_frame
+from traderseg.store import fill_bounds, read_assignments, store_connection
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +188,7 @@ def collect_report(
         raise DataError(f"the comparison cutoff {earlier.isoformat()} is not before the report "
                         f"cutoff {cutoff.isoformat()}")
     windows = tuple(meta.get("windows") or DEFAULT_WINDOWS)
-    con, owned = open_store(db)
+    con, owned = store_connection(db)
     try:
         feats = compute_features(con, cutoff, windows)
         if feats.empty:
