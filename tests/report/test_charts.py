@@ -70,3 +70,16 @@ def test_delta_bins_and_premium_by_hand(option_store):
     assert prem.loc[0, "written_usd"] == pytest.approx(0.0)  # the closing sell is not written
     assert prem.loc[1, "written_usd"] == pytest.approx(12.0)
     assert prem.loc[1, "bought_usd"] == pytest.approx(0.0)  # the buy at the cutoff is out
+
+
+def test_segment_labels_read_ids_stored_as_floats():
+    assert charts.seg_label(3.0, {3: "a&b"}) == "3 · a&amp;b"
+    assert charts.seg_label("unassigned", {}) == "unassigned"
+    assert charts.seg_label(2.5, {}) == "2.5"
+
+
+def test_the_lorenz_diagonal_spans_the_axes():
+    curves = pd.DataFrame({"group": "venue", "population_share": [0.0, 1.0],
+                           "amount_share": [0.0, 1.0]})
+    fig = charts.lorenz(curves, {"venue": 0.0})
+    assert list(fig.data[0].x) == [0, 100] and list(fig.data[0].y) == [0, 100]

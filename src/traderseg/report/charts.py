@@ -53,9 +53,12 @@ def segment_colours(ids: Sequence[int]) -> dict[int, str]:
 def seg_label(sid: object, names: Mapping[int, str]) -> str:
     """``"3 · short-dated call buyers"`` (escaped)."""
     try:
-        key = int(str(sid))
+        number = float(str(sid))
     except ValueError:
         return esc(sid)
+    if not number.is_integer():
+        return esc(sid)
+    key = int(number)
     return f"{key} · {esc(names.get(key, key))}"
 
 
@@ -279,7 +282,7 @@ def lorenz(curves: pd.DataFrame, ginis: Mapping[str, float]) -> go.Figure:
     ``curves`` has ``group``, ``population_share`` and ``amount_share``.
     """
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 100], mode="lines", name="equal shares",
+    fig.add_trace(go.Scatter(x=[0, 100], y=[0, 100], mode="lines", name="equal shares",
                              line={"color": "#999", "dash": "dot"}, hoverinfo="skip"))
     for group in dict.fromkeys(curves["group"]):
         g = curves[curves["group"] == group]

@@ -110,8 +110,16 @@ def table(frame: pd.DataFrame, columns: Sequence[tuple[str, str, str]]) -> dict[
 
 
 def _seg_label(names: Mapping[int, str]) -> Callable[[Any], str]:
-    return lambda s: f"{int(s)} · {names.get(int(s), s)}" if str(s).lstrip("-").isdigit() \
-        else str(s)
+    """Label a segment id ("3 · name"); a row read back as a float (3.0) is still id 3."""
+    def label(s: Any) -> str:
+        try:
+            number = float(str(s))
+        except ValueError:
+            return str(s)
+        if not number.is_integer():
+            return str(s)
+        return f"{int(number)} · {names.get(int(number), int(number))}"
+    return label
 
 
 Adder = Callable[[str, str, Callable[[], go.Figure]], None]
