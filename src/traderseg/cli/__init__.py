@@ -84,6 +84,7 @@ _COMMAND_MODULES = (
     "traderseg.cli.events",
     "traderseg.cli.clv",
     "traderseg.cli.analysis",
+    "traderseg.cli.report",
 )
 
 

@@ -189,6 +189,47 @@ def _disambiguate(names: dict[int, str], zs: dict[int, dict[str, float]]) -> dic
     return out
 
 
+def profile_zscores(features: pd.DataFrame, labels: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each segment's median of every feature, raw and as a z-score against the population.
+
+    The z-score is ``(segment median - population median) / population std`` on the
+    hint-transformed values (``log1p`` for amounts), as the names use it; a feature with
+    no spread in the population has a NaN z-score.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        The feature frame the labels belong to.
+    labels : array-like of int
+        Segment label (or id) per row.
+
+    Returns
+    -------
+    z : pandas.DataFrame
+        One row per label (sorted), one column per feature.
+    medians : pandas.DataFrame
+        The segments' raw medians, same shape.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"maker_share": [0.0, 0.2, 0.8, 1.0]})
+    >>> z, med = profile_zscores(f, [0, 0, 1, 1])
+    >>> round(float(z.loc[1, "maker_share"]), 3), float(med.loc[0, "maker_share"])
+    (0.97, 0.1)
+    """
+    labels = np.asarray(labels)
+    if labels.shape[0] != features.shape[0]:
+        raise DataError(f"{labels.shape[0]} labels for {features.shape[0]} feature rows")
+    T = _transformed(features)
+    pop_med = T.median()
+    pop_std = T.std(ddof=0).replace(0, np.nan)
+    order = sorted(np.unique(labels))
+    z = pd.DataFrame([(T[labels == lab].median() - pop_med) / pop_std for lab in order],
+                     index=pd.Index([int(v) for v in order], name="segment"))
+    med = pd.DataFrame([features[labels == lab].median() for lab in order], index=z.index)
+    return z, med
+
+
 def name_segments(features: pd.DataFrame, labels: Any, *, n_top: int = 5) -> list[SegmentProfile]:
     """Name, describe and profile every segment.
 
@@ -211,9 +252,7 @@ def name_segments(features: pd.DataFrame, labels: Any, *, n_top: int = 5) -> lis
         raise DataError(f"{labels.shape[0]} labels for {features.shape[0]} feature rows")
     if features.shape[0] == 0:
         raise DataError("cannot name segments of an empty feature frame")
-    T = _transformed(features)
-    pop_med = T.median()
-    pop_std = T.std(ddof=0).replace(0, np.nan)
+    z_all, med_all = profile_zscores(features, labels)
     raw_pop = features.median()
     window = _naming_window(list(features.columns))
     fee_col = next((c for c in (f"fees_usd__{window}", "fees_usd__all") if c in features), None)
@@ -221,10 +260,8 @@ def name_segments(features: pd.DataFrame, labels: Any, *, n_top: int = 5) -> lis
     names: dict[int, str] = {}
     zs: dict[int, dict[str, float]] = {}
     data: dict[int, tuple[pd.Series, pd.Series]] = {}
-    for lab in sorted(np.unique(labels)):
-        rows = labels == lab
-        z = (T[rows].median() - pop_med) / pop_std
-        med = features[rows].median()
+    for lab in z_all.index:
+        z, med = z_all.loc[lab], med_all.loc[lab]
         data[int(lab)] = (z, med)
         zw = {split_column(c)[0]: float(v) for c, v in z.items() if split_column(c)[1] == window}
         mw = {split_column(c)[0]: float(v) for c, v in med.items() if split_column(c)[1] == window}
