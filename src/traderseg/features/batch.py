@@ -115,8 +115,8 @@ def _env(t: ir.Table, ms: MeasureSet) -> dict[str, Any]:
     return env
 
 
-def _named(ms: MeasureSet) -> list[Named]:
-    """List the derived per-fill values the measures use, in dependency order."""
+def named_values(exprs: Sequence[Expr | None]) -> list[Named]:
+    """List the derived per-fill values ``exprs`` use, in dependency order."""
     seen: dict[int, Named] = {}
 
     def visit(e: Expr | None) -> None:
@@ -127,11 +127,8 @@ def _named(ms: MeasureSet) -> list[Named]:
         if isinstance(e, Named) and id(e) not in seen:
             seen[id(e)] = e
 
-    for m in ms.scalars:
-        visit(m.expr)
-        visit(m.where)
-    for p in ms.pairs:
-        visit(p.where)
+    for e in exprs:
+        visit(e)
     return list(seen.values())
 
 
@@ -175,20 +172,9 @@ def _prepare(fills: ir.Table, exprs: Sequence[Expr | None], span: tuple[Any, Any
     them would be materialised whole by the engine.
     """
     cols = {"account_id", "ts"}
-    named: dict[int, Named] = {}
-
-    def visit(e: Expr | None) -> None:
-        if e is None:
-            return
-        for child in e.children():
-            visit(child)
-        if isinstance(e, Named) and id(e) not in named:
-            named[id(e)] = e
-
     for e in exprs:
         if e is not None:
             cols |= e.columns()
-            visit(e)
     f = fills.select(*sorted(c for c in cols if c in fills.columns))
     lo, hi = span
     if hi is not None:
@@ -198,7 +184,7 @@ def _prepare(fills: ir.Table, exprs: Sequence[Expr | None], span: tuple[Any, Any
     env: dict[str, Any] = {c: f[c] for c in f.columns}
     env[ENGINE_KEY] = engine_of(fills)
     derived: dict[str, Any] = {}
-    for nd in named.values():
+    for nd in named_values(exprs):
         derived[nd.name] = nd.expr.to_ibis({**env, **derived})
     f = f.mutate(fill_day=utc_day(M.ts).to_ibis(env), **derived)
     if buckets:

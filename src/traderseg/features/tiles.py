@@ -82,27 +82,35 @@ def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
     return f"{int(row[0]) if row else 0}:{row[1] if row else 0}"
 
 
-def status(con: duckdb.DuckDBPyConnection) -> tuple[bool, str]:
-    """Whether the store's tiles are current, and why not."""
+def _meta(con: duckdb.DuckDBPyConnection) -> tuple[str, int, str] | str:
+    """Read the tiles' (version, fills_rows, fingerprint), or say why none can be used."""
     names = {r[0] for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
     ).fetchall()}
     if META not in names or not set(table_names().values()) <= names:
-        return False, "the store has no tiles"
+        return "the store has no tiles"
     meta_cols = {r[0] for r in con.execute(
         f"SELECT column_name FROM information_schema.columns WHERE table_name = '{META}'"
     ).fetchall()}
     if "fingerprint" not in meta_cols:
-        return False, "the tiles were built by an earlier version"
+        return "the tiles were built by an earlier version"
     row = con.execute(f"SELECT version, fills_rows, fingerprint FROM {META}").fetchone()
     if row is None:
-        return False, "the store has no tiles"
+        return "the store has no tiles"
     if row[0] != TILES_VERSION:
-        return False, f"the tiles were built by measures {row[0]}, not {TILES_VERSION}"
+        return f"the tiles were built by measures {row[0]}, not {TILES_VERSION}"
+    return str(row[0]), int(row[1]), str(row[2])
+
+
+def status(con: duckdb.DuckDBPyConnection) -> tuple[bool, str]:
+    """Whether the store's tiles are current, and why not."""
+    meta = _meta(con)
+    if isinstance(meta, str):
+        return False, meta
     rows = _fills_rows(con)
-    if int(row[1]) != rows:
-        return False, f"the tiles cover {int(row[1]):,} fills, the store holds {rows:,}"
-    if row[2] != fingerprint(con):
+    if meta[1] != rows:
+        return False, f"the tiles cover {meta[1]:,} fills, the store holds {rows:,}"
+    if meta[2] != fingerprint(con):
         return False, "the fills changed after the tiles were built (not through ingest)"
     return True, "current"
 
@@ -155,22 +163,12 @@ def refresh(con: duckdb.DuckDBPyConnection, touched_sql: str, *, rows_before: in
 
 
 def status_before(con: duckdb.DuckDBPyConnection, rows_before: int) -> tuple[bool, str]:
-    """Whether the tiles were current over ``rows_before`` fills."""
-    names = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
-    ).fetchall()}
-    if META not in names or not set(table_names().values()) <= names:
-        return False, "the store has no tiles"
-    cols = {r[0] for r in con.execute(
-        f"SELECT column_name FROM information_schema.columns WHERE table_name = '{META}'"
-    ).fetchall()}
-    if "fingerprint" not in cols:
-        return False, "the tiles were built by an earlier version"
-    row = con.execute(f"SELECT version, fills_rows FROM {META}").fetchone()
-    if row is None or row[0] != TILES_VERSION:
-        return False, "the tiles were built by other measures"
-    if int(row[1]) != rows_before:
-        return False, f"the tiles covered {int(row[1]):,} fills, the store held {rows_before:,}"
+    """Whether the tiles were current over the ``rows_before`` fills held before a load."""
+    meta = _meta(con)
+    if isinstance(meta, str):
+        return False, meta
+    if meta[1] != rows_before:
+        return False, f"the tiles covered {meta[1]:,} fills, the store held {rows_before:,}"
     return True, "current"
 
 
