@@ -279,7 +279,7 @@ def _options(data: ReportData, names: Mapping[int, str], colours: Mapping[int, s
         writer = prem.sort_values("written_usd", ascending=False).iloc[0]
         add("fig-premium", f"Option premium on opening fills: {fmt(bought, 'usd')} USD bought, "
             f"{fmt(written, 'usd')} USD written; the largest writer is "
-            f"{label(writer['segment'])} ({fmt(float(writer['written_usd']), 'usd')} USD).",
+            f"{label(int(writer['segment']))} ({fmt(float(writer['written_usd']), 'usd')} USD).",
             lambda: charts.premium_flow(prem, names))
 
 
