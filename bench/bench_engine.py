@@ -130,13 +130,13 @@ def online_rate(db: Path, n: int = 1_000_000) -> dict:
 
     import duckdb
 
-    from traderseg.features.online import AccountState, _records
+    from traderseg.features.online import AccountState, records_from_frame
 
     con = duckdb.connect(str(db), read_only=True)
     con.execute("SET enable_progress_bar = false")
     fills = con.sql(f"SELECT * EXCLUDE (source) FROM fills ORDER BY ts LIMIT {n}").df()
     con.close()
-    records = list(_records(fills))
+    records = list(records_from_frame(fills))
 
     def build() -> dict[str, AccountState]:
         states: dict[str, AccountState] = {}

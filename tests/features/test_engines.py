@@ -71,6 +71,7 @@ def test_tiles_follow_ingest_and_equal_a_rebuild(tmp_path):
         pd.testing.assert_frame_equal(incremental[table], frame, check_dtype=False)
     from_tiles = compute_features(con, CUT, WINDOWS, tiles="require")
     from_fills = compute_features(con, CUT, WINDOWS, tiles="never")
+    assert from_tiles.attrs["source"] == "tiles" and from_fills.attrs["source"] == "fills"
     _same(from_fills, from_tiles)
     # the same cutoff at midnight: no partial day
     _same(compute_features(con, CUT.floor("D"), WINDOWS, tiles="never"),
@@ -180,5 +181,7 @@ def test_tiles_not_current_when_fills_change_in_place(tmp_path):
     ok, why = tiles.status(con)
     assert not ok and "changed after the tiles were built" in why
     # features then come from the fills, and match them
-    _same(compute_features(con, CUT, ("all",), tiles="never"),
-          compute_features(con, CUT, ("all",), tiles="auto"))
+    auto = compute_features(con, CUT, ("all",), tiles="auto")
+    assert auto.attrs["source"] == "fills"
+    assert "changed after the tiles were built" in auto.attrs["tiles_status"]
+    _same(compute_features(con, CUT, ("all",), tiles="never"), auto)

@@ -80,21 +80,15 @@ def features_command(
             df = compute_features_spark(db, cutoff, wins, exact_quantiles=exact_quantiles)
         source = "the fills, on Spark"
     elif engine == "duckdb":
-        from traderseg.features import tiles as tile_store
-        from traderseg.store import connect
-
-        source = "the fills"
-        if tiles:
-            con = connect(db, read_only=True)
-            try:
-                current, why = tile_store.status(con)
-            finally:
-                con.close()
-            source = ("the store's daily tiles" if current
-                      else f"the fills ({why}; --rebuild-tiles to rebuild them)")
         with console.status(f"computing {len(CATALOG)} features x {len(wins)} windows"):
             df = compute_features(db, cutoff, wins, exact_quantiles=exact_quantiles,
                                   tiles="auto" if tiles else "never")
+        if df.attrs["source"] == "tiles":
+            source = "the store's daily tiles"
+        elif tiles:
+            source = f"the fills ({df.attrs['tiles_status']}; --rebuild-tiles to rebuild them)"
+        else:
+            source = "the fills"
     else:
         raise SchemaError(f"--engine {engine!r}: expected duckdb or spark")
     out.parent.mkdir(parents=True, exist_ok=True)

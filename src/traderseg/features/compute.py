@@ -47,8 +47,7 @@ import pandas as pd
 
 from traderseg.errors import DataError, SchemaError
 from traderseg.features import batch
-from traderseg.features.catalog import CATALOG as CATALOG
-from traderseg.features.catalog import LIFETIME_ONLY, column_name
+from traderseg.features.catalog import LIFETIME_ONLY
 
 logger = logging.getLogger(__name__)
 
@@ -234,6 +233,8 @@ def compute_features(
     -------
     pandas.DataFrame
         Indexed by ``account_id``; columns :func:`feature_columns` (float64).
+        ``attrs["source"]`` says whether the store's tiles or the fills were read, and
+        ``attrs["tiles_status"]`` why the tiles were or were not used.
 
     Examples
     --------
@@ -260,12 +261,14 @@ def compute_features(
         fills = backend.table("fills")
         market = backend.table("market") if use_market_events and "market" in tables else None
         stored = None
+        tiles_why = "not used"
         if tiles != "never":
             from traderseg.features import tiles as tile_store
 
-            stored = tile_store.stored_tiles(backend, cutoff)
+            stored, tiles_why = tile_store.stored_tiles(backend, cutoff)
             if stored is None and tiles == "require":
-                raise DataError("the store's tiles are not current; run with --rebuild-tiles")
+                raise DataError(f"the store's tiles are not current ({tiles_why}); "
+                                "run with --rebuild-tiles")
         logger.info("features as of %s from %s", cutoff.isoformat(),
                     "the store's daily tiles" if stored is not None else "the fills")
         expr = features_expr(
@@ -278,15 +281,8 @@ def compute_features(
             backend.disconnect()
     if df.empty:
         raise DataError(f"no fills before {cutoff.isoformat()}")
-    return df[feature_columns(windows)].astype("float64")
-
-
-def columns_for(windows: Sequence[str], names: Sequence[str]) -> list[str]:
-    """Column names of ``names`` over ``windows`` (lifetime-only features once)."""
-    out = []
-    for w in windows:
-        for n in names:
-            c = column_name(n, "all" if n in LIFETIME_ONLY else w)
-            if c not in out:
-                out.append(c)
+    out = df[feature_columns(windows)].astype("float64")
+    out.attrs["source"] = "tiles" if stored is not None else "fills"
+    out.attrs["tiles_status"] = tiles_why
     return out
+

@@ -451,7 +451,7 @@ def _num(x: Any) -> float:
 def states_from_frame(fills: pd.DataFrame) -> dict[str, AccountState]:
     """Build one state per account from a frame of canonical fills."""
     states: dict[str, AccountState] = {}
-    for rec in _records(fills):
+    for rec in records_from_frame(fills):
         acct = rec["account_id"]
         st = states.get(acct)
         if st is None:
@@ -460,7 +460,8 @@ def states_from_frame(fills: pd.DataFrame) -> dict[str, AccountState]:
     return states
 
 
-def _records(fills: pd.DataFrame) -> Iterable[dict[str, Any]]:
+def records_from_frame(fills: pd.DataFrame) -> Iterable[dict[str, Any]]:
+    """Canonical fills as mappings for :meth:`AccountState.update` (times in microseconds)."""
     df = fills.copy()
     for c in ("ts", "expiry"):
         if c in df.columns:

@@ -172,15 +172,18 @@ def status_before(con: duckdb.DuckDBPyConnection, rows_before: int) -> tuple[boo
     return True, "current"
 
 
-def stored_tiles(backend: Any, cutoff: datetime) -> batch.Tiles | None:
-    """Return the stored tiles of the days before the cutoff's day (None: not current)."""
+def stored_tiles(backend: Any, cutoff: datetime) -> tuple[batch.Tiles | None, str]:
+    """Return the stored tiles of the days before the cutoff's day, and their status.
+
+    The tiles are None when they are not current; the status says why.
+    """
     con = getattr(backend, "con", None)
     if not isinstance(con, duckdb.DuckDBPyConnection):
-        return None
+        return None, "the backend is not a DuckDB store"
     ok, why = status(con)
     if not ok:
         logger.info("features from the fills: %s", why)
-        return None
+        return None, why
     names = table_names()
     day = batch.day_number(cutoff.date())
     ref = batch.tiles_from_fills(backend.table("fills"))
@@ -199,4 +202,4 @@ def stored_tiles(backend: Any, cutoff: datetime) -> batch.Tiles | None:
         {m.name: part(f"map:{m.name}") for m in MEASURE_SET.maps},
         {s.name: part(f"sketch:{s.name}") for s in MEASURE_SET.sketches},
         day_part.select("account_id", "day", *batch.day_sums()),
-    )
+    ), why
