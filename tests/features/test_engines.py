@@ -10,7 +10,7 @@ from helpers.fills import market_with_events, random_fills
 from helpers.store import fills_store
 from traderseg.features import tiles
 from traderseg.features.compute import compute_features
-from traderseg.features.online import AccountState, states_from_frame
+from traderseg.features.online import AccountState, records_from_frame, states_from_frame
 from traderseg.ingest import ingest
 from traderseg.store import connect
 
@@ -185,3 +185,18 @@ def test_tiles_not_current_when_fills_change_in_place(tmp_path):
     assert auto.attrs["source"] == "fills"
     assert "changed after the tiles were built" in auto.attrs["tiles_status"]
     _same(compute_features(con, CUT, ("all",), tiles="never"), auto)
+
+
+def test_online_refuses_fills_in_the_compacted_history():
+    fills = random_fills(n=200, accounts=1, seed=3).sort_values("ts")
+    st_ = states_from_frame(fills).popitem()[1]
+    last_day = int((fills["ts"].max() - pd.Timestamp("1970-01-01", tz="UTC")).days)
+    st_.compact(last_day)  # every day before the last one is folded
+    old = fills.iloc[[0]].copy()
+    old["fill_id"] = "late-old"
+    with pytest.raises(Exception, match="compacted history"):
+        st_.update(next(iter(records_from_frame(old))))
+    # the day after the compacted ones still takes fills, and a snapshot keeps the bound
+    restored = AccountState.from_json(st_.to_json())
+    assert restored.folded_through == st_.folded_through == max(st_.old_days)
+    assert st_.folded_through < last_day

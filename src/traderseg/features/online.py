@@ -277,12 +277,13 @@ class DayTile:
 class AccountState:
     """Online feature state of one account (see the module docstring)."""
 
-    __slots__ = ("tiles", "base", "old_days", "last_us")
+    __slots__ = ("tiles", "base", "old_days", "last_us", "folded_through")
 
     def __init__(self) -> None:
         self.tiles: dict[int, DayTile] = {}
         self.base: DayTile | None = None  # compacted days
         self.old_days: dict[int, tuple[float, float, float]] = {}  # day -> (n, notional, pnl)
+        self.folded_through = -1  # last compacted day (kept so update() need not scan old_days)
         self.last_us: int | None = None
 
     # -- updating ------------------------------------------------------------------------
@@ -295,7 +296,7 @@ class AccountState:
             fill["ts"] = ts = to_us(ts)
             fill["expiry"] = to_us(fill.get("expiry"))
         day = ts // US_PER_DAY
-        if self.base is not None and day <= max(self.old_days, default=-1):
+        if day <= self.folded_through:
             raise DataError(f"fill at day {day} falls in the compacted history of the account")
         tile = self.tiles.get(day)
         if tile is None:
@@ -323,6 +324,7 @@ class AccountState:
             for d, v in other.old_days.items():
                 a = self.old_days.get(d, (0.0, 0.0, 0.0))
                 self.old_days[d] = (a[0] + v[0], a[1] + v[1], a[2] + v[2])
+            self.folded_through = max(self.folded_through, other.folded_through)
         if other.last_us is not None and (self.last_us is None or other.last_us > self.last_us):
             self.last_us = other.last_us
         return self
@@ -337,6 +339,7 @@ class AccountState:
         for d in sorted(old):
             t = self.tiles.pop(d)
             self.old_days[d] = (t.s[_N], t.s[_NOTIONAL], t.s[_PNL])
+            self.folded_through = max(self.folded_through, d)
             self.base.merge_from(t, same_day=False)
 
     # -- reading -------------------------------------------------------------------------
@@ -425,6 +428,7 @@ class AccountState:
         st.tiles = {int(k): DayTile.from_json(v) for k, v in d["tiles"]}
         st.base = None if d["base"] is None else DayTile.from_json(d["base"])
         st.old_days = {int(r[0]): (r[1], r[2], r[3]) for r in d["old_days"]}
+        st.folded_through = max(st.old_days, default=-1)
         st.last_us = d["last_us"]
         return st
 
