@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-out
 
-.PHONY: venv demo test browser lint typecheck bench clean
+.PHONY: venv demo test browser system-packages lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,20 +18,27 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m traderseg.demo --out $(DEMO_DIR)
 
-# The report's browser test drives the system's Chromium through Playwright (no browser
-# download): install Debian's package when there is none and apt-get can.
-browser:
-	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
-	    && [ -z "$$TRADERSEG_CHROMIUM" ]; then \
+# System packages the tests use: Debian's Chromium for the browser tests (Playwright drives it,
+# no browser download) and redis-server for the stream tests (each test starts its own server
+# on 127.0.0.1). Installed when missing and apt-get can (one `apt-get update` for both).
+SYSTEM_PACKAGES_MISSING = $(strip \
+  $(if $(or $(shell command -v chromium 2>/dev/null),$(shell command -v chromium-browser 2>/dev/null),$(TRADERSEG_CHROMIUM)),,chromium) \
+  $(if $(or $(shell command -v redis-server 2>/dev/null),$(TRADERSEG_REDIS_SERVER)),,redis-server))
+
+system-packages:
+	@if [ -n "$(SYSTEM_PACKAGES_MISSING)" ]; then \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Chromium from the system's packages (report browser test)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    echo "installing from the system's packages: $(SYSTEM_PACKAGES_MISSING)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      $(SYSTEM_PACKAGES_MISSING) >/dev/null; \
 	  else \
-	    echo "no Chromium and no root apt-get: the browser test will be skipped (set TRADERSEG_CHROMIUM)"; \
+	    echo "missing $(SYSTEM_PACKAGES_MISSING) and no root apt-get: the tests that need them are skipped"; \
 	  fi; \
 	fi
 
-test: $(STAMP) browser
+browser: system-packages
+
+test: $(STAMP) system-packages
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -120,6 +120,18 @@ def save_model(
     return path
 
 
+def model_version(meta: dict[str, Any]) -> str:
+    """Return the version a saved model is known by: its registry version, else its content hash.
+
+    Decisions (controls, audit rows) record it, and a policy may name the model version it
+    was written for.
+    """
+    version = meta.get("model_version")
+    if version:
+        return str(version)
+    return str(meta.get("model_sha256", "unknown"))[:12]
+
+
 def read_metadata(directory: str | Path) -> dict[str, Any]:
     """Read ``metadata.json`` of a model directory.
 

@@ -1,0 +1,1 @@
+"""Online decisions: the stream consumer, online state, assignment and the decision tables."""
