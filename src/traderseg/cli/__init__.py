@@ -28,6 +28,13 @@ analyze_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(analyze_app, name="analyze")
+# `traderseg audit` reads the control audit log; its subcommands are the other audits
+# (fairness). The log reader is the group's callback, run when no subcommand is given.
+audit_app = typer.Typer(
+    help="The control audit log (no subcommand) and the other audits (fairness).",
+    invoke_without_command=True,
+)
+app.add_typer(audit_app, name="audit")
 
 
 def _version(value: bool) -> None:
