@@ -35,7 +35,7 @@ from traderseg.errors import ConfigError
 from traderseg.features.online import AccountState
 from traderseg.online import state as S
 from traderseg.online.decide import DecisionEngine, empty_assignments
-from traderseg.online.messages import validate_messages
+from traderseg.online.messages import validate_messages, validate_raw
 from traderseg.online.sources import Batch, Source
 from traderseg.online.tables import ensure_online_tables, write_decisions
 from traderseg.schema import FILLS
@@ -203,13 +203,13 @@ class StreamConsumer:
                     if close_at_end:
                         self._close_open_tick()
                     break
-                if batch.messages:
+                if batch.size:
                     idle_since = time.monotonic()
                     self._process(batch)
                 elif (self.cfg.idle_stop_s is not None
                       and time.monotonic() - idle_since >= self.cfg.idle_stop_s):
                     break
-                if batch.messages or batch.ack:
+                if batch.size or batch.ack:
                     self.p_batches.append(batch)
                     self.cp.position = batch.position or self.cp.position
                 if (self.p_count >= self.cfg.checkpoint_fills
@@ -226,8 +226,11 @@ class StreamConsumer:
     # -- one batch -------------------------------------------------------------------------
     def _process(self, batch: Batch) -> None:
         read_at = time.monotonic()
-        self.stats.read += len(batch.messages)
-        v = validate_messages(batch.messages, datetime.now(UTC))
+        self.stats.read += batch.size
+        if batch.table is not None:
+            v = validate_raw(batch.table, batch.refs, datetime.now(UTC))
+        else:
+            v = validate_messages(batch.messages, datetime.now(UTC))
         self.p_rejects.extend(v.rejects)
         self.stats.rejected += len(v.rejects)
         self.cp.rejects += len(v.rejects)

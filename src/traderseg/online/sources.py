@@ -67,6 +67,14 @@ class Batch:
     position: str
     # source-specific handles to acknowledge once committed (Redis entry ids)
     ack: list[str] = field(default_factory=list)
+    # a replay hands its rows over as a table instead of messages (same validation)
+    table: pa.Table | None = None
+    refs: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        """Number of fills in the batch."""
+        return len(self.messages) if self.table is None else self.table.num_rows
 
 
 class Source:
@@ -214,11 +222,8 @@ class ReplaySource(Source):
             end = self._pace(end)
         chunk = self.table.slice(self.offset, end - self.offset)
         refs = chunk.column("__ref__").to_pylist()
-        rows = chunk.drop_columns(["__ref__"]).to_pylist()
-        msgs = [Message({k: v for k, v in r.items() if v is not None}, ref)
-                for r, ref in zip(rows, refs, strict=True)]
         self.offset = end
-        return Batch(msgs, str(end))
+        return Batch([], str(end), table=chunk.drop_columns(["__ref__"]), refs=refs)
 
     def _pace(self, end: int) -> int:
         """Wait until the first fill is due and return how many are due by then."""
