@@ -276,8 +276,8 @@ class ExitResolver:
         return liquidated, t_all, by_crash
 
     def _crash(
-        self, cr: CrashPath, idx: np.ndarray, trips: Trips, long: np.ndarray, thr: np.ndarray, hit: np.ndarray,
-        hit_day: np.ndarray, t_liq: np.ndarray, plan: np.ndarray,
+        self, cr: CrashPath, idx: np.ndarray, trips: Trips, long: np.ndarray, thr: np.ndarray,
+        hit: np.ndarray, hit_day: np.ndarray, t_liq: np.ndarray, plan: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Liquidations with the scripted crash: the drop's cascade wins on the crash day."""
         mk, c = self.market, trips.cols
