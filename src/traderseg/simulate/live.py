@@ -133,7 +133,7 @@ def pacing_schedule(sizes: Iterable[int], rate: float, capacity: float | None = 
 
     Examples
     --------
-    >>> pacing_schedule([5, 5, 5, 5], rate=10.0)
+    >>> pacing_schedule([5, 5, 5, 5], rate=10.0, capacity=5)
     [0.0, 0.5, 1.0, 1.5]
     """
     sizes = list(sizes)
@@ -194,7 +194,7 @@ def live_fills(
                 params.append(_utc(bound))
         sql = (f"SELECT {', '.join(FILLS.names)} FROM read_parquet(?)"
                f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY ts, fill_id")
-        reader = con.execute(sql, [glob, *params]).fetch_record_batch(batch_rows)
+        reader = con.execute(sql, [glob, *params]).to_arrow_reader(batch_rows)
         for batch in reader:
             yield from batch.to_pylist()
     finally:
