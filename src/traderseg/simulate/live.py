@@ -194,7 +194,10 @@ def live_fills(
                 params.append(_utc(bound))
         sql = (f"SELECT {', '.join(FILLS.names)} FROM read_parquet(?)"
                f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY ts, fill_id")
-        reader = con.execute(sql, [glob, *params]).to_arrow_reader(batch_rows)
+        result = con.execute(sql, [glob, *params])
+        # DuckDB 1.5 renamed fetch_record_batch; older clients only have the old name
+        reader = (getattr(result, "to_arrow_reader", None) or result.fetch_record_batch)(
+            batch_rows)
         for batch in reader:
             yield from batch.to_pylist()
     finally:
@@ -282,24 +285,24 @@ def write_live(
     size = batch_size(rate)
     bucket = TokenBucket(rate, float(size)) if rate > 0 else None
     began = clock()
-    resume = _with_retry(sink.last_written, sink, should_stop, max_outage, clock, sleep)
-    written = skipped = retries = 0
+    attempts = [0]
+    resume = _with_retry(sink.last_written, sink, should_stop, max_outage, clock, sleep,
+                         attempts)
+    written = skipped = 0
     stopped = False
     batch: list[dict[str, Any]] = []
 
     def flush() -> bool:
-        nonlocal written, retries
+        nonlocal written
         if bucket is not None and not _wait(bucket.take(len(batch), clock()), should_stop,
                                             clock, sleep):
             return False
-        attempts = [0]
+
         def send() -> bool:
             sink.write(batch)
             return True
 
-        ok = _with_retry(send, sink, should_stop, max_outage,
-                         clock, sleep, attempts)
-        retries += attempts[0]
+        ok = _with_retry(send, sink, should_stop, max_outage, clock, sleep, attempts)
         if ok is None:
             return False
         written += len(batch)
@@ -321,7 +324,7 @@ def write_live(
         if batch and (should_stop() or not flush()):
             stopped = True
     return LiveResult(written=written, skipped=skipped, stopped=stopped,
-                      seconds=clock() - began, retries=retries)
+                      seconds=clock() - began, retries=attempts[0])
 
 
 def _wait(seconds: float, should_stop: Callable[[], bool], clock: Callable[[], float],
@@ -350,9 +353,10 @@ def _with_retry(
             now = clock()
             if since is None:
                 since = now
-                logger.warning("%s; retrying with backoff", exc)
+                logger.warning("%s; retrying with backoff", str(exc).rstrip("."))
             elif now - since > max_outage:
-                raise SinkError(f"{exc}; gave up after {max_outage:.0f} s") from None
+                raise SinkError(f"{str(exc).rstrip('.')}; gave up after {max_outage:.0f} s"
+                                ) from None
             if attempts is not None:
                 attempts[0] += 1
             if not _wait(delay, should_stop, clock, sleep):

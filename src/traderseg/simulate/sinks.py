@@ -85,6 +85,7 @@ class RedisSink:
                                    socket_connect_timeout=timeout)
         # id of the last entry as of the last good write (or the first look at the stream)
         self._base: tuple[int, int] | None = None
+        self._base_key: FillKey | None = None  # and the key of its fill
         self._has_base = False
         self._uncertain = False  # a write failed: part of its batch may be in the stream
 
@@ -112,27 +113,22 @@ class RedisSink:
     def last_written(self) -> FillKey | None:
         """Time and fill id of the stream's last entry (``None`` for an empty stream)."""
         top, fields = self._read_top()
-        self._base, self._has_base, self._uncertain = top, True, False
-        if fields is None:
-            return None
-        return fill_key(decode_fill(fields))
+        key = None if fields is None else fill_key(decode_fill(fields))
+        self._base, self._base_key, self._has_base, self._uncertain = top, key, True, False
+        return key
 
     def _ids(self, fills: Sequence[dict[str, Any]]) -> list[tuple[int, int]]:
         """Entry ids of a batch following the last good write."""
         ids = []
         top = self._base
         for f in fills:
-            ms = (f["ts"] - _EPOCH) // _MS
-            if top is not None and ms < top[0]:
-                raise SinkError(f"{self.name}: fill {f['fill_id']} at {f['ts']} is older than "
-                                f"the stream's last entry {top[0]}-{top[1]}; a stream takes "
-                                "one simulation")
+            ms = max((f["ts"] - _EPOCH) // _MS, top[0] if top is not None else 0)
             top = (ms, top[1] + 1 if top is not None and top[0] == ms else 0)
             ids.append(top)
         return ids
 
     def write(self, fills: Sequence[dict[str, Any]]) -> None:
-        """``XADD`` each fill with its id; entries already in the stream are skipped.
+        """``XADD`` each fill with its id; fills the stream already holds are skipped.
 
         Raises
         ------
@@ -143,12 +139,13 @@ class RedisSink:
         """
         import redis
 
-        if not fills:
-            return
         try:
             if not self._has_base:
-                self._base, _ = self._read_top()
-                self._has_base = True
+                self.last_written()
+            if self._base_key is not None:
+                fills = [f for f in fills if fill_key(f) > self._base_key]
+            if not fills:
+                return
             ids = self._ids(fills)
             # after a failed write, the part of the batch that got through is skipped
             done = self._read_top()[0] if self._uncertain else self._base
@@ -177,7 +174,7 @@ class RedisSink:
             # an entry another writer already added is refused by its id: nothing to do
             if isinstance(res, redis.ResponseError) and "equal or smaller" not in str(res):
                 raise SinkError(f"{self.name}: {' '.join(str(res).split())}")
-        self._base, self._uncertain = ids[-1], False
+        self._base, self._base_key, self._uncertain = ids[-1], fill_key(fills[-1]), False
 
     def close(self) -> None:
         """Close the connection pool."""
