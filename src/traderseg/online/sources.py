@@ -361,6 +361,15 @@ class RedisSource(Source):
         while True:
             try:
                 return fn(*args, **kwargs)
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # the server came back without the group (it keeps no data): join again;
+                # fills already committed are recognised by their id
+                logger.warning("%s: consumer group %s is gone; creating it again", self.url,
+                               self.group)
+                self._ensure_group()
+                self._pending_done = False
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if self.give_up_s is not None and time.monotonic() - started > self.give_up_s:
                     raise DataError(f"{self.url}: Redis unreachable for "
