@@ -56,7 +56,7 @@ def test_replay_decisions_equal_the_batch_computation(streamed):
 
 def test_online_features_equal_batch_features_at_the_end(streamed, venue):
     db, con, stats, _, _ = streamed
-    loaded = load(con, "consumer-1")
+    loaded = load(con, "replay:fills")
     last = con.execute("SELECT max(ts) FROM fills").fetchone()[0]
     cutoff = pd.Timestamp(last) + pd.Timedelta(microseconds=1)
     eng = engine_for(con, venue)
@@ -109,8 +109,8 @@ def test_fills_seen_twice_change_nothing(streamed, venue):
     db, con, stats, latest, audit = streamed
     before = audit_of(con)
     again = StreamConsumer(con, ReplaySource(venue.fills), engine_for(con, venue),
-                           StreamConfig(consumer="second", decide_every_s=DECIDE_EVERY_S),
-                           source_label="replay:fills")
+                           StreamConfig(decide_every_s=DECIDE_EVERY_S),
+                           source_label="replay:the same fills again")
     st = again.run()
     assert st.accepted == 0 and st.duplicates == stats.accepted and st.decisions == 0
     pd.testing.assert_frame_equal(audit_of(con), before)
@@ -148,13 +148,6 @@ def test_bad_messages_go_to_rejects_and_the_stream_goes_on(venue, tmp_path):
     assert sorted(r[0] for r in con.execute("SELECT fill_id FROM fills").fetchall()) == ["x1", "x6"]
     assert len(controls_of(con)) == 1
     con.close()
-
-
-def test_a_checkpoint_from_another_source_is_refused(streamed, venue):
-    db, con, *_ = streamed
-    with pytest.raises(Exception, match="was reading"):
-        StreamConsumer(con, ReplaySource(venue.fills), engine_for(con, venue),
-                       StreamConfig(decide_every_s=DECIDE_EVERY_S), source_label="other")
 
 
 def test_replay_of_a_missing_path_is_a_clear_error(tmp_path):
