@@ -203,6 +203,22 @@ _ns: dict[str, Any] = {"_log": math.log, "_sqrt": math.sqrt, "_bucket": _bucket,
 exec(compile(UPDATE_SOURCE, "<traderseg online update>", "exec"), _ns)  # noqa: S102
 _update: Callable[..., None] = _ns["_update"]
 
+def _merge_source() -> str:
+    """Python source folding one tile's scalar measures into another's, one line each."""
+    lines = ["def _merge_scalars(a, b):"]
+    for i, m in enumerate(_SCALARS):
+        if m.agg in ("count", "sum"):
+            lines.append(f"    a[{i}] = a[{i}] + b[{i}]")
+        else:
+            op = "<" if m.agg == "min" else ">"
+            lines.append(f"    if b[{i}] is not None and (a[{i}] is None or b[{i}] {op} a[{i}]):")
+            lines.append(f"        a[{i}] = b[{i}]")
+    return "\n".join(lines) + "\n"
+
+
+exec(compile(_merge_source(), "<traderseg online merge>", "exec"), _ns)  # noqa: S102
+_merge_scalars: Callable[[list[Any], list[Any]], None] = _ns["_merge_scalars"]
+
 _FORMULAS = compile_py({f.name: effective_formula(f) for f in CATALOG})
 
 
@@ -231,12 +247,7 @@ class DayTile:
 
     def merge_from(self, other: DayTile, *, same_day: bool = True) -> None:
         """Fold ``other`` into this tile."""
-        for i, m in enumerate(_SCALARS):
-            a, b = self.s[i], other.s[i]
-            if m.agg in ("count", "sum"):
-                self.s[i] = a + b
-            elif b is not None and (a is None or (b < a if m.agg == "min" else b > a)):
-                self.s[i] = b
+        _merge_scalars(self.s, other.s)
         for k, v in other.maps.items():
             e = self.maps.setdefault(k, [0, 0.0])
             e[0] += v[0]
@@ -364,16 +375,17 @@ class AccountState:
             raise DataError("the state holds fills at or after the cutoff")
         evs = None if event_days is None else {day_number(d) for d in event_days}
         out: dict[str, float] = {}
-        values = {w: self._values(cutoff, window_days(w), evs) for w in {*windows, "all"}}
+        formulas = {w: _FORMULAS(self._values(cutoff, window_days(w), evs))
+                    for w in {*windows, "all"}}
         for w in windows:
-            feats = _FORMULAS(values[w])
-            for f in CATALOG:
-                if not f.lifetime_only:
-                    out[column_name(f.name, w)] = _num(feats[f.name])
-        life = _FORMULAS(values["all"])
-        for f in CATALOG:
-            if f.lifetime_only:
-                out[column_name(f.name, "all")] = _num(life[f.name])
+            feats = formulas[w]
+            for name, col in _columns(w, False):
+                x = feats[name]
+                out[col] = _NAN if x is None else float(x)
+        life = formulas["all"]
+        for name, col in _columns("all", True):
+            x = life[name]
+            out[col] = _NAN if x is None else float(x)
         return out
 
     def _values(self, cutoff: datetime, n_days: int | None,
@@ -464,6 +476,20 @@ def _quantile(sketch: Mapping[int, int], q: float) -> float | None:
                 return 0.0
             return 2.0 * math.exp(float(b) * math.log(_SKETCH.gamma)) / (_SKETCH.gamma + 1.0)
     return None  # pragma: no cover - cum reaches total
+
+
+_NAN = float("nan")
+_COLUMNS: dict[tuple[str, bool], list[tuple[str, str]]] = {}
+
+
+def _columns(window: str, lifetime_only: bool) -> list[tuple[str, str]]:
+    """(feature, column) of the catalogue's features of one window (lifetime-only or not)."""
+    key = (window, lifetime_only)
+    cols = _COLUMNS.get(key)
+    if cols is None:
+        cols = _COLUMNS[key] = [(f.name, column_name(f.name, window)) for f in CATALOG
+                                if f.lifetime_only == lifetime_only]
+    return cols
 
 
 def _num(x: Any) -> float:

@@ -73,6 +73,7 @@ class StreamConfig:
     checkpoint_fills: int = 100_000
     block_ms: int = 200
     idle_stop_s: float | None = None
+    record_latency: bool = False  # keep XADD-to-commit times of Redis entries (benchmarks)
 
     def __post_init__(self) -> None:
         if self.decide_every_s <= 0:
@@ -106,7 +107,7 @@ class StreamStats:
     ticks: int = 0
     seconds: float = 0.0
     decide_seconds: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)  # XADD to commit, Redis only
 
     @property
     def fills_per_s(self) -> float:
@@ -167,12 +168,13 @@ class StreamConsumer:
         self.p_ids: set[str] = set()
         self.p_rejects: list[tuple[str, str, str, str | None]] = []
         self.p_decisions: list[pd.DataFrame] = []
+        self.p_ticks: list[tuple[pd.Timestamp, list[str], list[dict[str, float]],
+                                 dict[str, str]]] = []
         self.p_batches: list[Batch] = []
         self.p_tiles: set[tuple[str, int]] = set()
         self.p_accounts: set[str] = set()
         self.p_count = 0
         self.p_started = time.monotonic()
-        self.p_read_at: list[tuple[float, int]] = []
 
     def stop(self) -> None:
         """Ask the loop to stop at the next checkpoint."""
@@ -224,7 +226,6 @@ class StreamConsumer:
 
     # -- one batch -------------------------------------------------------------------------
     def _process(self, batch: Batch) -> None:
-        read_at = time.monotonic()
         self.stats.read += batch.size
         if batch.table is not None:
             v = validate_raw(batch.table, batch.refs, datetime.now(UTC))
@@ -242,7 +243,6 @@ class StreamConsumer:
         order = np.argsort(fills.column("ts").cast(pa.int64()).to_numpy(), kind="stable")
         fills = fills.take(pa.array(order))
         self.p_fills.append(fills)
-        self.p_read_at.append((read_at, fills.num_rows))
         self._fold(fills)
 
     def _new_fills(self, fills: pa.Table) -> pa.Table:
@@ -323,22 +323,11 @@ class StreamConsumer:
             at = pd.Timestamp(at_us * 1000, tz="UTC")
             accts = sorted(self.open_fills)
             evs = self._event_days(at_us)
-            feats = pd.DataFrame.from_records(
-                [self.states[a].get(at, self.engine.windows, evs) for a in accts],
-                index=pd.Index(accts, name="account_id"))
-            prev = pd.DataFrame.from_dict(
-                {a: self.assignment[a] for a in accts if a in self.assignment},
-                orient="index", columns=["segment", "candidate", "since"])
-            if prev.empty:
-                prev = empty_assignments()
-            d = self.engine.decide(feats, prev, at, self.open_fills)
-            for a, (seg, cand, since) in zip(d.state.index, d.state.itertuples(index=False),
-                                             strict=True):
-                self.assignment[a] = (int(seg), int(cand), int(since))
-            self.p_decisions.append(d.rows)
+            cutoff = at.to_pydatetime()
+            records = [self.states[a].get(cutoff, self.engine.windows, evs) for a in accts]
+            # the model and the policy run at the checkpoint, over every interval since
+            self.p_ticks.append((at, accts, records, dict(self.open_fills)))
             self.p_accounts.update(accts)
-            self.stats.decisions += len(d.rows)
-            self.cp.decisions += len(d.rows)
             self.stats.decide_seconds += time.monotonic() - t0
         self.stats.ticks += 1
         self.cp.last_tick = at_us
@@ -357,6 +346,34 @@ class StreamConsumer:
         finally:
             self.con.unregister("_open_fills")
 
+    def _decide_pending(self) -> None:
+        """Run the engine over the intervals closed since the last checkpoint."""
+        t0 = time.monotonic()
+        every = [a for _, accts_, _, _ in self.p_ticks for a in accts_]
+        feats = pd.DataFrame.from_records(
+            [r for _, _, recs, _ in self.p_ticks for r in recs],
+            index=pd.Index(every, name="account_id"))
+        intervals = []
+        start = 0
+        for at, accts_, _, ids in self.p_ticks:
+            intervals.append((at, feats.iloc[start:start + len(accts_)], ids))
+            start += len(accts_)
+        accts = sorted(set(every))
+        prev = pd.DataFrame.from_dict(
+            {a: self.assignment[a] for a in accts if a in self.assignment},
+            orient="index", columns=["segment", "candidate", "since"])
+        if prev.empty:
+            prev = empty_assignments()
+        d = self.engine.decide_many(intervals, prev)
+        for a, (seg, cand, since) in zip(d.state.index, d.state.itertuples(index=False),
+                                         strict=True):
+            self.assignment[a] = (int(seg), int(cand), int(since))
+        self.p_decisions.append(d.rows)
+        self.stats.decisions += len(d.rows)
+        self.cp.decisions += len(d.rows)
+        self.p_ticks = []
+        self.stats.decide_seconds += time.monotonic() - t0
+
     def _event_days(self, at_us: int) -> list[date] | None:
         if self.events is None:
             return None
@@ -365,6 +382,8 @@ class StreamConsumer:
     # -- checkpoint ------------------------------------------------------------------------
     def checkpoint(self) -> None:
         """Commit the pending fills, rejects, state, decisions and position; then ack."""
+        if self.p_ticks:
+            self._decide_pending()
         if not (self.p_fills or self.p_rejects or self.p_decisions or self.p_batches
                 or self.p_accounts):
             self.p_started = time.monotonic()
@@ -396,9 +415,11 @@ class StreamConsumer:
             raise
         self.stats.audit_rows += audit
         self.source.ack(self.p_batches)
-        done = time.monotonic()
-        self.stats.latencies_ms.extend(
-            [(done - t) * 1000.0 for t, n in self.p_read_at for _ in range(min(n, 1))])
+        if self.cfg.record_latency:
+            # Redis entry ids start with the server's time of the XADD in milliseconds
+            now_ms = time.time() * 1000.0
+            self.stats.latencies_ms.extend(
+                now_ms - int(i.split("-", 1)[0]) for b in self.p_batches for i in b.ack)
         if self.publish is not None and self.p_decisions:
             self.publish(pd.concat(self.p_decisions, ignore_index=True))
         self.stats.checkpoints += 1

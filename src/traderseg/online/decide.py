@@ -16,7 +16,7 @@ model's assignment exactly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -203,24 +203,58 @@ class DecisionEngine:
         -------
         Decisions
         """
-        at = pd.Timestamp(at)
-        at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
-        at_us = int(at.value // 1000)
-        accts = features.index.astype(str)
-        X = features[self.columns]
+        return self.decide_many([(at, features, dict(fill_ids or {}))], previous)
+
+    def decide_many(self, intervals: Sequence[tuple[pd.Timestamp, pd.DataFrame,
+                                                    Mapping[str, str]]],
+                    previous: pd.DataFrame) -> Decisions:
+        """Decide several successive cutoffs at once (as :meth:`decide` one after another).
+
+        The model, the overlays, the predictions and the policy run once over every row;
+        only the hysteresis steps through the cutoffs in order, so the result equals
+        deciding each cutoff in turn.
+
+        Parameters
+        ----------
+        intervals : sequence of (cutoff, features, fill_ids)
+            In increasing cutoff order; an account appears at most once per cutoff.
+        previous : pandas.DataFrame
+            Assignment state before the first cutoff.
+        """
+        if not intervals:
+            return Decisions(pd.DataFrame(columns=list(CONTROLS_TABLE.names)),
+                             empty_assignments())
+        ats = [_utc(at) for at, _, _ in intervals]
+        feats = pd.concat([f for _, f, _ in intervals])
+        sizes = [len(f) for _, f, _ in intervals]
+        accts = np.asarray(feats.index.astype(str), dtype=object)
+        at_us = np.repeat([int(a.value // 1000) for a in ats], sizes)
+        X = feats[self.columns]
         proba = self.model.predict_proba(X)
         proposal = self.model.segment_ids(self.model.predict(X)).astype(np.int64)
-        prev = previous.reindex(accts)
-        current = prev["segment"].fillna(NO_SEGMENT).to_numpy(np.int64)
-        candidate = prev["candidate"].fillna(NO_SEGMENT).to_numpy(np.int64)
-        since = prev["since"].fillna(0).to_numpy(np.int64)
-        lead = self._membership(proba, proposal) - self._membership(proba, current)
-        seg, cand, since = step_assignment(self.hysteresis, current, candidate, since,
-                                           proposal, lead, at_us)
-        ov = overlays(features)
+        seg = np.empty(len(feats), dtype=np.int64)
+        state = {a: tuple(r) for a, r in zip(previous.index.astype(str),
+                                             previous[list(ASSIGNMENT_COLUMNS)].to_numpy(
+                                                 np.int64), strict=True)}
+        start = 0
+        for n, at in zip(sizes, ats, strict=True):
+            sl = slice(start, start + n)
+            rows = accts[sl]
+            prev = np.array([state.get(a, (NO_SEGMENT, NO_SEGMENT, 0)) for a in rows],
+                            dtype=np.int64).reshape(n, 3)
+            lead = (self._membership(proba[sl], proposal[sl])
+                    - self._membership(proba[sl], prev[:, 0]))
+            cur, cand, since = step_assignment(self.hysteresis, prev[:, 0], prev[:, 1],
+                                               prev[:, 2], proposal[sl], lead,
+                                               int(at.value // 1000))
+            seg[sl] = cur
+            for a, c, d, t in zip(rows, cur, cand, since, strict=True):
+                state[a] = (int(c), int(d), int(t))
+            start += n
+        ov = overlays(feats)
         acc = self.accounts.reindex(accts)
         inputs = pd.DataFrame({
-            "account_id": list(accts),
+            "account_id": accts,
             "segment_id": seg,
             "segment_name": [self.segment_name(int(s)) for s in seg],
             "membership": self._membership(proba, seg),
@@ -231,23 +265,24 @@ class DecisionEngine:
             "region": acc["region"].to_numpy(),
         })
         if self.predictors is not None:
-            pred = self.predictors.score(features).reindex(accts)
+            pred = self.predictors.score(feats)
             inputs["churn_probability"] = pred["churn_probability"].to_numpy(float)
             inputs["liquidation_risk"] = pred["liquidation_risk"].to_numpy(float)
         else:
             inputs["churn_probability"] = np.nan
             inputs["liquidation_risk"] = np.nan
         controls = self.policy.evaluate(inputs).reset_index(drop=True)
-        rows = pd.concat([inputs, controls.drop(columns=[c for c in controls.columns
-                                                          if c in inputs.columns])], axis=1)
-        rows["model_version"] = self.model_version
-        rows["as_of"] = at
-        ids = fill_ids or {}
-        rows["fill_id"] = [ids.get(a) for a in accts]
-        rows["updated_at"] = pd.NaT
-        state = pd.DataFrame({"segment": seg, "candidate": cand, "since": since},
-                             index=pd.Index(list(accts), name="account_id"))
-        return Decisions(rows[list(CONTROLS_TABLE.names)], state)
+        rows_out = pd.concat([inputs, controls.drop(columns=[c for c in controls.columns
+                                                              if c in inputs.columns])], axis=1)
+        rows_out["model_version"] = self.model_version
+        rows_out["as_of"] = pd.to_datetime(at_us * 1000, utc=True)
+        trig = [ids.get(a) for (_, f, ids) in intervals for a in f.index.astype(str)]
+        rows_out["fill_id"] = trig
+        rows_out["updated_at"] = pd.NaT
+        touched = list(dict.fromkeys(accts))
+        new_state = pd.DataFrame([state[a] for a in touched], columns=list(ASSIGNMENT_COLUMNS),
+                                 index=pd.Index(touched, name="account_id"), dtype=np.int64)
+        return Decisions(rows_out[list(CONTROLS_TABLE.names)], new_state)
 
     def _membership(self, proba: np.ndarray, seg: np.ndarray) -> np.ndarray:
         cols = np.array([self._col_of.get(int(s), -1) for s in seg], dtype=np.int64)
@@ -255,6 +290,11 @@ class DecisionEngine:
         ok = cols >= 0
         out[ok] = proba[np.flatnonzero(ok), cols[ok]]
         return out
+
+
+def _utc(at: Any) -> pd.Timestamp:
+    t = pd.Timestamp(at)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
 def accounts_frame(con: Any) -> pd.DataFrame:
