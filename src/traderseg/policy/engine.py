@@ -246,7 +246,7 @@ def _arrays(inputs: pd.DataFrame, used: list[str]) -> dict[str, np.ndarray]:
             out[name] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float,
                                                                      na_value=np.nan)
         else:
-            out[name] = col.to_numpy(dtype=object, na_value=None)
+            out[name] = col.to_numpy(dtype=object)  # NaN or None: equal to no value
     return out
 
 
