@@ -42,3 +42,12 @@ def predictors(venue):
     return train_predictors(db, PREDICT_AS_OF, root / "predictors", n_threads=1,
                             churn_lags_days=(30,), liquidation_lags_days=(7,), max_iter=40,
                             windows=("30d",))
+
+
+@pytest.fixture(scope="session")
+def features_at_predict(venue):
+    """Features of every account as of PREDICT_AS_OF, with the model's and predictors' windows."""
+    from traderseg.features.compute import compute_features
+
+    _, db, _ = venue
+    return compute_features(db, PREDICT_AS_OF, ("30d", "all"))

@@ -23,12 +23,12 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "policy.yaml"
 
 
 @pytest.fixture(scope="module")
-def inputs(venue, predictors):
+def inputs(venue, predictors, features_at_predict):
     _, db, model = venue
     con = connect(db, read_only=True)
     try:
         return decision_inputs(con, model, pd.Timestamp(PREDICT_AS_OF, tz="UTC"),
-                               predictors=predictors)
+                               predictors=predictors, features=features_at_predict)
     finally:
         con.close()
 

@@ -74,7 +74,7 @@ def test_backtest_reports_model_and_leverage_rule_on_counted_labels(venue):
         liquidation_backtest(db, ["2024-02-10", "2024-02-15"])
 
 
-def test_bundle_round_trip_and_score(venue, predictors):
+def test_bundle_round_trip_and_score(venue, predictors, features_at_predict):
     root, db, _ = venue
     meta = predictors.metadata
     assert meta["as_of"] == pd.Timestamp(PREDICT_AS_OF, tz="UTC").isoformat()
@@ -87,9 +87,7 @@ def test_bundle_round_trip_and_score(venue, predictors):
             assert pd.Timestamp(c) + pd.Timedelta(days=horizon) <= asof
     loaded = load_predictors(root / "predictors")
     assert loaded.version == predictors.version and loaded.feature_columns == predictors.feature_columns
-    from traderseg.features.compute import compute_features
-
-    feats = compute_features(db, asof.to_pydatetime(), ("30d",)).iloc[::-1]
+    feats = features_at_predict.iloc[::-1]
     a, b = predictors.score(feats), loaded.score(feats)
     pd.testing.assert_frame_equal(a, b)
     assert list(a.columns) == list(PREDICTIONS) and list(a.index) == list(feats.index)
