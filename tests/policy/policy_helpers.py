@@ -24,3 +24,11 @@ def policy_text(rules: list[dict[str, Any]], *, version: str = "1", defaults: di
 
 def make_policy(rules: list[dict[str, Any]], **kw: Any) -> Policy:
     return parse_policy(policy_text(rules, **kw), "test.yaml")
+
+
+def quick_policy(rules: list[dict[str, Any]], **kw: Any) -> Policy:
+    """The same policy as :func:`make_policy`, validated from the structure (no YAML)."""
+    from traderseg.policy.schema import PolicyDocument
+
+    doc = {"version": "1", **kw, "defaults": kw.pop("defaults", None) or DEFAULTS, "rules": rules}
+    return Policy(document=PolicyDocument.model_validate(doc), source="test", text="", lines={})

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from policy_helpers import DEFAULTS, make_policy
+from policy_helpers import DEFAULTS, make_policy, quick_policy
 
 from traderseg.errors import SchemaError
 from traderseg.policy import CONTROL_NAMES, INPUT_COLUMNS, most_restrictive
@@ -196,9 +196,10 @@ def inputs(draw):
 
 def _reference(policy, x):
     """Row by row: which rules match, then most_restrictive over [default, their values]."""
-    from traderseg.policy.engine import _match
+    from traderseg.policy.engine import _arrays, _match
 
-    masks = [_match(r, x) for r in policy.rules]
+    cols = _arrays(x, policy.inputs_used())
+    masks = [_match(r, cols, len(x)) for r in policy.rules]
     defaults = policy.defaults
     rows = []
     for k in range(len(x)):
@@ -217,10 +218,10 @@ def _reference(policy, x):
     return rows
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(rules(), inputs())
 def test_vectorised_equals_row_by_row_most_restrictive(rs, x):
-    p = make_policy(rs)
+    p = quick_policy(rs)
     out = p.evaluate(x)
     for k, (row, win) in enumerate(_reference(p, x)):
         for name in CONTROL_NAMES:
@@ -233,24 +234,24 @@ def _restrictive_or_equal(name, before, after):
     return value == after
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(rules(), rules(min_size=1, max_size=1), inputs(), st.booleans())
 def test_adding_a_rule_never_loosens_a_control(rs, extra, x, at_front):
     extra = [{**extra[0], "name": "extra"}]
-    before = make_policy(rs).evaluate(x)
-    after = make_policy(extra + rs if at_front else rs + extra).evaluate(x)
+    before = quick_policy(rs).evaluate(x)
+    after = quick_policy(extra + rs if at_front else rs + extra).evaluate(x)
     for name in CONTROL_NAMES:
         for b, a in zip(before[name], after[name]):
             assert _restrictive_or_equal(name, b, a), (name, b, a)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(rules(min_size=2), inputs(), st.randoms(use_true_random=False))
 def test_rule_order_changes_only_the_recorded_winner(rs, x, rnd):
     shuffled = list(rs)
     rnd.shuffle(shuffled)
-    a = make_policy(rs).evaluate(x)
-    b = make_policy(shuffled).evaluate(x)
+    a = quick_policy(rs).evaluate(x)
+    b = quick_policy(shuffled).evaluate(x)
     pd.testing.assert_frame_equal(a[list(CONTROL_NAMES)], b[list(CONTROL_NAMES)])
     # a winner that changed names a rule whose value is the same as the other winner's
     by_name = {r["name"]: r for r in rs}
@@ -262,10 +263,10 @@ def test_rule_order_changes_only_the_recorded_winner(rs, x, rnd):
                     by_name[wa[name]]["set"][name] == by_name[wb[name]]["set"][name])
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(rules(), inputs(), st.randoms(use_true_random=False))
 def test_row_order_does_not_matter(rs, x, rnd):
     order = list(range(len(x)))
     rnd.shuffle(order)
-    p = make_policy(rs)
+    p = quick_policy(rs)
     pd.testing.assert_frame_equal(p.evaluate(x).iloc[order], p.evaluate(x.iloc[order]))
