@@ -1,0 +1,205 @@
+"""Stream consumer throughput and latency, embedded replay and a real Redis server.
+
+    python bench/bench_stream.py [--accounts 2000] [--days 20] [--runs 3] [--out bench/out/stream]
+
+Builds a simulated venue, fits a segment model on its first two thirds, then measures:
+
+- embedded replay (file -> validate -> store -> online features -> assign -> policy ->
+  state and audit write), fills per second, medians of ``--runs``;
+- a Redis stream consumed by one consumer (XADD of every fill first, then the consumer
+  to an idle stop), and by two consumers in two processes on two account partitions (two
+  streams, two stores: a store has one writer), fills per second of the whole;
+- XADD-to-commit latency (p50 / p99) with a producer pacing fills at ``--rate`` per second
+  while one consumer reads them.
+
+The redis-server of the system is started on 127.0.0.1 and a free port and stopped after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from helpers.redis_server import RedisServer, free_port, redis_binary  # noqa: E402
+
+POLICY = ROOT / "examples" / "policy.yaml"
+
+
+def setup(out: Path, accounts: int, days: int, policy: Path) -> dict[str, Path]:
+    from traderseg.ingest import ingest
+    from traderseg.segment.workflow import fit_segments
+    from traderseg.simulate import simulate_venue
+
+    sim = out / "sim"
+    if not (out / "model").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        simulate_venue(sim, accounts=accounts, days=days, seed=11, difficulty="realistic")
+        ingest([sim], out / "history.duckdb")
+        import pandas as pd
+
+        fit_at = (pd.Timestamp("2024-01-01") + pd.Timedelta(days=days * 2 // 3)).date()
+        fit_segments(out / "history.duckdb", str(fit_at), out / "model")
+        ingest([p for p in sim.iterdir() if p.name not in ("fills", "truth.parquet")],
+               out / "empty.duckdb")
+    return {"fills": sim / "fills", "empty": out / "empty.duckdb", "model": out / "model",
+            "policy": policy}
+
+
+def replay_once(paths, db: Path, decide_every_s: float) -> tuple[float, int, float]:
+    from traderseg.online.consumer import StreamConfig, StreamConsumer
+    from traderseg.online.run import build_engine
+    from traderseg.online.sources import ReplaySource
+    from traderseg.store import connect
+
+    shutil.copy(paths["empty"], db)
+    con = connect(db)
+    eng = build_engine(con, paths["model"], paths["policy"])
+    src = ReplaySource(paths["fills"])
+    t = time.perf_counter()
+    st = StreamConsumer(con, src, eng, StreamConfig(decide_every_s=decide_every_s),
+                        source_label="replay").run()
+    wall = time.perf_counter() - t
+    con.close()
+    return st.accepted / wall, st.decisions, st.decide_seconds / wall
+
+
+def produce(url: str, stream: str, fills_dir: Path, *, part=None, rate: float = 0.0) -> float:
+    import redis
+
+    from traderseg.simulate.fillcodec import encode_fill
+    from traderseg.simulate.live import live_fills
+
+    client = redis.Redis.from_url(url)
+    pipe = client.pipeline(transaction=False)
+    n, t0, per = 0, time.perf_counter(), 200
+    for f in live_fills(fills_dir):
+        if part is not None and hash_part(f["account_id"], part[1]) != part[0]:
+            continue
+        pipe.xadd(stream, encode_fill(f))
+        n += 1
+        if n % per == 0:
+            pipe.execute()
+            if rate > 0:
+                due = t0 + n / rate
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+    pipe.execute()
+    client.close()
+    return n / (time.perf_counter() - t0)
+
+
+def hash_part(account: str, parts: int) -> int:
+    import zlib
+
+    return zlib.crc32(account.encode()) % parts
+
+
+def consume(url: str, stream: str, paths, db: Path, *, record_latency: bool = False,
+            idle_stop_s: float = 3.0):
+    from traderseg.online.consumer import StreamConfig, StreamConsumer
+    from traderseg.online.run import build_engine
+    from traderseg.online.sources import RedisSource
+    from traderseg.store import connect
+
+    shutil.copy(paths["empty"], db)
+    con = connect(db)
+    eng = build_engine(con, paths["model"], paths["policy"])
+    src = RedisSource(f"{url}/{stream}")
+    cfg = StreamConfig(decide_every_s=900, idle_stop_s=idle_stop_s, checkpoint_s=0.05,
+                       record_latency=record_latency, block_ms=20)
+    t = time.perf_counter()
+    st = StreamConsumer(con, src, eng, cfg, source_label=f"{url}/{stream}").run()
+    wall = time.perf_counter() - t - idle_stop_s
+    con.close()
+    return st, wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--accounts", type=int, default=2000)
+    ap.add_argument("--days", type=int, default=20)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rate", type=float, default=20_000.0)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "stream")
+    ap.add_argument("--policy", type=Path, default=POLICY)
+    ap.add_argument("--child", nargs=3, metavar=("URL", "STREAM", "DB"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    paths = setup(args.out, args.accounts, args.days, args.policy)
+    if args.child:
+        url, stream, db = args.child
+        st, wall = consume(url, stream, paths, Path(db))
+        print(f"{st.accepted} {wall:.3f}")
+        return
+    n_fills = sum(1 for _ in __import__("traderseg.simulate.live", fromlist=["x"])
+                  .live_fills(paths["fills"]))
+    print(f"venue: {args.accounts} accounts, {args.days} days, {n_fills:,} fills")
+
+    for every in (900.0, 3600.0):
+        rates = [replay_once(paths, args.out / "replay.duckdb", every) for _ in range(args.runs)]
+        med = statistics.median(r[0] for r in rates)
+        print(f"embedded replay, decisions every {every / 60:g} min: median {med:,.0f} fills/s "
+              f"({[round(r[0]) for r in rates]}); {rates[0][1]:,} decisions; decision share "
+              f"of the wall time {statistics.median(r[2] for r in rates):.0%}")
+
+    binary = redis_binary()
+    if binary is None:
+        print("redis-server not installed: Redis figures skipped")
+        return
+    server = RedisServer(binary, free_port(), args.out)
+    server.start()
+    try:
+        url = server.url
+        xadd = produce(url, "all", paths["fills"])
+        print(f"XADD (pipelined, hiredis): {xadd:,.0f} fills/s")
+        one = []
+        for k in range(args.runs):
+            if k:
+                produce(url, f"all{k}", paths["fills"])
+            st, wall = consume(url, "all" if k == 0 else f"all{k}", paths,
+                               args.out / "redis1.duckdb")
+            one.append(st.accepted / wall)
+        print(f"Redis, 1 consumer: median {statistics.median(one):,.0f} fills/s "
+              f"({[round(x) for x in one]})")
+        for p in range(2):
+            produce(url, f"part{p}", paths["fills"], part=(p, 2))
+        t = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, __file__, "--out", str(args.out),
+                                   "--accounts", str(args.accounts), "--days", str(args.days),
+                                   "--child", url, f"part{p}", str(args.out / f"part{p}.duckdb")],
+                                  stdout=subprocess.PIPE, text=True) for p in range(2)]
+        outs = [p.communicate()[0].split() for p in procs]
+        total = sum(int(o[-2]) for o in outs)
+        slowest = max(float(o[-1]) for o in outs)
+        print(f"Redis, 2 consumers (2 partitions, 2 processes): {total / slowest:,.0f} fills/s "
+              f"of the whole (each {[round(int(o[-2]) / float(o[-1])) for o in outs]}); wall "
+              f"{time.perf_counter() - t:.1f} s with start-up")
+        # latency at a paced rate: the producer runs beside the consumer
+        prod = threading.Thread(target=produce, args=(url, "paced", paths["fills"]),
+                                kwargs={"rate": args.rate})
+        prod.start()
+        st, wall = consume(url, "paced", paths, args.out / "paced.duckdb", record_latency=True,
+                           idle_stop_s=3.0)
+        prod.join()
+        lat = np.asarray(st.latencies_ms)
+        print(f"XADD to commit at {args.rate:,.0f} fills/s offered: p50 {np.percentile(lat, 50):.1f} ms, "
+              f"p99 {np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms over {len(lat):,} fills "
+              f"(consumed {st.accepted / wall:,.0f} fills/s)")
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
