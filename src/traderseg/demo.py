@@ -11,6 +11,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.rule import Rule
@@ -59,8 +60,11 @@ def run_demo(
     t0 = time.perf_counter()
     console.print(Rule(f"1. simulate {accounts:,} accounts over {days} days (seed {seed}, "
                        f"{difficulty})"))
+    from traderseg.simulate.crash import Crash
+
+    crash_day = start + timedelta(days=days - 2)  # a scripted crash the live replay shows
     summary = simulate_venue(out / "venue", accounts=accounts, days=days, seed=seed, start=start,
-                             difficulty=difficulty)
+                             difficulty=difficulty, crash=Crash(crash_day))
     console.print(f"{summary.fills:,} fills written")
     console.print(Rule("2. ingest into a DuckDB store"))
     db = out / "venue.duckdb"
@@ -101,9 +105,63 @@ def run_demo(
     for section, why in built.unavailable.items():
         console.print(f"section {section} left out: {why}")
     console.print(f"report: {built.path.resolve()}")
+    console.print(Rule(f"6. live: the days around the crash of {crash_day} replayed through "
+                       "the stream with examples/policy.yaml"))
+    live_replay(db, result.directory, out, crash_day)
     console.print(f"done in {time.perf_counter() - t0:.0f}s; files in {out}")
     return {"ari": ev.ari, "nmi": ev.nmi,
             **{f"{b}_ari": float(r["ari"]) for b, r in ev.baselines.iterrows()}}
+
+
+EXAMPLE_POLICY = Path(__file__).resolve().parents[2] / "examples" / "policy.yaml"
+
+
+def live_replay(db: Path, model: Path, out: Path, crash_day: date) -> None:
+    """Replay the fills from the day before the crash into a copy of the store's history.
+
+    The copy keeps the fills before the replay's start (the stream seeds its online state
+    from them); the rest go through ``traderseg stream`` as a file replay, and the audit
+    log shows which segments' controls tightened around the crash.
+    """
+    from traderseg.online.run import run_stream
+    from traderseg.store import connect
+
+    begin = pd.Timestamp(crash_day - timedelta(days=1), tz="UTC")
+    live_db = out / "live.duckdb"
+    shutil.copy(db, live_db)
+    con = connect(live_db)
+    replay = out / "replay.parquet"
+    con.execute(f"COPY (SELECT * EXCLUDE (source) FROM fills WHERE ts >= ? ORDER BY ts) "
+                f"TO '{replay}' (FORMAT parquet)", [begin.to_pydatetime()])
+    con.execute("DELETE FROM fills WHERE ts >= ?", [begin.to_pydatetime()])
+    start_row = con.execute("SELECT min(event_start) FROM market WHERE event = 'crash'"
+                            ).fetchone()
+    con.close()
+    stats = run_stream(f"replay:{replay}", live_db, model, EXAMPLE_POLICY,
+                       decide_every_s=1800.0)
+    console.print(f"{stats.accepted:,} fills replayed in {stats.seconds:.1f} s "
+                  f"({stats.fills_per_s:,.0f} fills/s): {stats.decisions:,} decisions, "
+                  f"{stats.audit_rows:,} control changes")
+    con = connect(live_db, read_only=True)
+    crash_at = pd.Timestamp(start_row[0]) if start_row and start_row[0] is not None else None
+    changes = con.execute(
+        """
+        SELECT c.segment_name, a.effective_at, a.account_id
+        FROM control_audit a JOIN controls c USING (account_id)
+        WHERE a.control = 'max_leverage' AND a.old_value IS NOT NULL
+          AND TRY_CAST(a.new_value AS DOUBLE) < TRY_CAST(a.old_value AS DOUBLE)
+        """).df()
+    con.close()
+    if crash_at is None or changes.empty:
+        console.print("no leverage cap tightened during the replay")
+        return
+    changes["when"] = np.where(pd.to_datetime(changes["effective_at"], utc=True) < crash_at,
+                               "before the crash", "after the crash")
+    table = (changes.groupby(["segment_name", "when"])["account_id"].nunique()
+             .unstack(fill_value=0).reset_index())
+    console.print(f"crash started {crash_at:%Y-%m-%d %H:%M} UTC; accounts whose leverage cap "
+                  "was lowered, by segment:")
+    console.print(table.to_string(index=False))
 
 
 def main() -> None:

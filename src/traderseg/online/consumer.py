@@ -161,6 +161,35 @@ class StreamConsumer:
         self.stats = StreamStats()
         self._reset_pending()
         self._stop = False
+        if loaded.checkpoint is None and not self.states:
+            self._bootstrap()
+
+    def _bootstrap(self) -> None:
+        """Seed the online state from the fills already in the store (its first run).
+
+        A stream started on a store with history continues it: the features of its first
+        decisions count the stored fills as the batch computation does.
+        """
+        n = self.con.execute("SELECT count(*) FROM fills").fetchone()
+        if not n or not n[0]:
+            return
+        reader = self.con.execute(
+            f"SELECT {', '.join(FILLS.names)} FROM fills ORDER BY ts, fill_id"
+        ).fetch_record_batch(200_000)
+        count = 0
+        for rb in reader:
+            for rec in records_from_arrow(pa.Table.from_batches([rb])):
+                acct = rec["account_id"]
+                st = self.states.get(acct)
+                if st is None:
+                    st = self.states[acct] = AccountState()
+                st.update(rec)
+                self.p_tiles.add((acct, rec["ts"] // 86_400_000_000))
+                self.p_accounts.add(acct)
+                count += 1
+        self.cp.last_tick = None
+        logger.info("online state seeded from %d stored fills of %d accounts", count,
+                    len(self.states))
 
     # -- pending work between checkpoints --------------------------------------------------
     def _reset_pending(self) -> None:
