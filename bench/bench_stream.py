@@ -75,6 +75,45 @@ def replay_once(paths, db: Path, decide_every_s: float) -> tuple[float, int, flo
     return st.accepted / wall, st.decisions, st.decide_seconds / wall
 
 
+def flap(paths, db: Path, hysteresis) -> tuple[float, float, int]:
+    """Segment changes per account-day of decisions, and the share reverting within 3 days."""
+    import pandas as pd
+
+    from traderseg.online.consumer import StreamConfig, StreamConsumer
+    from traderseg.online.run import build_engine
+    from traderseg.online.sources import ReplaySource
+    from traderseg.store import connect
+
+    shutil.copy(paths["empty"], db)
+    con = connect(db)
+    eng = build_engine(con, paths["model"], paths["policy"], hysteresis=hysteresis)
+    seen = []
+    inner = eng.decide_many
+
+    def keep(intervals, previous):
+        d = inner(intervals, previous)
+        seen.append(d.rows[["account_id", "segment_id", "as_of"]])
+        return d
+
+    eng.decide_many = keep  # type: ignore[method-assign]
+    StreamConsumer(con, ReplaySource(paths["fills"]), eng, StreamConfig(decide_every_s=3600),
+                   source_label="replay").run()
+    con.close()
+    h = pd.concat(seen).sort_values(["account_id", "as_of"], kind="stable")
+    h["prev"] = h.groupby("account_id")["segment_id"].shift(1)
+    h["change"] = h["prev"].notna() & (h["prev"] != h["segment_id"])
+    days = h.assign(day=h["as_of"].dt.floor("D")).drop_duplicates(["account_id", "day"])
+    changes = h[h["change"]]
+    reverted = 0
+    for acct, g in changes.groupby("account_id"):
+        rows = h[h["account_id"] == acct]
+        for _, r in g.iterrows():
+            later = rows[(rows["as_of"] > r["as_of"])
+                         & (rows["as_of"] <= r["as_of"] + pd.Timedelta(days=3))]
+            reverted += bool((later["segment_id"] == r["prev"]).any())
+    return len(changes) / len(days), reverted / max(len(changes), 1), len(days)
+
+
 def produce(url: str, stream: str, fills_dir: Path, *, part=None, rate: float = 0.0) -> float:
     import redis
 
@@ -153,6 +192,14 @@ def main() -> None:
         print(f"embedded replay, decisions every {every / 60:g} min: median {med:,.0f} fills/s "
               f"({[round(r[0]) for r in rates]}); {rates[0][1]:,} decisions; decision share "
               f"of the wall time {statistics.median(r[2] for r in rates):.0%}")
+
+    from traderseg.online.decide import Hysteresis
+
+    for label, h in (("without hysteresis", Hysteresis(0.0, 0.0)),
+                     ("with hysteresis (margin 0.10, dwell 1 day)", Hysteresis())):
+        rate, back, days = flap(paths, args.out / "flap.duckdb", h)
+        print(f"segment changes {label}: {rate:.2%} of {days:,} account-days with decisions "
+              f"(hourly decisions); {back:.0%} of them revert within 3 days")
 
     binary = redis_binary()
     if binary is None:
