@@ -158,7 +158,7 @@ class Audience:
 def segment_ids(wanted: list[int | str], frame: pd.DataFrame, where: str) -> set[int]:
     """Resolve segment ids or names against the assigned segments of the model."""
     names = frame.groupby("segment_id")["segment_name"].first()
-    by_name = {str(n).lower(): int(i) for i, n in names.items()}
+    by_name = {str(n).lower(): int(str(i)) for i, n in names.items()}
     out: set[int] = set()
     for w in wanted:
         if isinstance(w, int) and not isinstance(w, bool):
