@@ -96,9 +96,9 @@ def campaign_list_command(
     t = table(f"{len(df)} campaigns", ["id", "audience", "treatment", "start", "end",
                                         "members", "holdout"],
               [False, False, False, False, False, True, True])
-    add_rows(t, [(r.campaign_id, r.audience, r.treatment, str(pd.Timestamp(r.window_start)),
-                  str(pd.Timestamp(r.window_end)), count(r.members), share(r.holdout_share))
-                 for r in df.itertuples()])
+    add_rows(t, [(str(r["campaign_id"]), str(r["audience"]), str(r["treatment"]),
+                  str(r["window_start"]), str(r["window_end"]), count(float(r["members"])),
+                  share(float(r["holdout_share"]))) for r in df.to_dict("records")])
     console.print(t)
 
 
@@ -136,10 +136,11 @@ def campaign_measure_command(
                                                if group == OVERALL else f"{by} {group}")
         t = table(title, ["metric", "estimator", "treated", "held out", "uplift", "95% interval",
                           "relative", "sig."], [False, False, True, True, True, True, True, False])
-        add_rows(t, [(r.metric, r.estimator, count(r.n_treatment), count(r.n_holdout),
-                      compact(r.uplift), f"[{compact(r.ci_low)}, {compact(r.ci_high)}]",
-                      share(r.relative_uplift), "*" if r.significant else "")
-                     for r in part.itertuples()])
+        add_rows(t, [(str(r["metric"]), str(r["estimator"]), count(r["n_treatment"]),
+                      count(r["n_holdout"]), compact(r["uplift"]),
+                      f"[{compact(r['ci_low'])}, {compact(r['ci_high'])}]",
+                      share(r["relative_uplift"]), "*" if r["significant"] else "")
+                     for r in part.to_dict("records")])
         console.print(t)
         for note in sorted(set(part["note"]) - {""}):
             console.print(f"note: {note}")

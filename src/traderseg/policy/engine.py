@@ -210,7 +210,7 @@ class Policy:
 
 
 def _set_of(rule: Rule) -> Any:
-    """The controls a rule sets (a model built from CONTROLS, so typed as Any)."""
+    """Return the controls a rule sets (a model built from CONTROLS, so typed as Any)."""
     return rule.set
 
 

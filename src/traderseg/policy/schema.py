@@ -35,6 +35,7 @@ from pydantic import (
     Field,
     StrictBool,
     ValidationError,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -172,12 +173,12 @@ class When(BaseModel):
             raise ValueError("an empty list matches nothing; leave the condition out")
         return value
 
-    @field_validator("segment", mode="after")
+    @field_validator("segment", mode="before")
     @classmethod
-    def _segment_entries(cls, value: list[int | str] | None) -> list[int | str] | None:
-        for v in value or []:
-            if isinstance(v, bool):
-                raise ValueError("a segment is a stable id (whole number) or a name")
+    def _segment_entries(cls, value: Any) -> Any:
+        for v in _as_list(value) or []:
+            if isinstance(v, bool) or not isinstance(v, int | str):
+                raise ValueError(f"{v!r}: a segment is a stable id (whole number) or a name")
         return value
 
     @model_validator(mode="after")
@@ -210,14 +211,20 @@ class Rule(BaseModel):
     set: SetControls  # type: ignore[valid-type]
     review_reason: str | None = None
 
-    @model_validator(mode="after")
-    def _sets_something(self) -> Rule:
-        values = self.set.model_dump(exclude_none=True)  # type: ignore[attr-defined]
-        if not values:
-            raise ValueError("set: give at least one control")
-        if self.review_reason is not None and values.get("review_flag") is not True:
-            raise ValueError("review_reason is only for a rule that sets review_flag: true")
-        return self
+    @field_validator("set", mode="after")
+    @classmethod
+    def _sets_something(cls, value: Any) -> Any:
+        if not value.model_dump(exclude_none=True):
+            raise ValueError("give at least one control")
+        return value
+
+    @field_validator("review_reason", mode="after")
+    @classmethod
+    def _reason_with_flag(cls, value: str | None, info: ValidationInfo) -> str | None:
+        ctl = info.data.get("set")
+        if value is not None and ctl is not None and ctl.review_flag is not True:
+            raise ValueError("only for a rule that sets review_flag: true")
+        return value
 
 
 class PolicyDocument(BaseModel):

@@ -144,8 +144,9 @@ def apply_campaign_effect(con: duckdb.DuckDBPyConnection, campaign_id: str,
     rep["fill_id"] = [f"{f}{REPEAT_SUFFIX}{campaign_id}{REPEAT_SUFFIX}{k}"
                       for f, k in zip(rep["fill_id"], n_th, strict=True)]
     end = pd.Timestamp(campaign.window_end)
-    rep["ts"] = np.minimum(rep["ts"] + pd.to_timedelta(n_th, unit="s"),
-                           end - pd.Timedelta(microseconds=1))
+    limit = end - pd.Timedelta(microseconds=1)
+    moved = rep["ts"] + pd.to_timedelta(n_th, unit="s")
+    rep["ts"] = moved.where(moved < limit, limit)
     rep["source"] = f"campaign:{campaign_id}"
     con.execute("BEGIN TRANSACTION")
     try:
@@ -183,7 +184,7 @@ def _refresh_tiles(con: duckdb.DuckDBPyConnection) -> None:
 
 def true_effects(con: duckdb.DuckDBPyConnection, campaign_id: str,
                  effect: CampaignEffect) -> pd.DataFrame:
-    """True average effect per archetype (and ``all``) of a campaign on its members.
+    """Return the true average effect per archetype (and ``all``) of a campaign on its members.
 
     Computed from the members' untreated fills in the window (the original fills of
     treated members before the rebate, see the module docstring).
