@@ -224,7 +224,8 @@ def register_campaign(
         "audience_as_of": as_utc(prov.get("as_of", t0), "audience as_of"),
         "model_version": str(prov.get("model_version", "unknown")),
         "policy_version": str(prov.get("policy_version", "unknown")),
-        "window_start": t0, "window_end": t1, "holdout_share": float(holdout_share), "stratum": STRATUM,
+        "window_start": t0, "window_end": t1, "holdout_share": float(holdout_share),
+        "stratum": STRATUM,
         "members": int(len(arms)), "registered_at": pd.Timestamp.now(tz="UTC"),
     }
     ensure_campaign_tables(con)

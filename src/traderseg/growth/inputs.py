@@ -2,12 +2,12 @@
 
 One row per account of the store as of a cutoff, from four sources:
 
-* the saved segment model (:func:`traderseg.segment.workflow.assign_accounts`): segment,
-  membership, lifecycle stage, value tier, risk score and its components;
-* the ``accounts`` table: region and KYC tier;
+* the policy's decision inputs (:func:`traderseg.policy.inputs.decision_inputs`): segment
+  and membership from the saved model, lifecycle stage, value tier, risk score, region and
+  KYC tier, predictions from a predictor bundle when one is given;
 * the ``controls`` table, when the store has one: the policy's current controls
-  (marketing eligibility, review flag, caps) with the policy version, and the
-  predictions it holds (churn probability, liquidation risk);
+  (marketing eligibility, review flag, caps) with the policy version, and, without a
+  predictor bundle, the predictions it holds (churn probability, liquidation risk);
 * lifetime value, when asked for: BG/NBD + Gamma-Gamma of the venue's revenue
   (:func:`traderseg.analysis.clv.venue.venue_clv`); where the controls carry no churn
   probability it is ``1 - p_alive`` of the same fit.
@@ -31,8 +31,9 @@ import pandas as pd
 
 from traderseg.online.tables import CONTROLS_TABLE
 from traderseg.policy import CONTROL_NAMES, INPUT_COLUMNS, Policy
+from traderseg.policy.predict import Predictors
 from traderseg.segment.persist import model_version, read_metadata
-from traderseg.store import store_connection
+from traderseg.store import as_utc, store_connection
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ def decision_inputs(
     *,
     lifetime_value: bool = False,
     policy: Policy | None = None,
+    predictors: Predictors | None = None,
 ) -> DecisionInputs:
     """Gather the decision inputs and current controls of every account.
 
@@ -105,27 +107,29 @@ def decision_inputs(
         Also fit lifetime value (and the churn fallback) as of the cutoff.
     policy : Policy, optional
         Decide the controls with this policy on the inputs instead of reading the
-        store's ``controls`` table (its predictions are still read from there).
+        store's ``controls`` table.
+    predictors : Predictors, optional
+        Churn and liquidation-risk predictors; without them the predictions are those of
+        the store's ``controls`` table (NaN for accounts it lacks).
 
     Returns
     -------
     DecisionInputs
     """
-    from traderseg.segment.workflow import assign_accounts
+    from traderseg.policy.inputs import decision_inputs as policy_inputs
 
     con, close = store_connection(db)
     try:
         meta = read_metadata(model_dir)
-        frame = assign_accounts(con, model_dir, as_of)
-        cutoff = pd.Timestamp(frame["as_of"].iloc[0]) if len(frame) else pd.Timestamp(
-            as_of if as_of is not None else meta["as_of"])
-        frame = frame.drop(columns=["as_of"]).rename(columns={"segment": "segment_id"})
-        acc = con.execute("SELECT account_id, region, kyc_tier FROM accounts").df()
-        frame = frame.merge(acc.astype({"account_id": str}), on="account_id", how="left")
+        cutoff = as_utc(as_of if as_of is not None else meta["as_of"], "as_of")
+        frame = policy_inputs(con, model_dir, cutoff, predictors=predictors)
         notes: list[str] = []
         stored = read_store_controls(con).astype({"account_id": str})
-        frame = frame.merge(stored[["account_id", *PREDICTION_COLUMNS]], on="account_id",
-                            how="left")
+        if predictors is None:
+            # no predictor bundle: the predictions the stream keeps in `controls`
+            known = stored.set_index("account_id")
+            for col in PREDICTION_COLUMNS:
+                frame[col] = frame["account_id"].map(known[col]).astype(float)
         if policy is not None:
             decided = policy.evaluate(frame[list(INPUT_COLUMNS)].reset_index(drop=True))
             decided.insert(0, "account_id", frame["account_id"].to_numpy())

@@ -150,14 +150,14 @@ def campaign_outcomes(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> pd.
     """
     members = read_members(con, campaign.campaign_id)
     last = con.execute("SELECT max(ts) FROM fills").fetchone()
-    if last is None or last[0] is None or pd.Timestamp(last[0]) < campaign.window_end - pd.Timedelta(
-            days=1):
+    t0, t1 = campaign.window_start, campaign.window_end
+    if last is None or last[0] is None or pd.Timestamp(last[0]) < t1 - pd.Timedelta(days=1):
         raise DataError(f"campaign {campaign.campaign_id}: the store's fills end before the "
-                        f"campaign window does ({campaign.window_end.isoformat()}); measure after it")
+                        f"campaign window does ({t1.isoformat()}); measure after it")
     con.register("_members", members[["account_id", "segment_id", "arm"]])
     try:
-        params = {"pre": (campaign.window_start - (campaign.window_end - campaign.window_start)).to_pydatetime(),
-                  "start": campaign.window_start.to_pydatetime(), "end": campaign.window_end.to_pydatetime()}
+        params = {"pre": (t0 - (t1 - t0)).to_pydatetime(), "start": t0.to_pydatetime(),
+                  "end": t1.to_pydatetime()}
         return con.execute(_OUTCOMES_SQL, params).df()
     finally:
         con.unregister("_members")
