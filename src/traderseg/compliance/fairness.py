@@ -303,6 +303,7 @@ def fairness_audit(
     outcomes: Sequence[AuditOutcome] | None = None,
     churn_truth: pd.Series | None = None,
     min_group: int = MIN_GROUP,
+    n_permutations: int = N_PERMUTATIONS,
     random_state: int = 0,
 ) -> FairnessAudit:
     """Audit segments, controls and targeting across attributes.
@@ -319,6 +320,8 @@ def fairness_audit(
         Account id -> observed churn (0/1) for the churn-targeting error rates.
     min_group : int
         Smallest group that enters ratios and tests.
+    n_permutations : int
+        Permutations of the conditional test.
     random_state : int
         Seed of the bootstrap, the folds and the permutations.
 
@@ -368,7 +371,7 @@ def fairness_audit(
                     row["true_positive_rate"] = float(by.loc[lab, "true_positive_rate"])
                     row["false_positive_rate"] = float(by.loc[lab, "false_positive_rate"])
                 rate_rows.append(row)
-            disp_rows.append(_disparity(outcome, attribute, y, g, tested, boot, q))
+            disp_rows.append(_disparity(outcome, attribute, y, g, tested, boot, q, min_group))
             if outcome.conditional and len(tested) >= 2 and len(np.unique(y)) == 2:
                 if resid is None:
                     resid = y - behaviour_prediction(X[known], y.astype(int),
@@ -376,7 +379,8 @@ def fairness_audit(
                 keep = np.isin(g, tested)
                 codes = pd.Categorical(g[keep], categories=tested).codes
                 means = [float(resid[keep][codes == i].mean()) for i in range(len(tested))]
-                p = permutation_pvalue(resid[keep], codes, strata[known][keep], rng)
+                p = permutation_pvalue(resid[keep], codes, strata[known][keep], rng,
+                                       n_permutations)
                 disp_rows[-1].update(conditional_effect=max(means) - min(means),
                                      conditional_p=p)
     disparity = pd.DataFrame(disp_rows)
@@ -388,7 +392,7 @@ def fairness_audit(
 
 def _disparity(outcome: AuditOutcome, attribute: str, y: np.ndarray, g: np.ndarray,
                tested: np.ndarray, boot: dict[str, np.ndarray],
-               q: tuple[float, float]) -> dict[str, object]:
+               q: tuple[float, float], min_group: int) -> dict[str, object]:
     row: dict[str, object] = {
         "attribute": attribute, "outcome": outcome.name, "kind": outcome.kind,
         "description": outcome.description, "accounts": int(len(y)), "groups": len(tested),
@@ -400,7 +404,7 @@ def _disparity(outcome: AuditOutcome, attribute: str, y: np.ndarray, g: np.ndarr
         row["note"] = "no account has a known value (predictions missing from the inputs?)"
         return row
     if len(tested) < 2:
-        row["note"] = (f"single level: fewer than two groups of {MIN_GROUP}+ accounts with "
+        row["note"] = (f"single level: fewer than two groups of {min_group}+ accounts with "
                        "a known outcome; nothing to compare")
         return row
     rates = {str(t): float(y[g == t].mean()) for t in tested}

@@ -36,12 +36,19 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import duckdb
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from traderseg import __version__
 from traderseg.errors import ConfigError, DataError
@@ -54,6 +61,20 @@ from traderseg.store import store_connection
 AUDIENCE_COLUMNS = ("account_id", "segment_id", "segment_name", "lifecycle_stage",
                     "value_tier", "lifetime_value", "churn_probability", "marketing_eligible")
 """Columns of an audience file (``lifetime_value`` only when the spec selects on it)."""
+
+
+def _one_of(value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _stage(value: str) -> str:
+    return _one_of(value, LIFECYCLE_STAGES)
+
+
+def _tier(value: str) -> str:
+    return _one_of(value, VALUE_TIER_NAMES)
 
 
 class Range(BaseModel):
@@ -86,21 +107,13 @@ class Selection(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     segments: list[int | str] | None = Field(default=None, min_length=1)
-    lifecycle_stages: list[str] | None = Field(default=None, min_length=1)
-    value_tiers: list[str] | None = Field(default=None, min_length=1)
+    lifecycle_stages: list[Annotated[str, AfterValidator(_stage)]] | None = Field(
+        default=None, min_length=1)
+    value_tiers: list[Annotated[str, AfterValidator(_tier)]] | None = Field(
+        default=None, min_length=1)
     lifetime_value: Range | None = None
     churn_probability: Range | None = None
     marketing_eligible: bool | None = True
-
-    @field_validator("lifecycle_stages")
-    @classmethod
-    def _stages(cls, v: list[str] | None) -> list[str] | None:
-        return _one_of(v, LIFECYCLE_STAGES)
-
-    @field_validator("value_tiers")
-    @classmethod
-    def _tiers(cls, v: list[str] | None) -> list[str] | None:
-        return _one_of(v, VALUE_TIER_NAMES)
 
     @field_validator("churn_probability")
     @classmethod
@@ -111,11 +124,6 @@ class Selection(BaseModel):
         return v
 
 
-def _one_of(values: list[str] | None, allowed: tuple[str, ...]) -> list[str] | None:
-    for v in values or ():
-        if v not in allowed:
-            raise ValueError(f"{v!r} is not one of {', '.join(allowed)}")
-    return values
 
 
 class AudienceSpec(BaseModel):

@@ -121,7 +121,7 @@ def holdout_size(n: int, share: float) -> int:
 
     Examples
     --------
-    >>> holdout_size(10, 0.1), holdout_size(5, 0.1), holdout_size(15, 0.1)
+    >>> holdout_size(10, 0.1), holdout_size(4, 0.1), holdout_size(15, 0.1)
     (1, 0, 2)
     """
     return int(np.floor(share * n + 0.5))
