@@ -58,7 +58,7 @@ def test_holdout_share_holds_in_every_segment(segments, share):
     m = pd.DataFrame({"account_id": [f"x{i}" for i in range(len(segments))],
                       "segment_id": segments})
     arms = assign_arms("p", m, share)
-    for s, part in arms.groupby("segment_id"):
+    for _s, part in arms.groupby("segment_id"):
         assert (part["arm"] == "holdout").sum() == holdout_size(len(part), share)
 
 

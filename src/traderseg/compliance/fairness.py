@@ -223,7 +223,7 @@ def behaviour_prediction(X: pd.DataFrame, y: np.ndarray, *, random_state: int = 
     split = StratifiedKFold(folds, shuffle=True, random_state=random_state)
     with threadpool_limits(1):
         for train, test in split.split(X, y):
-            m = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1,
+            m = HistGradientBoostingClassifier(max_iter=60, learning_rate=0.15,
                                                categorical_features=cat or None,
                                                random_state=random_state)
             m.fit(X.iloc[train], y[train])

@@ -70,7 +70,7 @@ class TLearner(RegressorMixin, BaseEstimator):
     def _base(self) -> Any:
         if self.estimator is not None:
             return clone(self.estimator)
-        return HistGradientBoostingRegressor(max_iter=150, learning_rate=0.08,
+        return HistGradientBoostingRegressor(max_iter=100, learning_rate=0.1,
                                              min_samples_leaf=10,
                                              random_state=self.random_state)
 
