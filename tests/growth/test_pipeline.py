@@ -115,3 +115,27 @@ def test_cli_errors_are_one_line(venue, capsys, tmp_path):
     assert code == 2 and "bad.yaml:3: select.value_tiers[0]" in err
     code, _, err = run_cli(["campaign", "measure", "--db", str(db), "--id", "nope"], capsys)
     assert code == 2 and "no campaign 'nope'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_shows_the_fairness_of_stored_decisions(venue, tmp_path):
+    from traderseg.online.tables import write_decisions
+    from traderseg.policy import INPUT_COLUMNS, load_policy
+    from traderseg.policy.inputs import decision_inputs
+    from traderseg.report import build_report
+    from traderseg.segment.persist import model_version, read_metadata
+
+    _, db, model = venue
+    work = tmp_path / "decided.duckdb"
+    work.write_bytes(db.read_bytes())
+    con = connect(work)
+    inputs = decision_inputs(con, model, pd.Timestamp(AS_OF, tz="UTC"))
+    decided = load_policy(DATA / "biased_policy.yaml").evaluate(inputs[list(INPUT_COLUMNS)])
+    rows = pd.concat([inputs, decided], axis=1).assign(
+        model_version=model_version(read_metadata(model)),
+        as_of=pd.Timestamp(AS_OF, tz="UTC"), fill_id=None)
+    write_decisions(con, rows, actor="batch")
+    con.close()
+    built = build_report(work, model, tmp_path / "r.html", as_of=AS_OF)
+    html = built.path.read_text()
+    assert "fairness" not in built.unavailable
+    assert 'id="fairness"' in html and "attribute/outcome pairs flagged" in html
