@@ -23,6 +23,9 @@ BENCHES: dict[str, list[str]] = {
     "clv": ["bench_clv.py"],
     "clv_calibration": ["bench_clv.py", "--calibration", "--difficulty", "realistic,hard"],
     "churn": ["bench_churn.py", "--workdir", tempfile.gettempdir() + "/traderseg-churn-bench"],
+    "policy": ["bench_policy.py"],
+    "liquidation": ["bench_liquidation.py", "--workdir",
+                    tempfile.gettempdir() + "/traderseg-liquidation-bench"],
 }
 
 

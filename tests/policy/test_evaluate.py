@@ -196,9 +196,10 @@ def inputs(draw):
 
 def _reference(policy, x):
     """Row by row: which rules match, then most_restrictive over [default, their values]."""
-    from traderseg.policy.engine import _match
+    from traderseg.policy.engine import _arrays, _match
 
-    masks = [_match(r, x) for r in policy.rules]
+    cols = _arrays(x, policy.inputs_used())
+    masks = [_match(r, cols, len(x)) for r in policy.rules]
     defaults = policy.defaults
     rows = []
     for k in range(len(x)):

@@ -29,7 +29,7 @@ import duckdb
 import pandas as pd
 
 from traderseg.errors import DataError
-from traderseg.online.tables import control_text, read_controls
+from traderseg.online.tables import control_text
 from traderseg.policy.controls import CONTROL_NAMES, most_restrictive
 from traderseg.policy.engine import INPUT_COLUMNS, Policy
 from traderseg.policy.inputs import decision_inputs
@@ -156,6 +156,16 @@ def _result(con: duckdb.DuckDBPyConnection, source: str, as_of: pd.Timestamp,
                       summary=summary)
 
 
+def _current_inputs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Input columns of the ``controls`` table (empty when the table is absent; read-only)."""
+    row = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'controls' "
+                      "AND schema_name = current_schema()").fetchone()
+    if not row or not row[0]:
+        return pd.DataFrame(columns=["account_id", *INPUT_COLUMNS])
+    cols = ", ".join(["account_id", *INPUT_COLUMNS])
+    return con.execute(f"SELECT {cols} FROM controls ORDER BY account_id").df()
+
+
 def month_starts(con: duckdb.DuckDBPyConnection, n: int) -> list[pd.Timestamp]:
     """Return the last ``n`` month starts strictly inside the store's fills, oldest first."""
     first, last = fill_bounds(con)
@@ -202,7 +212,7 @@ def policy_diff(
     """
     _, last = fill_bounds(con)
     now = last + pd.Timedelta(microseconds=1)
-    current = read_controls(con)
+    current = _current_inputs(con)
     results = []
     if len(current):
         inputs = current[["account_id", *INPUT_COLUMNS]]

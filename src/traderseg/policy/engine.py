@@ -161,7 +161,8 @@ class Policy:
     def _evaluate(self, inputs: pd.DataFrame) -> pd.DataFrame:
         n = len(inputs)
         rules = self.document.rules
-        masks = [_match(rule, inputs) for rule in rules]
+        columns = _arrays(inputs, self.inputs_used())
+        masks = [_match(rule, columns, n) for rule in rules]
         defaults = self.document.defaults
         out: dict[str, Any] = {}
         winners = np.empty((n, len(CONTROLS)), dtype=np.int64)
@@ -171,11 +172,10 @@ class Policy:
             value, winner = _combine(ctl, getattr(defaults, ctl.name), offered, masks, n)
             out[ctl.name] = value
             winners[:, j] = winner
-        frame = pd.DataFrame(out, index=inputs.index)
-        frame["review_reason"] = self._reasons(masks, frame["review_flag"].to_numpy(bool), n)
-        frame["rules"] = self._rules_json(winners)
-        frame["policy_version"] = self.version
-        return frame
+        out["review_reason"] = self._reasons(masks, out["review_flag"], n)
+        out["rules"] = self._rules_json(winners)
+        out["policy_version"] = np.full(n, self.version, dtype=object)
+        return pd.DataFrame(out, index=inputs.index)
 
     def _reasons(self, masks: list[np.ndarray], flagged: np.ndarray, n: int) -> np.ndarray:
         raising = [(i, r) for i, r in enumerate(self.document.rules)
@@ -187,14 +187,14 @@ class Policy:
             return reasons
         head = [defaults.review_reason or DEFAULT_RULE] if default_flag else []
         texts = [r.review_reason or r.description or r.name for _, r in raising]
-        matrix = (np.stack([masks[i] for i, _ in raising], axis=1) if raising
-                  else np.zeros((n, 0), dtype=bool))
-        combos, inverse = np.unique(matrix, axis=0, return_inverse=True)
+        combos, inverse = _unique_rows(
+            np.stack([masks[i] for i, _ in raising], axis=1) if raising
+            else np.zeros((n, 0), dtype=bool))
         joined = []
         for combo in combos:
             parts = head + [t for t, on in zip(texts, combo, strict=True) if on]
             joined.append("; ".join(dict.fromkeys(parts)) if parts else None)
-        reasons[:] = np.asarray(joined, dtype=object)[inverse.reshape(-1)]
+        reasons[:] = np.asarray(joined, dtype=object)[inverse]
         reasons[~flagged] = None
         return reasons
 
@@ -202,11 +202,11 @@ class Policy:
         names = [r.name for r in self.document.rules]
         if len(winners) == 0:
             return np.empty(0, dtype=object)
-        combos, inverse = np.unique(winners, axis=0, return_inverse=True)
+        combos, inverse = _unique_rows(winners)
         texts = [json.dumps({c.name: (DEFAULT_RULE if w < 0 else names[w])
                              for c, w in zip(CONTROLS, combo, strict=True)})
                  for combo in combos]
-        return np.asarray(texts, dtype=object)[inverse.reshape(-1)]
+        return np.asarray(texts, dtype=object)[inverse]
 
 
 def _set_of(rule: Rule) -> Any:
@@ -214,38 +214,75 @@ def _set_of(rule: Rule) -> Any:
     return rule.set
 
 
-def _column(inputs: pd.DataFrame, name: str) -> pd.Series:
-    return inputs[name]
+def _unique_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a small-valued integer or boolean matrix and each row's index.
+
+    Rows are packed into one integer key each (values are rule indices from -1, or
+    booleans) so the distinct ones are found with a 1-d ``np.unique``.
+    """
+    n, k = matrix.shape
+    if k == 0 or n == 0:
+        return np.zeros((1 if n else 0, k), dtype=matrix.dtype), np.zeros(n, dtype=np.int64)
+    shifted = matrix.astype(np.int64) + 1
+    base = int(shifted.max()) + 1
+    if base ** k < 2 ** 62:
+        key = shifted @ (base ** np.arange(k, dtype=np.int64))
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        return matrix[first], inverse.reshape(-1)
+    combos, inverse = np.unique(matrix, axis=0, return_inverse=True)  # pragma: no cover
+    return combos, inverse.reshape(-1)  # pragma: no cover
 
 
-def _match(rule: Rule, inputs: pd.DataFrame) -> np.ndarray:
-    """Boolean mask of the rows where every condition of ``rule`` holds."""
-    n = len(inputs)
+def _arrays(inputs: pd.DataFrame, used: list[str]) -> dict[str, np.ndarray]:
+    """Return the input columns the rules read, once each, as numpy arrays.
+
+    Bands and KYC tiers as floats (missing = NaN), the other columns as objects.
+    """
+    out: dict[str, np.ndarray] = {}
+    numeric = {*BAND_INPUTS, "kyc_tier", "segment_id"}
+    for name in used:
+        col = inputs[name]
+        if name in numeric:
+            out[name] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float,
+                                                                     na_value=np.nan)
+        else:
+            out[name] = col.to_numpy(dtype=object, na_value=None)
+    return out
+
+
+def _isin(values: np.ndarray, wanted: list[Any]) -> np.ndarray:
+    hit = np.zeros(len(values), dtype=bool)
+    for v in wanted:
+        hit |= values == v
+    return hit
+
+
+def _match(rule: Rule, columns: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """Boolean mask of the rows where every condition of ``rule`` holds.
+
+    Comparisons with a missing value (NaN, None) are false, so a condition on a missing
+    input never matches.
+    """
     mask = np.ones(n, dtype=bool)
     when = rule.when
     if when.segment is not None:
-        ids = [v for v in when.segment if isinstance(v, int)]
+        ids = [float(v) for v in when.segment if isinstance(v, int)]
         names = [v for v in when.segment if isinstance(v, str)]
         seg = np.zeros(n, dtype=bool)
         if ids:
-            seg |= pd.to_numeric(_column(inputs, "segment_id"), errors="coerce").isin(
-                ids).to_numpy(bool)
+            seg |= _isin(columns["segment_id"], ids)
         if names:
-            seg |= _column(inputs, "segment_name").isin(names).to_numpy(bool)
+            seg |= _isin(columns["segment_name"], names)
         mask &= seg
     for key in SET_INPUTS:
         values = getattr(when, key)
         if values is not None:
-            col = _column(inputs, key)
-            if key == "kyc_tier":
-                col = pd.to_numeric(col, errors="coerce")
-            else:
-                col = col.astype(object)
-            mask &= col.isin(values).to_numpy(bool)
+            wanted = [float(v) for v in values] if key == "kyc_tier" else list(values)
+            mask &= _isin(columns[key], wanted)
     for key in BAND_INPUTS:
         band = getattr(when, key)
         if band is not None:
-            x = pd.to_numeric(_column(inputs, key), errors="coerce").to_numpy(float)
+            x = columns[key]
             with np.errstate(invalid="ignore"):
                 if band.min is not None:
                     mask &= x >= band.min

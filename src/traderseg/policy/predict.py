@@ -50,7 +50,15 @@ LIQUIDATION_HORIZON_DAYS = 7.0
 # Training cutoffs: this many days before the as-of time (label period ends by then).
 CHURN_LAGS_DAYS: tuple[float, ...] = (30.0, 45.0, 60.0)
 LIQUIDATION_LAGS_DAYS: tuple[float, ...] = (7.0, 14.0, 21.0, 28.0)
-TRUSTED_TYPES: tuple[str, ...] = ("traderseg.analysis.churn.model.ChurnClassifier",)
+TRUSTED_TYPES: tuple[str, ...] = (
+    "traderseg.analysis.churn.model.ChurnClassifier",
+    # scikit-learn's private parts of a calibrated boosted-tree ensemble (plain containers
+    # of fitted arrays; constructing them runs no code of the file)
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
+"""Types beyond skops' defaults a bundle file may reference; anything else is refused."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,10 @@ def train_predictors(
     *,
     n_threads: int | None = None,
     random_state: int | None = 0,
+    churn_lags_days: Sequence[float] = CHURN_LAGS_DAYS,
+    liquidation_lags_days: Sequence[float] = LIQUIDATION_LAGS_DAYS,
+    max_iter: int = 300,
+    windows: Sequence[str] = WINDOWS,
 ) -> Predictors:
     """Train the churn and liquidation classifiers on what is known at ``as_of`` and save them.
 
@@ -149,6 +161,12 @@ def train_predictors(
         OpenMP threads of the classifiers.
     random_state : int or None
         Seed.
+    churn_lags_days, liquidation_lags_days : sequence of float
+        Training cutoffs, in days before ``as_of`` (at least the label horizon).
+    max_iter : int
+        Boosting iterations of each classifier.
+    windows : sequence of str
+        Feature windows (``30d`` is needed).
 
     Returns
     -------
@@ -156,14 +174,19 @@ def train_predictors(
         The fitted bundle, as :func:`load_predictors` would return it.
     """
     t = as_utc(as_of, "as_of")
-    churn_cuts = [t - pd.Timedelta(days=d) for d in sorted(CHURN_LAGS_DAYS)]
-    liq_cuts = [t - pd.Timedelta(days=d) for d in sorted(LIQUIDATION_LAGS_DAYS)]
+    for lags, horizon, what in ((churn_lags_days, CHURN_HORIZON_DAYS, "churn"),
+                                (liquidation_lags_days, LIQUIDATION_HORIZON_DAYS, "liquidation")):
+        if not lags or min(lags) < horizon:
+            raise DataError(f"{what}: training cutoffs must be {horizon:g} days or more before "
+                            f"the as-of time, got lags {list(lags)}")
+    churn_cuts = [t - pd.Timedelta(days=d) for d in sorted(churn_lags_days, reverse=True)]
+    liq_cuts = [t - pd.Timedelta(days=d) for d in sorted(liquidation_lags_days, reverse=True)]
     con, owned = store_connection(db)
     try:
         churn_parts = _parts(lambda c: churn_dataset(con, c, CHURN_HORIZON_DAYS,
-                                                     windows=WINDOWS), churn_cuts, "churn")
+                                                     windows=windows), churn_cuts, "churn")
         liq_parts = _parts(lambda c: liquidation_dataset(
-            con, c, LIQUIDATION_HORIZON_DAYS, windows=WINDOWS), liq_cuts, "liquidation")
+            con, c, LIQUIDATION_HORIZON_DAYS, windows=windows), liq_cuts, "liquidation")
     finally:
         if owned:
             con.close()
@@ -179,12 +202,13 @@ def train_predictors(
             raise DataError(f"{name}: the training rows hold one outcome only ({int(y.sum())} "
                             f"positive of {len(y)}); pick a later --as-of")
         columns = columns or [str(c) for c in X.columns]
-        clf = ChurnClassifier(n_threads=n_threads, random_state=random_state)
+        clf = ChurnClassifier(max_iter=max_iter, n_threads=n_threads,
+                              random_state=random_state)
         models[name] = clf.fit(X[columns], y)
         info[name] = {"cutoffs": [p.cutoff.isoformat() for p in parts],
                       "horizon_days": horizon, "rows": len(y), "base_rate": float(y.mean())}
     assert columns is not None
-    meta = {"as_of": t.isoformat(), "windows": list(WINDOWS), "feature_columns": columns,
+    meta = {"as_of": t.isoformat(), "windows": list(windows), "feature_columns": columns,
             "catalog_version": CATALOG_VERSION, "library_version": __version__,
             "training": info}
     return save_predictors(Predictors(models=models, feature_columns=columns, metadata=meta),

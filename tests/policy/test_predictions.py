@@ -1,0 +1,117 @@
+"""Liquidation-risk labels and backtest, and the saved predictor bundle, on a small venue."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import PREDICT_AS_OF
+from helpers.store import fills_store
+from traderseg.analysis.churn import ChurnClassifier
+from traderseg.analysis.liquidation import (
+    leverage_rule_score,
+    liquidation_backtest,
+    liquidation_dataset,
+)
+from traderseg.errors import DataError, ModelVersionError
+from traderseg.policy.predict import PREDICTIONS, load_predictors
+
+
+def test_the_horizon_boundary_is_exclusive():
+    """A liquidation exactly 7 days after the cutoff is outside the horizon; 1 us before is in."""
+    c = pd.Timestamp("2024-01-10", tz="UTC")
+    ts = [c - pd.Timedelta(days=1), c + pd.Timedelta(days=7) - pd.Timedelta(microseconds=1),
+          c - pd.Timedelta(days=1), c + pd.Timedelta(days=7), c + pd.Timedelta(days=9)]
+    fills = pd.DataFrame({
+        "fill_id": [f"f{i}" for i in range(5)], "ts": ts,
+        "account_id": ["in", "in", "out", "out", "out"], "instrument": "BTC-PERPETUAL",
+        "underlying": "BTC", "kind": "perp", "side": "buy", "qty": 1.0, "price": 100.0,
+        "notional_usd": 100.0, "fee_usd": 0.05, "is_maker": False, "leverage": 20.0,
+        "is_liquidation": [False, True, False, True, False]})
+    con = fills_store(fills)
+    labels = liquidation_dataset(con, c).labels
+    assert labels["liquidated"].to_dict() == {"in": True, "out": False}
+    no_flag = fills_store(fills.drop(columns="is_liquidation"))
+    with pytest.raises(DataError, match="no fill carries the liquidation flag"):
+        liquidation_dataset(no_flag, c)
+
+
+def test_leverage_rule_uses_30_day_max_leverage():
+    f = pd.DataFrame({"leverage_max__30d": [50.0, np.nan, 3.0]}, index=["a", "b", "c"])
+    assert leverage_rule_score(f).to_dict() == {"a": 50.0, "b": 0.0, "c": 3.0}
+    with pytest.raises(DataError, match="leverage_max__30d"):
+        leverage_rule_score(pd.DataFrame({"x": [1.0]}))
+
+
+def test_backtest_reports_model_and_leverage_rule_on_counted_labels(venue):
+    root, db, _ = venue
+    small = ChurnClassifier(max_iter=40, n_threads=1, random_state=0)
+    bt = liquidation_backtest(db, ["2024-02-01", "2024-02-15"], model=small, windows=("30d",))
+    assert list(bt.metrics.index) == ["model", "leverage_rule"]
+    assert np.isnan(bt.metrics.loc["leverage_rule", "brier"])
+    assert bt.metrics["auc"].astype(float).between(0, 1).all()
+    assert bt.n_train > 0 and len(bt.predictions) > 0
+    assert bt.predictions["p_liquidation"].between(0, 1).all()
+    assert bt.base_rate == pytest.approx(bt.predictions["liquidated"].mean())
+    # the test labels, counted independently from the simulator's files
+    fills = pd.read_parquet(root / "sim" / "fills")
+    c = bt.test_cutoff
+    ts = pd.to_datetime(fills["ts"], utc=True)
+    active = set(fills.loc[(ts >= c - pd.Timedelta(days=30)) & (ts < c), "account_id"])
+    flagged = fills["is_liquidation"].astype("boolean").fillna(False).to_numpy(bool)
+    nxt = fills[(ts >= c) & (ts < c + pd.Timedelta(days=7)) & flagged]
+    expected = nxt.groupby("account_id").size()
+    expected = expected[expected.index.isin(active)]
+    pred = bt.predictions.set_index("account_id")
+    assert set(pred.index) == active
+    got = pred["liquidations"]
+    assert got[got > 0].sort_index().to_dict() == expected.sort_index().to_dict()
+    assert len(expected) > 0
+    with pytest.raises(DataError, match="reaches past the test cutoff"):
+        liquidation_backtest(db, ["2024-02-10", "2024-02-15"])
+
+
+def test_bundle_round_trip_and_score(venue, predictors):
+    root, db, _ = venue
+    meta = predictors.metadata
+    assert meta["as_of"] == pd.Timestamp(PREDICT_AS_OF, tz="UTC").isoformat()
+    # label periods end by the as-of time
+    asof = pd.Timestamp(PREDICT_AS_OF, tz="UTC")
+    assert meta["training"]["liquidation_risk"]["cutoffs"] == [
+        (asof - pd.Timedelta(days=7)).isoformat()]
+    for name, horizon in (("churn_probability", 30), ("liquidation_risk", 7)):
+        for c in meta["training"][name]["cutoffs"]:
+            assert pd.Timestamp(c) + pd.Timedelta(days=horizon) <= asof
+    loaded = load_predictors(root / "predictors")
+    assert loaded.version == predictors.version and loaded.feature_columns == predictors.feature_columns
+    from traderseg.features.compute import compute_features
+
+    feats = compute_features(db, asof.to_pydatetime(), ("30d",)).iloc[::-1]
+    a, b = predictors.score(feats), loaded.score(feats)
+    pd.testing.assert_frame_equal(a, b)
+    assert list(a.columns) == list(PREDICTIONS) and list(a.index) == list(feats.index)
+    assert ((a >= 0) & (a <= 1)).all().all()
+    assert len(loaded.score(feats.iloc[:0])) == 0
+    with pytest.raises(DataError, match="feature column"):
+        loaded.score(feats.drop(columns=predictors.feature_columns[:2]))
+
+
+def test_bundle_refuses_tampering_and_another_catalogue(venue, predictors, tmp_path):
+    import shutil
+
+    root, _, _ = venue
+    copy = tmp_path / "p"
+    shutil.copytree(root / "predictors", copy)
+    (copy / "liquidation.skops").write_bytes(b"not a model")
+    with pytest.raises(DataError, match="does not match the hash"):
+        load_predictors(copy)
+    shutil.copytree(root / "predictors", tmp_path / "q")
+    meta = json.loads((tmp_path / "q" / "predictors.json").read_text())
+    (tmp_path / "q" / "predictors.json").write_text(json.dumps({**meta, "catalog_version": "0"}))
+    with pytest.raises(ModelVersionError, match="catalogue version '0'"):
+        load_predictors(tmp_path / "q")
+    with pytest.raises(DataError, match="not a predictor bundle"):
+        load_predictors(tmp_path / "missing")
