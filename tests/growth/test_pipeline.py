@@ -132,7 +132,7 @@ def test_report_shows_the_fairness_of_stored_decisions(venue, tmp_path):
     decided = load_policy(DATA / "biased_policy.yaml").evaluate(inputs[list(INPUT_COLUMNS)])
     rows = pd.concat([inputs, decided], axis=1).assign(
         model_version=model_version(read_metadata(model)),
-        as_of=pd.Timestamp(AS_OF, tz="UTC"), fill_id=None)
+        as_of=pd.Timestamp(AS_OF, tz="UTC"), fill_id=None, updated_at=pd.Timestamp.now(tz="UTC"))
     write_decisions(con, rows, actor="batch")
     con.close()
     built = build_report(work, model, tmp_path / "r.html", as_of=AS_OF)
