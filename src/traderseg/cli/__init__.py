@@ -94,6 +94,8 @@ _COMMAND_MODULES = (
     "traderseg.cli.report",
     "traderseg.cli.online",
     "traderseg.cli.policy",
+    "traderseg.cli.growth",
+    "traderseg.cli.compliance",
 )
 
 

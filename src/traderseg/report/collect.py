@@ -228,6 +228,7 @@ def collect_report(
             "events", lambda: _events(con, assign, venue, cutoff, event_window,
                                       event_estimation))
         sections["bias"] = _attempt("bias", lambda: _bias(con, assign))
+        sections["fairness"] = _attempt("fairness", lambda: _fairness(con, model_dir, cutoff))
     finally:
         if owned:
             con.close()
@@ -407,6 +408,18 @@ def _bias(con: duckdb.DuckDBPyConnection, assign: pd.DataFrame) -> dict[str, Any
         raise DataError("the store's accounts table is empty: no attributes to audit")
     audit: BiasAudit = bias_audit(assign, accounts)
     return {"audit": audit}
+
+
+def _fairness(con: duckdb.DuckDBPyConnection, model_dir: str | Path,
+              cutoff: datetime) -> dict[str, Any]:
+    """Audit the fairness of the controls the store holds (the policy's decisions)."""
+    from traderseg.compliance.fairness import fairness_audit
+    from traderseg.growth.inputs import decision_inputs, read_store_controls
+
+    if read_store_controls(con).empty:
+        raise DataError("the store holds no controls (no policy decision yet) to audit")
+    inputs = decision_inputs(con, model_dir, cutoff)
+    return {"audit": fairness_audit(inputs.frame), "policy": inputs.policy_version}
 
 
 def _replace_segments(computed: pd.DataFrame, given: pd.DataFrame) -> tuple[pd.DataFrame, int]:

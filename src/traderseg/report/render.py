@@ -210,6 +210,7 @@ def build_context(data: ReportData, *, title: str | None = None) -> dict[str, An
     _clv(s["clv"], names, colours, add, tabs, label)
     _drift(data, s["drift"], names, add, tabs, notes)
     _bias(s["bias"], names, colours, add, tabs, notes)
+    _fairness(s["fairness"], tabs, notes)
     return ctx
 
 
@@ -459,6 +460,23 @@ def _bias(section: Section, names: Mapping[int, str], colours: Mapping[int, str]
         ("highest_group", "highest group", "text"), ("highest_rate", "rate", "pct"),
         ("ratio", "ratio", "num"), ("p_value", "p-value", "p"), ("flag", "", "text")])
     notes["bias"] = {"flagged": flagged, "pairs": len(audit.disparity)}
+
+
+def _fairness(section: Section, tabs: dict[str, Any], notes: dict[str, Any]) -> None:
+    if section.unavailable:
+        return
+    d = section.data["audit"].disparity
+    d = d[d["kind"] != "segment"].assign(
+        flag=lambda x: x["flagged"].map({True: "⚑ flagged", False: ""}))
+    tabs["fairness"] = table(d, [
+        ("attribute", "attribute", "text"), ("description", "outcome", "text"),
+        ("groups", "groups", "int"), ("lowest_group", "lowest group", "text"),
+        ("highest_group", "highest group", "text"), ("ratio", "ratio", "num"),
+        ("ratio_ci_high", "ratio, upper 95%", "num"),
+        ("conditional_effect", "gap beyond behaviour", "pct"),
+        ("conditional_p_holm", "p (Holm)", "p"), ("flag", "", "text")])
+    notes["fairness"] = {"flagged": int(d["flagged"].sum()), "pairs": len(d),
+                         "policy": section.data["policy"]}
 
 
 _ENV = jinja2.Environment(
