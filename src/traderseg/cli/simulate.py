@@ -146,8 +146,10 @@ def _simulate(out: Path, accounts: int, days: int, seed: int, first: date, chunk
             f"{summary.synthetic_days} day(s) past the real market history use a jump-diffusion"
         )
     if crash is not None:
-        console.print(f"crash on {crash.day} from {crash.start_hour:g}:00 UTC for "
-                      f"{crash.hours:g} h: -{crash.size:.0%} (see truth.crash_liquidated_at)")
+        minutes = round(crash.start_hour * 60)
+        console.print(f"crash on {crash.day} from {minutes // 60:02d}:{minutes % 60:02d} UTC "
+                      f"for {crash.hours:g} h: -{crash.size:.0%} "
+                      "(see market.event_start, truth.crash_liquidated_at)")
     for name, count in summary.archetypes.items():
         console.print(f"  {name:<24} {count:>7,}")
 

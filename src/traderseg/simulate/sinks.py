@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import urlsplit
 
+from hiredis import pack_command
+
 from traderseg.errors import ConfigError, SinkError, SinkUnavailable
 from traderseg.simulate.fillcodec import decode_fill, encode_fill
 
@@ -152,28 +154,41 @@ class RedisSink:
         except SinkUnavailable:
             self._uncertain = True
             raise
-        pipe = self._client.pipeline(transaction=False)
+        # one pipeline: the commands packed by hiredis, sent at once, then the replies read
+        head = ["XADD", self.stream]
+        if self.maxlen is not None:
+            head += ["MAXLEN", "~", str(self.maxlen)]
+        packed = []
         for f, entry in zip(fills, ids, strict=True):
             if done is not None and entry <= done:
                 continue
-            entry_id = f"{entry[0]}-{entry[1]}"
-            if self.maxlen is None:
-                pipe.xadd(self.stream, encode_fill(f), id=entry_id)  # type: ignore[arg-type]
-            else:
-                pipe.xadd(self.stream, encode_fill(f), id=entry_id,  # type: ignore[arg-type]
-                          maxlen=self.maxlen, approximate=True)
+            args = [*head, f"{entry[0]}-{entry[1]}"]
+            for item in encode_fill(f).items():
+                args.extend(item)
+            packed.append(pack_command(tuple(args)))  # type: ignore[arg-type]
+        if not packed:
+            self._base, self._base_key, self._uncertain = ids[-1], fill_key(fills[-1]), False
+            return
+        pool = self._client.connection_pool
+        conn = pool.get_connection()
+        errors: list[str] = []
         try:
-            results = pipe.execute(raise_on_error=False)
+            conn.send_packed_command([b"".join(packed)])
+            for _ in packed:
+                try:
+                    conn.read_response()
+                except redis.ResponseError as exc:
+                    errors.append(" ".join(str(exc).split()))
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            conn.disconnect()
             self._uncertain = True
             raise SinkUnavailable(f"{self.name}: {' '.join(str(exc).split())}") from None
-        for res in results:
-            if isinstance(res, redis.ConnectionError | redis.TimeoutError):
-                self._uncertain = True
-                raise SinkUnavailable(f"{self.name}: {' '.join(str(res).split())}")
-            # an entry another writer already added is refused by its id: nothing to do
-            if isinstance(res, redis.ResponseError) and "equal or smaller" not in str(res):
-                raise SinkError(f"{self.name}: {' '.join(str(res).split())}")
+        finally:
+            pool.release(conn)
+        # an entry another writer already added is refused by its id: nothing to do
+        refused = [e for e in errors if "equal or smaller" not in e]
+        if refused:
+            raise SinkError(f"{self.name}: {refused[0]}")
         self._base, self._base_key, self._uncertain = ids[-1], fill_key(fills[-1]), False
 
     def close(self) -> None:
