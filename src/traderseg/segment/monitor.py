@@ -172,7 +172,7 @@ class DriftReport:
 
 
 def default_as_of(con: duckdb.DuckDBPyConnection) -> datetime:
-    """The cutoff taking every fill of the store: midnight (UTC) after its last fill day."""
+    """Return the cutoff taking every fill of the store: midnight (UTC) after its last day."""
     _, last = fill_bounds(con)
     return (last.normalize() + pd.Timedelta(days=1)).to_pydatetime()
 
@@ -227,10 +227,11 @@ def share_drift(meta: dict[str, Any], segments: pd.Series,
     """
     ref = {int(s["id"]): float(s.get("size_share") or 0.0) for s in meta.get("segments", [])}
     names = {int(s["id"]): str(s["name"]) for s in meta.get("segments", [])}
-    cur = segments.astype(int).value_counts(normalize=True).to_dict()
+    cur = {int(str(k)): float(v)
+           for k, v in segments.astype(int).value_counts(normalize=True).items()}
     rows = []
     for sid in sorted(set(ref) | set(cur)):
-        r, c = ref.get(sid, 0.0), float(cur.get(sid, 0.0))
+        r, c = ref.get(sid, 0.0), cur.get(sid, 0.0)
         rows.append({"segment": sid, "name": names.get(sid, f"segment {sid}"), "reference": r,
                      "current": c, "change": c - r, "level": thresholds.share_level(c - r)})
     return pd.DataFrame(rows, columns=["segment", "name", "reference", "current", "change",

@@ -404,7 +404,7 @@ def data_fingerprint(con: duckdb.DuckDBPyConnection, cutoff: datetime) -> str:
 
 def _decided(reg: ModelRegistry, champion: ModelVersion, stamp: str, data: str,
              limits: dict[str, float]) -> Decision | None:
-    """The decision a re-run of this refit would repeat, if it was already made."""
+    """Return the decision a re-run of this refit would repeat, if it was already made."""
     for d in reversed(reg.decisions()):
         if d.as_of != stamp or d.data != data:
             continue

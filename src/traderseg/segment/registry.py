@@ -206,7 +206,7 @@ class ModelRegistry:
         return str(self._read()["registry_id"])
 
     def versions(self) -> list[ModelVersion]:
-        """Registered versions, oldest first (empty for a registry not yet created)."""
+        """Return the registered versions, oldest first (none for a registry not created)."""
         doc = self._read(missing_ok=True)
         return [self._version(v) for v in doc["versions"]]
 
