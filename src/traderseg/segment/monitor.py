@@ -51,6 +51,8 @@ DEFAULT_WINDOW_DAYS = 30
 RECENCY_COLUMN = "recency_days__all"
 LEVELS = ("ok", "warn", "alert")
 KINDS = ("feature", "segment_share")
+SHARE_DECIMALS = 12
+"""Share changes are compared at this many decimals."""
 
 DRIFT_ALERTS = Table(
     name="drift_alerts",
@@ -232,8 +234,11 @@ def share_drift(meta: dict[str, Any], segments: pd.Series,
     rows = []
     for sid in sorted(set(ref) | set(cur)):
         r, c = ref.get(sid, 0.0), cur.get(sid, 0.0)
+        # rounded so a change of exactly the threshold (0.6 - 0.5) is not lost to binary
+        # floating point (0.0999...)
+        change = round(c - r, SHARE_DECIMALS)
         rows.append({"segment": sid, "name": names.get(sid, f"segment {sid}"), "reference": r,
-                     "current": c, "change": c - r, "level": thresholds.share_level(c - r)})
+                     "current": c, "change": change, "level": thresholds.share_level(change)})
     return pd.DataFrame(rows, columns=["segment", "name", "reference", "current", "change",
                                        "level"])
 
