@@ -47,7 +47,7 @@ GONE = ("retail_leveraged_perp", "spot_holder")
 def _passing():
     """Metrics passing every default gate with room to spare."""
     return {"id_retention": 1.0, "agreement": 1.0, "ari": 1.0, "silhouette_drop": 0.0,
-            "membership_drop": 0.0}
+            "membership_drop": 0.0, "share_shift": 0.0}
 
 
 @pytest.mark.parametrize("gate", GATES, ids=lambda g: g.name)
@@ -85,6 +85,7 @@ def test_compare_models_counts_accounts_whose_id_changed(fitted_pair):
     challenger.segment_ids_ = ids
     labels = champion.predict(features[list(champion.feature_names_in_)])
     moved = float(np.isin(labels, [0, 1]).mean())
+    share0, share1 = float((labels == 0).mean()), float((labels == 1).mean())
     k = champion.n_segments_
     match = IdentityMatch(ids=ids, matched={j: int(ids[j]) for j in range(k - 1)},
                           new_ids=[], gone_ids=[], cost=pd.DataFrame())
@@ -94,6 +95,12 @@ def test_compare_models_counts_accounts_whose_id_changed(fitted_pair):
     assert m["id_retention"] == pytest.approx((k - 1) / k)
     assert m["silhouette_drop"] == pytest.approx(0.0)
     assert m["membership_drop"] == pytest.approx(0.0)
+    # the two swapped segments trade their shares
+    assert m["share_shift"] == pytest.approx(abs(share0 - share1))
+    ref = {int(i): 1 / k for i in champion.segment_ids_}
+    m = compare_models(champion, challenger, features, match, reference_shares=ref)
+    expected = max(abs(float((labels == j).mean()) - 1 / k) for j in range(k))
+    assert m["share_shift"] == pytest.approx(expected)
 
 
 def pickle_copy(model):
@@ -274,7 +281,7 @@ def test_a_refit_on_the_changed_venue_fails_a_gate_and_is_not_promoted(
     last = registry_.decisions()[-1]
     assert last.verdict == "rejected" and last.champion == "v2" and last.challenger == "v3"
     failed = [n for n, g in last.gates.items() if not g["passed"]]
-    assert "id_retention" in failed or "agreement" in failed
+    assert "share_shift" in failed
     assert registry_.champion().version == "v2"
     rows = _decision_rows(drifted)
     assert rows["verdict"].tolist()[-1] == "rejected"

@@ -51,6 +51,8 @@ DEFAULT_WINDOW_DAYS = 30
 RECENCY_COLUMN = "recency_days__all"
 LEVELS = ("ok", "warn", "alert")
 KINDS = ("feature", "segment_share")
+SHARE_ALERT = 0.10
+"""A segment whose share of accounts moved by this much (ten points) has drifted."""
 SHARE_DECIMALS = 12
 """Share changes are compared at this many decimals."""
 
@@ -91,7 +93,7 @@ class DriftThresholds:
 
     psi_warn: float = PSI_MODERATE
     psi_alert: float = PSI_SIGNIFICANT
-    share_alert: float = 0.10
+    share_alert: float = SHARE_ALERT
 
     def check(self) -> DriftThresholds:
         """Return ``self`` when the thresholds make sense, else raise naming the option."""
@@ -229,8 +231,7 @@ def share_drift(meta: dict[str, Any], segments: pd.Series,
     """
     ref = {int(s["id"]): float(s.get("size_share") or 0.0) for s in meta.get("segments", [])}
     names = {int(s["id"]): str(s["name"]) for s in meta.get("segments", [])}
-    cur = {int(str(k)): float(v)
-           for k, v in segments.astype(int).value_counts(normalize=True).items()}
+    cur = segment_shares(segments)
     rows = []
     for sid in sorted(set(ref) | set(cur)):
         r, c = ref.get(sid, 0.0), cur.get(sid, 0.0)
@@ -241,6 +242,31 @@ def share_drift(meta: dict[str, Any], segments: pd.Series,
                      "current": c, "change": change, "level": thresholds.share_level(change)})
     return pd.DataFrame(rows, columns=["segment", "name", "reference", "current", "change",
                                        "level"])
+
+
+def segment_shares(segments: pd.Series) -> dict[int, float]:
+    """Share of the accounts in each segment id.
+
+    Examples
+    --------
+    >>> segment_shares(pd.Series([3, 3, 1, 3]))
+    {3: 0.75, 1: 0.25}
+    """
+    return {int(str(k)): float(v)
+            for k, v in segments.astype(int).value_counts(normalize=True).items()}
+
+
+def largest_share_change(reference: dict[int, float], current: dict[int, float]) -> float:
+    """Largest absolute change of one segment's share (ids on either side; absent = 0).
+
+    Examples
+    --------
+    >>> largest_share_change({0: 0.5, 1: 0.5}, {0: 0.4, 1: 0.3, 2: 0.3})
+    0.3
+    """
+    ids = set(reference) | set(current)
+    return max((round(abs(current.get(i, 0.0) - reference.get(i, 0.0)), SHARE_DECIMALS)
+                for i in ids), default=0.0)
 
 
 def monitor_drift(

@@ -10,7 +10,10 @@ accounts (every account with fills before the cutoff) and :func:`compare_models`
 * ``ari``: adjusted Rand index of the two assignments (agreement up to relabelling);
 * ``silhouette_drop``: champion silhouette minus challenger silhouette, each in its own
   preprocessed space, on the same sample of accounts;
-* ``membership_drop``: champion mean membership (top probability) minus the challenger's.
+* ``membership_drop``: champion mean membership (top probability) minus the challenger's;
+* ``share_shift``: the largest change of one segment's share of accounts, the champion's
+  training shares against the challenger's (a segment that vanished or appeared counts
+  with its whole share): the refit must describe the same population.
 
 Each :data:`GATES` entry holds a limit; a ``min`` gate passes when the value is at least
 its limit, a ``max`` gate when the value is at most its limit: **a value exactly at a limit
@@ -47,7 +50,12 @@ from traderseg.features.compute import parse_as_of
 from traderseg.schema import TS, Column, Table
 from traderseg.segment.estimator import TraderSegmenter
 from traderseg.segment.identity import IdentityMatch, match_segments
-from traderseg.segment.monitor import default_as_of
+from traderseg.segment.monitor import (
+    SHARE_ALERT,
+    default_as_of,
+    largest_share_change,
+    segment_shares,
+)
 from traderseg.segment.persist import load_model
 from traderseg.segment.registry import VERDICTS, Decision, ModelRegistry, ModelVersion
 from traderseg.segment.workflow import fit_segments
@@ -105,6 +113,9 @@ GATES: tuple[Gate, ...] = (
          "champion silhouette minus challenger silhouette on the same accounts"),
     Gate("membership_drop", "max", 0.05,
          "champion mean membership minus challenger mean membership"),
+    Gate("share_shift", "max", SHARE_ALERT,
+         "largest change of one segment's share of accounts, champion's training shares "
+         "against the challenger's (the drift monitor's share alert)"),
 )
 """The promotion gates, with their default limits (one declaration; CLI and docs read it)."""
 
@@ -197,6 +208,7 @@ def compare_models(
     features: pd.DataFrame,
     identity: IdentityMatch | None = None,
     *,
+    reference_shares: dict[int, float] | None = None,
     random_state: int = 0,
 ) -> dict[str, Any]:
     """Compare two segmenters on the same accounts.
@@ -210,6 +222,9 @@ def compare_models(
         The accounts, with both models' columns.
     identity : IdentityMatch, optional
         The match that gave the challenger its ids (computed here when omitted).
+    reference_shares : dict, optional
+        Stable id -> share of accounts the challenger's shares are compared with (the
+        champion's training shares); default the champion's shares of these accounts.
     random_state : int
         Seed of the silhouette sample.
 
@@ -251,6 +266,9 @@ def compare_models(
         "champion_membership": mem_old,
         "challenger_membership": mem_new,
         "membership_drop": mem_old - mem_new,
+        "share_shift": largest_share_change(
+            reference_shares if reference_shares is not None
+            else segment_shares(pd.Series(old)), segment_shares(pd.Series(new))),
     }
     # a missing figure (the silhouette of one segment) is null, not NaN, in JSON
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v
@@ -366,7 +384,10 @@ def _refit(con: duckdb.DuckDBPyConnection, reg: ModelRegistry, cutoff: datetime,
         fit = fit_segments(con, cutoff, out, windows=tuple(champ_meta["windows"]),
                            params=champ_meta.get("params") or {},
                            previous=champion.directory)
-        metrics = compare_models(champ_model, fit.model, fit.features, fit.identity)
+        shares = {int(x["id"]): float(x.get("size_share") or 0.0)
+                  for x in champ_meta.get("segments", [])}
+        metrics = compare_models(champ_model, fit.model, fit.features, fit.identity,
+                                 reference_shares=shares)
         verdicts = evaluate_gates(metrics, limits)
         failed = [n for n, g in verdicts.items() if not g["passed"]]
         version = reg.register(fit, note="refit", parent=champion.version)
