@@ -29,7 +29,8 @@ from pathlib import Path
 import duckdb
 
 GONE = ("retail_leveraged_perp", "spot_holder")
-METRICS = ("id_retention", "agreement", "ari", "silhouette_drop", "membership_drop")
+METRICS = ("id_retention", "agreement", "ari", "silhouette_drop", "membership_drop",
+           "share_shift")
 
 
 def _drifted_copy(db: Path, out: Path) -> Path:
