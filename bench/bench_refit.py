@@ -92,7 +92,8 @@ def main() -> None:
                   f"{', '.join(r.failed_gates) or 'none'}")
             print("  " + ", ".join(f"{k}={m[k]:.3f}" if m[k] is not None else f"{k}=n/a"
                                    for k in METRICS))
-            print(f"  segments {m['champion_segments']} -> {m['challenger_segments']}, "
+            print(f"  {m['accounts']:,} accounts compared; segments {m['champion_segments']} -> "
+                  f"{m['challenger_segments']}, "
                   f"new ids {m['new_ids']}, gone ids {m['gone_ids']}")
             worst = report.features.iloc[0]
             print(f"  drift: level {report.level}, {report.accounts:,} window accounts, "

@@ -315,3 +315,8 @@ def test_drift_and_refit_cli_errors_are_one_line(venue, tmp_path, capsys):
     code, _, err = run_cli(["drift", "--db", str(db), "--model", str(tmp_path),
                             "--psi-warn", "0.3"], capsys)
     assert code == 2 and "psi-alert 0.25 is below psi-warn 0.3" in err
+    missing = tmp_path / "none.duckdb"
+    for command in ("drift", "refit"):
+        code, _, err = run_cli([command, "--db", str(missing), "--model", str(reg)], capsys)
+        assert code == 2 and "no such store" in err
+    assert not missing.exists()

@@ -144,6 +144,13 @@ def test_a_missing_registry_is_an_error_for_reading_commands(tmp_path, capsys):
         ModelRegistry(tmp_path / "file").versions()
 
 
+def test_a_model_directory_is_not_taken_for_a_registry(saved):
+    _, (first, _) = saved
+    with pytest.raises(DataError, match="is a saved model directory, not a registry"):
+        ModelRegistry(first).register(first)
+    assert not is_registry(first)
+
+
 def test_cli_register_promote_and_list(saved, tmp_path, capsys):
     _, (first, second) = saved
     root = str(tmp_path / "reg")

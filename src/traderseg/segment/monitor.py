@@ -45,6 +45,13 @@ from traderseg.segment.persist import load_model, model_version
 from traderseg.segment.workflow import DEFAULT_WINDOWS, assignments_frame
 from traderseg.store import fill_bounds, open_store
 
+
+def existing_store(source: str | Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open a store that must already exist (a missing path is not created empty)."""
+    if not Path(source).exists():
+        raise DataError(f"{source}: no such store (run `traderseg ingest` first)")
+    return open_store(source, read_only=read_only)
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_WINDOW_DAYS = 30
@@ -307,11 +314,11 @@ def monitor_drift(
     if isinstance(window_days, bool) or not isinstance(window_days, int) or window_days < 1:
         raise ConfigError(f"window-days must be a whole number of days (>= 1), "
                           f"got {window_days!r}")
-    seg_model, meta = load_model(model)
-    version = model_version(meta)
     con, owned = ((source, False) if isinstance(source, duckdb.DuckDBPyConnection)
-                  else (open_store(source, read_only=not record), True))
+                  else (existing_store(source, read_only=not record), True))
     try:
+        seg_model, meta = load_model(model)
+        version = model_version(meta)
         cutoff = parse_as_of(as_of) if as_of is not None else default_as_of(con)
         if features is None:
             windows = tuple(meta.get("windows") or DEFAULT_WINDOWS)

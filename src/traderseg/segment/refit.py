@@ -53,13 +53,13 @@ from traderseg.segment.identity import IdentityMatch, match_segments
 from traderseg.segment.monitor import (
     SHARE_ALERT,
     default_as_of,
+    existing_store,
     largest_share_change,
     segment_shares,
 )
 from traderseg.segment.persist import load_model
 from traderseg.segment.registry import VERDICTS, Decision, ModelRegistry, ModelVersion
 from traderseg.segment.workflow import fit_segments
-from traderseg.store import open_store
 
 logger = logging.getLogger(__name__)
 
@@ -339,7 +339,7 @@ def refit(
     reg = registry if isinstance(registry, ModelRegistry) else ModelRegistry(registry)
     limits = gate_limits(gates)
     con, owned = ((source, False) if isinstance(source, duckdb.DuckDBPyConnection)
-                  else (open_store(source), True))
+                  else (existing_store(source, read_only=False), True))
     try:
         cutoff = parse_as_of(as_of) if as_of is not None else default_as_of(con)
         result = _refit(con, reg, cutoff, limits, n_segments=n_segments, method=method,

@@ -335,6 +335,9 @@ class ModelRegistry:
         if not self.path.is_file():
             if self.root.exists() and not self.root.is_dir():
                 raise DataError(f"{self.root}: is a file, not a model registry")
+            if (self.root / "metadata.json").is_file():
+                raise DataError(f"{self.root}: is a saved model directory, not a registry; "
+                                "add it to one with `traderseg register`")
             if missing_ok:
                 return {"registry_id": None, "champion": None, "versions": [], "decisions": []}
             raise DataError(f"{self.path} not found: {self.root} is not a model registry")
