@@ -96,6 +96,7 @@ _COMMAND_MODULES = (
     "traderseg.cli.policy",
     "traderseg.cli.growth",
     "traderseg.cli.compliance",
+    "traderseg.cli.models",
 )
 
 
