@@ -6,6 +6,7 @@ account of alpha has controls decided by a batch run, so overrides and the audit
 something to act on.
 """
 
+import shutil
 from datetime import date
 
 import pandas as pd
@@ -66,10 +67,16 @@ def venues(tmp_path_factory):
     ingest([root / "beta-src"], beta)
     con = connect(alpha)
     try:
-        write_decisions(con, batch_controls(build_book(con, root / "model")), actor="batch")
+        decided = batch_controls(build_book(con, root / "model"))
+        write_decisions(con, decided, actor="batch")
     finally:
         con.close()
-    return {"root": root, "alpha": alpha, "beta": beta, "model": root / "model"}
+    # untouched copies for the tests that write freely (the schema fuzzing)
+    (root / "pristine").mkdir()
+    for path in (alpha, beta):
+        shutil.copy(path, root / "pristine" / path.name)
+    return {"root": root, "alpha": alpha, "beta": beta, "model": root / "model",
+            "alpha_ids": decided["account_id"].tolist()}
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +100,12 @@ def settings(venues):
 def client(settings, keys):
     with TestClient(create_app(settings)) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def alpha_ids(venues):
+    """Accounts of alpha, by id (all have controls; the first NOT_MARKETABLE are not marketable)."""
+    return venues["alpha_ids"]
 
 
 def auth(token):

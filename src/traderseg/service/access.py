@@ -35,10 +35,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "segment_members": EVERYONE,
     "export_audience": AUDIENCE_READERS,
     "audit_log": CONTROL_READERS,
-    "read_policy": CONTROL_READERS,
-    "change_policy": CONTROL_WRITERS,
     "models": EVERYONE,
-    "promote_model": ADMIN,
     "ingest_file": ADMIN,
     # dashboard
     "ui_login_form": PUBLIC,

@@ -13,7 +13,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
-from traderseg.errors import DataError
+from traderseg.errors import DataError, TradersegError
 from traderseg.ingest import FORMATS, ingest
 from traderseg.online.book import iter_csv
 from traderseg.online.overrides import override_controls
@@ -42,13 +42,13 @@ from traderseg.service.state import VenueState
 from traderseg.service.views import account_view, controls_of, not_found, serving_model
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body could not be parsed."},
     401: {"model": Problem, "description": "No API key, or one that does not verify."},
     403: {"model": Problem, "description": "The key's role may not use this route."},
+    422: {"model": Problem, "description": "The input cannot be used (the reason is given)."},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "Not in this key's venue."}}
-BAD_INPUT: dict[int | str, dict[str, Any]] = {
-    422: {"model": Problem, "description": "The input cannot be used (the reason is given)."}}
 TIERS = (*(name for name, _ in VALUE_TIERS), "bronze")
 AccountId = Annotated[str, Path(min_length=1, max_length=200, description="Venue account id.")]
 CallerDep = Annotated[Caller, Depends(api_caller)]
@@ -92,7 +92,7 @@ def read_controls(account_id: AccountId, caller: CallerDep) -> ControlsOut:
 
 
 @router.put("/accounts/{account_id}/controls", name="change_controls",
-            response_model=ControlChangeResult, responses={**NOT_FOUND, **BAD_INPUT})
+            response_model=ControlChangeResult, responses=NOT_FOUND)
 def change_controls(account_id: AccountId, change: ControlChangeModel,
                     caller: CallerDep) -> ControlChangeResult:
     """Set some controls of one account by hand; every change is audited with the key's id."""
@@ -216,7 +216,7 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 @router.post("/ingest", name="ingest_file", response_model=IngestResult, responses={
-    **BAD_INPUT, 413: {"model": Problem, "description": "The file is larger than allowed."}})
+    413: {"model": Problem, "description": "The file is larger than allowed."}})
 def ingest_file(
     request: Request,
     caller: CallerDep,
@@ -250,6 +250,9 @@ def ingest_file(
             try:
                 report = ingest(path, cur, format=format, table=table or None,
                                 account_id=account_id or None)
+            except TradersegError as exc:
+                # name the file as uploaded, not where it was kept for the run
+                raise type(exc)(str(exc).replace(str(path), name)) from None
             finally:
                 cur.close()
             if report.total("stored"):

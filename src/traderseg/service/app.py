@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +23,26 @@ from traderseg.service.state import ServiceState, open_state
 def one_line(exc: BaseException | str) -> str:
     """Return the message of ``exc`` on one line."""
     return " ".join(str(exc).split())
+
+
+def route_table(app: FastAPI) -> list[tuple[str, str, str, Any]]:
+    """Return ``(name, method, path, route)`` for every route ``app`` serves.
+
+    Routes of included routers are listed one by one with their full path (the access
+    rules and their test walk this table).
+    """
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI before route contexts: the routes are flat already
+        contexts: Any = app.routes
+    else:
+        contexts = iter_route_contexts(app.routes)
+    out = []
+    for ctx in contexts:
+        route = getattr(ctx, "original_route", ctx)
+        methods = set(getattr(ctx, "methods", None) or {"GET"}) - {"HEAD", "OPTIONS"}
+        out.extend((str(ctx.name), m, str(ctx.path), route) for m in sorted(methods))
+    return out
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
@@ -58,10 +79,6 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                   "except health, readiness and metrics.")
     app.state.metrics = metrics
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    # FastAPI's own schema route, named so that its access rule can be found
-    for route in app.routes:
-        if getattr(route, "path", None) == app.openapi_url:
-            route.name = "openapi"  # type: ignore[attr-defined]
 
     @app.exception_handler(TradersegError)
     async def domain_error(request: Request, exc: TradersegError) -> JSONResponse:
