@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -117,7 +118,8 @@ def audit_changes(old: pd.DataFrame, new: pd.DataFrame, *, actor: str,
         Current rows of ``controls`` for (some of) the accounts in ``new``; accounts absent
         from it have no controls yet (their changes have a null ``old_value``).
     new : pandas.DataFrame
-        New rows in the layout of ``controls``.
+        New rows in the layout of ``controls``, in the order they apply; an account may
+        have several (each is compared with the one before it).
     actor : str
         ``stream``, ``batch`` or ``key:<id>``.
     recorded_at : pandas.Timestamp
@@ -126,37 +128,61 @@ def audit_changes(old: pd.DataFrame, new: pd.DataFrame, *, actor: str,
     Returns
     -------
     pandas.DataFrame
-        One row per changed control, without ``audit_id`` (assigned on append).
+        One row per changed control, in the order of ``new`` then of the controls, without
+        ``audit_id`` (assigned on append).
     """
-    prev = old.set_index("account_id") if len(old) else None
-    rows: list[dict[str, Any]] = []
-    for rec in new.to_dict("records"):
-        acct = str(rec["account_id"])
-        before = prev.loc[acct] if prev is not None and acct in prev.index else None
-        rules = json.loads(rec["rules"]) if isinstance(rec["rules"], str) else dict(rec["rules"])
-        for name in CONTROL_NAMES:
-            new_text = control_text(name, rec[name])
-            old_text = None if before is None else control_text(name, before[name])
-            if before is not None and old_text == new_text:
-                continue
-            rows.append({
-                "account_id": acct, "control": name, "old_value": old_text,
-                "new_value": new_text, "rule": str(rules.get(name, "default")),
-                "policy_version": str(rec["policy_version"]),
-                "model_version": str(rec["model_version"]),
-                "fill_id": rec.get("fill_id"), "effective_at": rec["as_of"],
-                "recorded_at": recorded_at, "actor": actor,
-            })
     cols = [c for c in AUDIT_TABLE.names if c != "audit_id"]
-    return pd.DataFrame(rows, columns=cols)
+    if new.empty:
+        return pd.DataFrame(columns=cols)
+    new = new.reset_index(drop=True)
+    acct = new["account_id"].astype(str)
+    texts = {n: new[n].map(lambda v, n=n: control_text(n, v)) for n in CONTROL_NAMES}
+    first = ~acct.duplicated(keep="first")
+    old_idx = old.set_index(old["account_id"].astype(str)) if len(old) else None
+    rules = [json.loads(r) if isinstance(r, str) else dict(r) for r in new["rules"]]
+    parts = []
+    for k, name in enumerate(CONTROL_NAMES):
+        cur = texts[name]
+        before = cur.groupby(acct).shift(1)
+        had = ~first
+        if old_idx is not None:
+            prev_db = acct.map(old_idx[name].map(lambda v, n=name: control_text(n, v)))
+            in_db = acct.isin(old_idx.index)
+            before = before.where(~first, prev_db)
+            had = had | (first & in_db)
+        changed = ~had | (before.fillna("\0") != cur.fillna("\0"))
+        idx = np.flatnonzero(changed.to_numpy())
+        if len(idx) == 0:
+            continue
+        parts.append(pd.DataFrame({
+            "_row": idx, "_k": k,
+            "account_id": acct.to_numpy()[idx], "control": name,
+            "old_value": before.where(had, None).to_numpy()[idx],
+            "new_value": cur.to_numpy()[idx],
+            "rule": [str(rules[i].get(name, "default")) for i in idx],
+            "policy_version": new["policy_version"].astype(str).to_numpy()[idx],
+            "model_version": new["model_version"].astype(str).to_numpy()[idx],
+            "fill_id": new["fill_id"].to_numpy()[idx],
+            "effective_at": new["as_of"].to_numpy()[idx],
+        }))
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    out = pd.concat(parts, ignore_index=True).sort_values(["_row", "_k"], kind="stable")
+    out["effective_at"] = pd.to_datetime(out["effective_at"], utc=True)
+    out["recorded_at"] = recorded_at
+    out["actor"] = actor
+    out["old_value"] = out["old_value"].astype(object).where(out["old_value"].notna(), None)
+    return out[cols].reset_index(drop=True)
 
 
 def write_decisions(con: duckdb.DuckDBPyConnection, new: pd.DataFrame, *,
                     actor: str) -> int:
     """Upsert ``new`` rows into ``controls`` and append their changes to the audit log.
 
-    Runs in the caller's transaction when one is open (the stream checkpoints its
-    position in the same one), else in its own.
+    ``new`` may hold several rows of one account in the order they apply (a stream's
+    successive decisions): every change is audited and the last row stays current. Runs
+    in the caller's transaction when one is open (the stream checkpoints its position in
+    the same one).
 
     Returns
     -------
@@ -166,18 +192,21 @@ def write_decisions(con: duckdb.DuckDBPyConnection, new: pd.DataFrame, *,
     ensure_online_tables(con)
     if new.empty:
         return 0
-    new = new[CONTROLS_TABLE.names].copy()
-    new["updated_at"] = pd.Timestamp.now(tz="UTC")
-    old = read_controls(con, new["account_id"].tolist())
-    changes = audit_changes(old, new, actor=actor, recorded_at=new["updated_at"].iloc[0])
-    con.register("_new_controls", new)
+    new = new[CONTROLS_TABLE.names].copy().reset_index(drop=True)
+    now = pd.Timestamp.now(tz="UTC")
+    new["updated_at"] = now
+    old = read_controls(con, new["account_id"].drop_duplicates().tolist())
+    changes = audit_changes(old, new, actor=actor, recorded_at=now)
+    latest = new.drop_duplicates("account_id", keep="last")
+    con.register("_new_controls", latest)
     try:
         con.execute("INSERT OR REPLACE INTO controls SELECT * FROM _new_controls")
     finally:
         con.unregister("_new_controls")
     if len(changes):
         start = con.execute("SELECT coalesce(max(audit_id), 0) FROM control_audit").fetchone()
-        changes.insert(0, "audit_id", range(int(start[0]) + 1, int(start[0]) + 1 + len(changes)))
+        base = int(start[0]) if start else 0
+        changes.insert(0, "audit_id", np.arange(base + 1, base + 1 + len(changes)))
         con.register("_new_audit", changes)
         try:
             con.execute("INSERT INTO control_audit SELECT * FROM _new_audit")
@@ -190,7 +219,8 @@ def read_audit(con: duckdb.DuckDBPyConnection, *, account: str | None = None,
                since: pd.Timestamp | None = None) -> pd.DataFrame:
     """Audit rows, oldest first, for one account and/or from a time (``effective_at``)."""
     ensure_online_tables(con)
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if account is not None:
         where.append("account_id = ?")
         params.append(str(account))

@@ -1,0 +1,460 @@
+"""The stream consumer: validate -> store -> online features -> assign -> policy -> state.
+
+Fills are folded into each account's online state in time order. Decisions are taken at
+the end of fixed intervals of data time (``decide_every``, aligned on the UTC epoch): when
+the first fill at or after an interval's end arrives (or the source ends), every account
+that traded in the interval is decided with its features *as of the interval's end* — so
+the decisions depend only on the fills, not on how they were batched, delivered or
+replayed, and the batch reference (:func:`traderseg.online.batch.decide_batch`) computes
+the same ones from the store. A fill older than an interval already decided is *late*: it
+counts from the next decision on (counted, never lost).
+
+Each checkpoint commits in one DuckDB transaction the fills accepted since the last one,
+their rejects, the touched online state, the decisions (``controls`` and the audit log)
+and the source position; only then are the messages acknowledged. A consumer killed at
+any point resumes from its last checkpoint: re-delivered fills are recognised by their id
+and change nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from traderseg.errors import ConfigError
+from traderseg.features.online import AccountState
+from traderseg.online import state as S
+from traderseg.online.decide import DecisionEngine, empty_assignments
+from traderseg.online.messages import validate_messages
+from traderseg.online.sources import Batch, Source
+from traderseg.online.tables import ensure_online_tables, write_decisions
+from traderseg.schema import FILLS
+
+logger = logging.getLogger(__name__)
+US_PER_S = 1_000_000
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """How the consumer batches, decides and checkpoints.
+
+    Parameters
+    ----------
+    consumer : str
+        Name of this consumer (its checkpoint row and Redis consumer name).
+    decide_every_s : float
+        Length of the decision interval in seconds of data time.
+    batch_size : int
+        Most messages read at once.
+    checkpoint_s : float
+        Longest wall time between checkpoints.
+    checkpoint_fills : int
+        Most accepted fills between checkpoints.
+    block_ms : int
+        How long a read waits for new messages (Redis).
+    idle_stop_s : float, optional
+        Stop after this long without a message (None: run until stopped).
+    """
+
+    consumer: str = "consumer-1"
+    decide_every_s: float = 900.0
+    batch_size: int = 5_000
+    checkpoint_s: float = 1.0
+    checkpoint_fills: int = 100_000
+    block_ms: int = 200
+    idle_stop_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.decide_every_s <= 0:
+            raise ConfigError(f"decision interval must be > 0 s, got {self.decide_every_s:g}")
+        if self.batch_size < 1 or self.checkpoint_fills < 1:
+            raise ConfigError("batch size and fills per checkpoint must be >= 1")
+
+    @property
+    def tick_us(self) -> int:
+        """Decision interval in microseconds."""
+        return int(round(self.decide_every_s * US_PER_S))
+
+
+def tick_end(ts_us: int, tick_us: int) -> int:
+    """End of the decision interval holding ``ts_us`` (intervals are [start, end))."""
+    return (ts_us // tick_us + 1) * tick_us
+
+
+@dataclass
+class StreamStats:
+    """What a run did."""
+
+    read: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    late: int = 0
+    decisions: int = 0
+    audit_rows: int = 0
+    checkpoints: int = 0
+    ticks: int = 0
+    seconds: float = 0.0
+    decide_seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def fills_per_s(self) -> float:
+        """Accepted fills per wall second."""
+        return self.accepted / self.seconds if self.seconds > 0 else float("nan")
+
+
+class StreamConsumer:
+    """Consume a source into the store, the online state and the decisions.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        The store (opened for writing).
+    source : Source
+        Where fills come from.
+    engine : DecisionEngine
+        Model, policy and predictions.
+    config : StreamConfig
+        Batching, decision interval and checkpoints.
+    publish : callable, optional
+        Called with each checkpoint's decision rows after the commit (e.g. writing them to
+        Redis hashes).
+    on_checkpoint : callable, optional
+        Called after each commit with the stats (tests kill the process from here).
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, source: Source, engine: DecisionEngine,
+                 config: StreamConfig | None = None, *,
+                 publish: Callable[[pd.DataFrame], None] | None = None,
+                 on_checkpoint: Callable[[StreamStats], None] | None = None,
+                 source_label: str | None = None) -> None:
+        self.con = con
+        self.source = source
+        self.engine = engine
+        self.cfg = config or StreamConfig()
+        self.publish = publish
+        self.on_checkpoint = on_checkpoint
+        self.label = source_label or source.name
+        ensure_online_tables(con)
+        S.ensure_state_tables(con)
+        loaded = S.load(con, self.cfg.consumer)
+        self.cp = loaded.checkpoint or S.Checkpoint(self.label)
+        if loaded.checkpoint is not None and loaded.checkpoint.source != self.label:
+            raise ConfigError(
+                f"consumer {self.cfg.consumer!r} was reading {loaded.checkpoint.source}, not "
+                f"{self.label}; give another --consumer name for another source")
+        self.states: dict[str, AccountState] = loaded.states
+        self.assignment = loaded.assignment
+        self.open_fills = loaded.open_fills  # accounts traded in the open interval -> last fill
+        self.open_key: dict[str, tuple[int, str]] = {}
+        if self.open_fills:
+            self._reload_open_keys()
+        self.events = _event_times(con)
+        self.stats = StreamStats()
+        self._reset_pending()
+        self._stop = False
+
+    # -- pending work between checkpoints --------------------------------------------------
+    def _reset_pending(self) -> None:
+        self.p_fills: list[pa.Table] = []
+        self.p_ids: set[str] = set()
+        self.p_rejects: list[tuple[str, str, str, str | None]] = []
+        self.p_decisions: list[pd.DataFrame] = []
+        self.p_batches: list[Batch] = []
+        self.p_tiles: set[tuple[str, int]] = set()
+        self.p_accounts: set[str] = set()
+        self.p_count = 0
+        self.p_started = time.monotonic()
+        self.p_read_at: list[tuple[float, int]] = []
+
+    def stop(self) -> None:
+        """Ask the loop to stop at the next checkpoint."""
+        self._stop = True
+
+    def run(self, *, max_messages: int | None = None, close_at_end: bool = True) -> StreamStats:
+        """Consume until the source ends, ``stop`` is called or the idle limit passes.
+
+        Parameters
+        ----------
+        max_messages : int, optional
+            Stop after about this many messages.
+        close_at_end : bool
+            Decide the open interval when a finite source ends.
+        """
+        started = time.monotonic()
+        self.source.resume(self.cp.position)
+        idle_since = time.monotonic()
+        previous = _install_term_handler(self.stop)
+        try:
+            while not self._stop:
+                batch = self.source.read(self.cfg.batch_size, self.cfg.block_ms)
+                if batch is None:  # a finite source ended
+                    if close_at_end:
+                        self._close_open_tick()
+                    break
+                if batch.messages:
+                    idle_since = time.monotonic()
+                    self._process(batch)
+                elif (self.cfg.idle_stop_s is not None
+                      and time.monotonic() - idle_since >= self.cfg.idle_stop_s):
+                    break
+                if batch.messages or batch.ack:
+                    self.p_batches.append(batch)
+                    self.cp.position = batch.position or self.cp.position
+                if (self.p_count >= self.cfg.checkpoint_fills
+                        or time.monotonic() - self.p_started >= self.cfg.checkpoint_s):
+                    self.checkpoint()
+                if max_messages is not None and self.stats.read >= max_messages:
+                    break
+            self.checkpoint()
+        finally:
+            _restore_term_handler(previous)
+            self.stats.seconds = time.monotonic() - started
+        return self.stats
+
+    # -- one batch -------------------------------------------------------------------------
+    def _process(self, batch: Batch) -> None:
+        read_at = time.monotonic()
+        self.stats.read += len(batch.messages)
+        v = validate_messages(batch.messages, datetime.now(UTC))
+        self.p_rejects.extend(v.rejects)
+        self.stats.rejected += len(v.rejects)
+        self.cp.rejects += len(v.rejects)
+        fills = v.fills
+        if fills.num_rows == 0:
+            return
+        fills = self._new_fills(fills)
+        if fills.num_rows == 0:
+            return
+        order = np.argsort(fills.column("ts").cast(pa.int64()).to_numpy(), kind="stable")
+        fills = fills.take(pa.array(order))
+        self.p_fills.append(fills)
+        self.p_read_at.append((read_at, fills.num_rows))
+        self._fold(fills)
+
+    def _new_fills(self, fills: pa.Table) -> pa.Table:
+        """Drop fills seen before: in this batch, since the checkpoint, or in the store."""
+        ids = fills.column("fill_id").to_pylist()
+        keep = np.ones(len(ids), dtype=bool)
+        seen: set[str] = set()
+        for i, f in enumerate(ids):
+            if f in seen or f in self.p_ids:
+                keep[i] = False
+            seen.add(f)
+        cand = fills.filter(pa.array(keep))
+        if cand.num_rows:
+            ts = cand.column("ts")
+            lo, hi = pa.compute.min(ts).as_py(), pa.compute.max(ts).as_py()
+            probe = pa.table({"fill_id": cand.column("fill_id")})
+            self.con.register("_stream_probe", probe)
+            try:
+                # a re-delivered fill has the same time: the time range lets DuckDB skip
+                # the row groups of other days instead of scanning every fill id
+                stored = {r[0] for r in self.con.execute(
+                    "SELECT f.fill_id FROM fills f SEMI JOIN _stream_probe p USING (fill_id) "
+                    "WHERE f.ts BETWEEN ? AND ?", [lo, hi]).fetchall()}
+            finally:
+                self.con.unregister("_stream_probe")
+            if stored:
+                idx = np.flatnonzero(keep)
+                for j, f in enumerate(cand.column("fill_id").to_pylist()):
+                    if f in stored:
+                        keep[idx[j]] = False
+        dup = int((~keep).sum())
+        self.stats.duplicates += dup
+        self.cp.duplicates += dup
+        out = fills.filter(pa.array(keep))
+        self.p_ids.update(out.column("fill_id").to_pylist())
+        return out
+
+    def _fold(self, fills: pa.Table) -> None:
+        tick = self.cfg.tick_us
+        recs = records_from_arrow(fills)
+        for rec in recs:
+            ts = rec["ts"]
+            if self.cp.open_tick is not None and ts >= self.cp.open_tick:
+                self._close_open_tick()
+            if self.cp.open_tick is None:
+                if self.cp.last_tick is not None and ts < self.cp.last_tick:
+                    self.stats.late += 1
+                    self.cp.late += 1
+                    self.cp.open_tick = self.cp.last_tick + tick
+                else:
+                    self.cp.open_tick = tick_end(ts, tick)
+            elif self.cp.last_tick is not None and ts < self.cp.last_tick:
+                self.stats.late += 1
+                self.cp.late += 1
+            acct = rec["account_id"]
+            st = self.states.get(acct)
+            if st is None:
+                st = self.states[acct] = AccountState()
+            st.update(rec)
+            self.p_tiles.add((acct, ts // 86_400_000_000))
+            self.p_accounts.add(acct)
+            # the trigger of the decision: the account's latest fill (ties: largest id)
+            key = (ts, rec["fill_id"])
+            if self.open_key.get(acct, key) <= key:
+                self.open_key[acct] = key
+                self.open_fills[acct] = rec["fill_id"]
+        self.p_count += len(recs)
+        self.stats.accepted += len(recs)
+        self.cp.fills += len(recs)
+
+    def _close_open_tick(self) -> None:
+        """Decide every account that traded in the open interval, as of its end."""
+        if self.cp.open_tick is None:
+            return
+        at_us = self.cp.open_tick
+        if self.open_fills:
+            t0 = time.monotonic()
+            at = pd.Timestamp(at_us * 1000, tz="UTC")
+            accts = sorted(self.open_fills)
+            evs = self._event_days(at_us)
+            feats = pd.DataFrame.from_records(
+                [self.states[a].get(at, self.engine.windows, evs) for a in accts],
+                index=pd.Index(accts, name="account_id"))
+            prev = pd.DataFrame.from_dict(
+                {a: self.assignment[a] for a in accts if a in self.assignment},
+                orient="index", columns=["segment", "candidate", "since"])
+            if prev.empty:
+                prev = empty_assignments()
+            d = self.engine.decide(feats, prev, at, self.open_fills)
+            for a, (seg, cand, since) in zip(d.state.index, d.state.itertuples(index=False),
+                                             strict=True):
+                self.assignment[a] = (int(seg), int(cand), int(since))
+            self.p_decisions.append(d.rows)
+            self.p_accounts.update(accts)
+            self.stats.decisions += len(d.rows)
+            self.cp.decisions += len(d.rows)
+            self.stats.decide_seconds += time.monotonic() - t0
+        self.stats.ticks += 1
+        self.cp.last_tick = at_us
+        self.cp.open_tick = None
+        self.open_fills = {}
+        self.open_key = {}
+
+    def _reload_open_keys(self) -> None:
+        ids = pa.table({"fill_id": list(self.open_fills.values())})
+        self.con.register("_open_fills", ids)
+        try:
+            for acct, us, fid in self.con.execute(
+                    "SELECT account_id, epoch_us(ts), fill_id FROM fills "
+                    "SEMI JOIN _open_fills USING (fill_id)").fetchall():
+                self.open_key[acct] = (int(us), str(fid))
+        finally:
+            self.con.unregister("_open_fills")
+
+    def _event_days(self, at_us: int) -> list[date] | None:
+        if self.events is None:
+            return None
+        return sorted({d for t, d in self.events if t < at_us})
+
+    # -- checkpoint ------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Commit the pending fills, rejects, state, decisions and position; then ack."""
+        if not (self.p_fills or self.p_rejects or self.p_decisions or self.p_batches
+                or self.p_accounts):
+            self.p_started = time.monotonic()
+            return
+        con = self.con
+        con.begin()
+        try:
+            if self.p_fills:
+                table = pa.concat_tables(self.p_fills)
+                table = table.append_column(
+                    "source", pa.array([f"stream:{self.label}"] * table.num_rows, pa.string()))
+                con.register("_stream_fills", table)
+                try:
+                    con.execute(f"INSERT INTO fills ({', '.join(FILLS.names)}, source) "
+                                "SELECT * FROM _stream_fills")
+                finally:
+                    con.unregister("_stream_fills")
+            if self.p_rejects:
+                self._insert_rejects()
+            audit = 0
+            if self.p_decisions:
+                audit = write_decisions(con, pd.concat(self.p_decisions, ignore_index=True),
+                                        actor="stream")
+            S.save(con, self.cfg.consumer, self.cp, self.states, self.p_tiles, self.p_accounts,
+                   self.assignment, self.open_fills)
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        self.stats.audit_rows += audit
+        self.source.ack(self.p_batches)
+        done = time.monotonic()
+        self.stats.latencies_ms.extend(
+            [(done - t) * 1000.0 for t, n in self.p_read_at for _ in range(min(n, 1))])
+        if self.publish is not None and self.p_decisions:
+            self.publish(pd.concat(self.p_decisions, ignore_index=True))
+        self.stats.checkpoints += 1
+        self._reset_pending()
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(self.stats)
+
+    def _insert_rejects(self) -> None:
+        now = datetime.now(UTC)
+        rows = []
+        for ref, fld, reason, raw in self.p_rejects:
+            src, _, line = ref.rpartition(":")
+            if line.isdigit() and src:
+                rows.append((src, int(line), fld, reason, raw, now))
+            else:
+                rows.append((ref, 0, fld, reason, raw, now))
+        df = pd.DataFrame(rows, columns=["source", "line", "field", "reason", "raw",
+                                         "ingested_at"])
+        self.con.register("_stream_rejects", df)
+        try:
+            self.con.execute(
+                "INSERT INTO rejects SELECT r.* FROM _stream_rejects r WHERE NOT EXISTS "
+                "(SELECT 1 FROM rejects o WHERE o.source = r.source AND o.line = r.line "
+                "AND o.field = r.field AND o.reason = r.reason)")
+        finally:
+            self.con.unregister("_stream_rejects")
+
+
+def records_from_arrow(fills: pa.Table) -> list[dict[str, Any]]:
+    """Canonical fills as mappings for ``AccountState.update`` (times in microseconds)."""
+    cols = {}
+    for name in fills.column_names:
+        col = fills.column(name)
+        if pa.types.is_timestamp(col.type):
+            col = col.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+        cols[name] = col
+    return pa.table(cols).to_pylist()
+
+
+def _event_times(con: duckdb.DuckDBPyConnection) -> list[tuple[int, date]] | None:
+    """Market-event bars as (time in microseconds, UTC day); None when there are none."""
+    rows = con.execute("SELECT epoch_us(ts), CAST(ts AS DATE) FROM market "
+                       "WHERE event IS NOT NULL").fetchall()
+    if not rows:
+        return None
+    return [(int(t), d) for t, d in rows]
+
+
+def _install_term_handler(stop: Callable[[], None]) -> Any:
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, lambda *_: stop())
+
+
+def _restore_term_handler(previous: Any) -> None:
+    import threading
+
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)

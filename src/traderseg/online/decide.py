@@ -1,0 +1,264 @@
+"""From features to decisions: segment with hysteresis, risk profile, predictions, controls.
+
+:class:`DecisionEngine` holds the exported segment model, the policy and (optionally) the
+prediction models, and turns a frame of features of some accounts at one cutoff into rows
+of the ``controls`` table. The stream and the batch reference (:mod:`traderseg.online.batch`)
+call the same :meth:`DecisionEngine.decide`, so they can only differ in the features they
+pass, and the tests prove those equal.
+
+Hysteresis keeps accounts from flapping between segments: an account leaves its segment
+only when the model's proposal beats the current segment's membership by at least
+``margin`` at every evaluation over at least ``dwell`` of data time (both inclusive: a lead
+of exactly ``margin`` counts, a switch happens at the first evaluation ``dwell`` or more
+after the lead began). A lead that lapses starts over. ``Hysteresis(0, 0)`` follows the
+model's assignment exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from traderseg.errors import ConfigError
+from traderseg.online.tables import CONTROLS_TABLE
+from traderseg.segment.overlays import overlays
+
+US_PER_DAY = 86_400_000_000
+NO_SEGMENT = -2  # assignment state of an account never assigned (-1 is the outlier segment)
+
+
+@dataclass(frozen=True)
+class Hysteresis:
+    """Margin and minimum dwell for a segment change.
+
+    Parameters
+    ----------
+    margin : float
+        Membership lead the proposed segment needs over the current one (>= 0).
+    dwell_days : float
+        Data time the lead must last before the account moves (>= 0).
+    """
+
+    margin: float = 0.10
+    dwell_days: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.margin <= 1.0):
+            raise ConfigError(f"hysteresis margin must be in [0, 1], got {self.margin:g}")
+        if self.dwell_days < 0:
+            raise ConfigError(f"hysteresis dwell must be >= 0 days, got {self.dwell_days:g}")
+
+    @property
+    def dwell_us(self) -> int:
+        """Dwell in microseconds."""
+        return int(round(self.dwell_days * US_PER_DAY))
+
+
+def step_assignment(h: Hysteresis, current: np.ndarray, candidate: np.ndarray,
+                    since: np.ndarray, proposal: np.ndarray, lead: np.ndarray,
+                    at_us: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Advance the assignment state of accounts evaluated at ``at_us``.
+
+    Parameters
+    ----------
+    h : Hysteresis
+        Margin and dwell.
+    current, candidate, since : ndarray of int64
+        Current segment id (:data:`NO_SEGMENT` if none), the segment leading (or
+        :data:`NO_SEGMENT`) and when its lead began (microseconds; ignored without one).
+    proposal : ndarray of int64
+        The model's segment id for each account now.
+    lead : ndarray of float
+        Membership of the proposal minus membership of the current segment.
+    at_us : int
+        Data time of the evaluation.
+
+    Returns
+    -------
+    tuple of ndarray
+        New ``(current, candidate, since)``.
+    """
+    current = current.copy()
+    candidate = candidate.copy()
+    since = since.copy()
+    fresh = current == NO_SEGMENT
+    same = proposal == current
+    leads = ~fresh & ~same & (lead >= h.margin)
+    # a lead by a segment other than the one already leading starts the dwell over
+    restart = leads & (candidate != proposal)
+    candidate[restart] = proposal[restart]
+    since[restart] = at_us
+    move = leads & (at_us - since >= h.dwell_us)
+    current[fresh] = proposal[fresh]
+    current[move] = proposal[move]
+    settled = fresh | same | move | (~leads)
+    candidate[settled] = NO_SEGMENT
+    since[settled] = 0
+    return current, candidate, since
+
+
+class PolicyLike(Protocol):
+    """What the engine needs of a policy (see :mod:`traderseg.policy`)."""
+
+    version: str
+
+    def evaluate(self, inputs: pd.DataFrame) -> pd.DataFrame:
+        """Return the controls of each input row."""
+        ...
+
+
+class PredictorsLike(Protocol):
+    """What the engine needs of the prediction models."""
+
+    def score(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Return ``churn_probability`` and ``liquidation_risk`` per account."""
+        ...
+
+
+@dataclass
+class Decisions:
+    """Decisions of one evaluation and the new assignment states."""
+
+    rows: pd.DataFrame  # layout of the controls table (without updated_at)
+    state: pd.DataFrame  # index account_id: segment, candidate, since
+
+
+ASSIGNMENT_COLUMNS = ("segment", "candidate", "since")
+
+
+def empty_assignments() -> pd.DataFrame:
+    """Return an assignment-state frame with no account."""
+    return pd.DataFrame({c: pd.Series(dtype="int64") for c in ASSIGNMENT_COLUMNS},
+                        index=pd.Index([], name="account_id", dtype=object))
+
+
+class DecisionEngine:
+    """The exported model, the policy and the predictions, applied to features.
+
+    Parameters
+    ----------
+    model_dir : str or Path
+        Saved segment model (or a registry, once registries resolve to their champion).
+    policy : PolicyLike
+        The policy deciding controls.
+    predictors : PredictorsLike, optional
+        Churn and liquidation-risk models; without them the predictions are NaN and rules
+        on them never match.
+    hysteresis : Hysteresis
+        Segment-change margin and dwell.
+    accounts : pandas.DataFrame, optional
+        ``kyc_tier`` and ``region`` indexed by account (the store's ``accounts`` table).
+    """
+
+    def __init__(self, model_dir: str | Path, policy: PolicyLike, *,
+                 predictors: PredictorsLike | None = None,
+                 hysteresis: Hysteresis | None = None,
+                 accounts: pd.DataFrame | None = None) -> None:
+        from traderseg.segment.persist import load_model, model_version
+
+        self.model, self.meta = load_model(model_dir)
+        self.model_version = model_version(self.meta)
+        self.names = {int(s["id"]): str(s["name"]) for s in self.meta.get("segments", [])}
+        self.windows = tuple(self.meta.get("windows") or ("30d", "all"))
+        self.columns = [str(c) for c in self.model.feature_names_in_]
+        self.policy = policy
+        self.predictors = predictors
+        self.hysteresis = hysteresis or Hysteresis()
+        acc = accounts if accounts is not None else pd.DataFrame(
+            {"kyc_tier": pd.Series(dtype="float64"), "region": pd.Series(dtype=object)})
+        self.accounts = acc.reindex(columns=["kyc_tier", "region"])
+        self.seg_ids = np.asarray(self.model.segment_ids_, dtype=np.int64)
+        self._col_of = {int(s): i for i, s in enumerate(self.seg_ids)}
+
+    def segment_name(self, seg: int) -> str:
+        """Name of a stable segment id."""
+        if seg == -1:
+            return "outliers"
+        return self.names.get(int(seg), f"segment {seg}")
+
+    def decide(self, features: pd.DataFrame, previous: pd.DataFrame, at: pd.Timestamp,
+               fill_ids: Mapping[str, str] | None = None) -> Decisions:
+        """Decide for the accounts of ``features`` at cutoff ``at``.
+
+        Parameters
+        ----------
+        features : pandas.DataFrame
+            Features as of ``at``, indexed by account.
+        previous : pandas.DataFrame
+            Assignment state (:func:`empty_assignments` layout) of accounts decided before.
+        at : pandas.Timestamp
+            The cutoff (data time of the decision).
+        fill_ids : mapping, optional
+            Account -> the last fill before ``at`` (recorded as the trigger).
+
+        Returns
+        -------
+        Decisions
+        """
+        at = pd.Timestamp(at)
+        at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+        at_us = int(at.value // 1000)
+        accts = features.index.astype(str)
+        X = features[self.columns]
+        proba = self.model.predict_proba(X)
+        proposal = self.model.segment_ids(self.model.predict(X)).astype(np.int64)
+        prev = previous.reindex(accts)
+        current = prev["segment"].fillna(NO_SEGMENT).to_numpy(np.int64)
+        candidate = prev["candidate"].fillna(NO_SEGMENT).to_numpy(np.int64)
+        since = prev["since"].fillna(0).to_numpy(np.int64)
+        lead = self._membership(proba, proposal) - self._membership(proba, current)
+        seg, cand, since = step_assignment(self.hysteresis, current, candidate, since,
+                                           proposal, lead, at_us)
+        ov = overlays(features)
+        acc = self.accounts.reindex(accts)
+        inputs = pd.DataFrame({
+            "account_id": list(accts),
+            "segment_id": seg,
+            "segment_name": [self.segment_name(int(s)) for s in seg],
+            "membership": self._membership(proba, seg),
+            "lifecycle_stage": ov["lifecycle_stage"].astype(object).to_numpy(),
+            "value_tier": ov["value_tier"].astype(object).to_numpy(),
+            "risk_score": ov["risk_score"].to_numpy(float),
+            "kyc_tier": acc["kyc_tier"].to_numpy(),
+            "region": acc["region"].to_numpy(),
+        })
+        if self.predictors is not None:
+            pred = self.predictors.score(features).reindex(accts)
+            inputs["churn_probability"] = pred["churn_probability"].to_numpy(float)
+            inputs["liquidation_risk"] = pred["liquidation_risk"].to_numpy(float)
+        else:
+            inputs["churn_probability"] = np.nan
+            inputs["liquidation_risk"] = np.nan
+        controls = self.policy.evaluate(inputs).reset_index(drop=True)
+        rows = pd.concat([inputs, controls.drop(columns=[c for c in controls.columns
+                                                          if c in inputs.columns])], axis=1)
+        rows["model_version"] = self.model_version
+        rows["as_of"] = at
+        ids = fill_ids or {}
+        rows["fill_id"] = [ids.get(a) for a in accts]
+        rows["updated_at"] = pd.NaT
+        state = pd.DataFrame({"segment": seg, "candidate": cand, "since": since},
+                             index=pd.Index(list(accts), name="account_id"))
+        return Decisions(rows[list(CONTROLS_TABLE.names)], state)
+
+    def _membership(self, proba: np.ndarray, seg: np.ndarray) -> np.ndarray:
+        cols = np.array([self._col_of.get(int(s), -1) for s in seg], dtype=np.int64)
+        out = np.zeros(len(seg), dtype=float)
+        ok = cols >= 0
+        out[ok] = proba[np.flatnonzero(ok), cols[ok]]
+        return out
+
+
+def accounts_frame(con: Any) -> pd.DataFrame:
+    """``kyc_tier`` and ``region`` of the store's accounts, indexed by account."""
+    df = con.execute("SELECT account_id, kyc_tier, region FROM accounts").df()
+    return df.set_index("account_id")
+
+
+__all__ = ["ASSIGNMENT_COLUMNS", "DecisionEngine", "Decisions", "Hysteresis", "NO_SEGMENT",
+           "accounts_frame", "empty_assignments", "step_assignment"]

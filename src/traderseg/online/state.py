@@ -1,0 +1,152 @@
+"""The stream's state in the store: per-account feature state, assignment, checkpoints.
+
+Everything a consumer needs to resume is written in the same DuckDB transaction as the
+fills it accepted and the decisions it took, so a crash at any point leaves the store at a
+checkpoint: the fills, the online state, the decisions and the source position agree.
+
+- ``online_tiles``: one row per (account, UTC day) with the day's measure states
+  (:class:`traderseg.features.online.DayTile` as JSON); only the days a checkpoint touched
+  are rewritten.
+- ``online_accounts``: per account the compacted history, the last fill time, the segment
+  assignment state (segment, leading candidate, since when) and, when the account traded
+  in the decision interval still open, that interval's end and its last fill.
+- ``stream_checkpoints``: per consumer the source, its position, the open and last closed
+  decision interval and running counts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from traderseg.features.online import AccountState, DayTile
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS online_tiles (
+      account_id VARCHAR NOT NULL, day BIGINT NOT NULL, tile VARCHAR NOT NULL,
+      PRIMARY KEY (account_id, day))""",
+    """CREATE TABLE IF NOT EXISTS online_accounts (
+      account_id VARCHAR PRIMARY KEY, last_us BIGINT, base VARCHAR, old_days VARCHAR,
+      segment BIGINT, candidate BIGINT, since BIGINT,
+      open_tick BIGINT, open_fill_id VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS stream_checkpoints (
+      consumer VARCHAR PRIMARY KEY, source VARCHAR NOT NULL, position VARCHAR,
+      open_tick BIGINT, last_tick BIGINT, fills BIGINT NOT NULL, duplicates BIGINT NOT NULL,
+      rejects BIGINT NOT NULL, late BIGINT NOT NULL, decisions BIGINT NOT NULL,
+      updated_at TIMESTAMPTZ NOT NULL)""",
+)
+
+
+def ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the stream's state tables when missing."""
+    for ddl in DDL:
+        con.execute(ddl)
+
+
+@dataclass
+class Checkpoint:
+    """A consumer's position and counts."""
+
+    source: str
+    position: str | None = None
+    open_tick: int | None = None
+    last_tick: int | None = None
+    fills: int = 0
+    duplicates: int = 0
+    rejects: int = 0
+    late: int = 0
+    decisions: int = 0
+
+
+@dataclass
+class Loaded:
+    """What a consumer resumes from."""
+
+    checkpoint: Checkpoint | None
+    states: dict[str, AccountState]
+    assignment: dict[str, tuple[int, int, int]]
+    open_fills: dict[str, str] = field(default_factory=dict)
+
+
+def load(con: duckdb.DuckDBPyConnection, consumer: str) -> Loaded:
+    """Read the consumer's checkpoint and every account's online state."""
+    ensure_state_tables(con)
+    row = con.execute("SELECT source, position, open_tick, last_tick, fills, duplicates, "
+                      "rejects, late, decisions FROM stream_checkpoints WHERE consumer = ?",
+                      [consumer]).fetchone()
+    cp = None if row is None else Checkpoint(
+        str(row[0]), row[1], None if row[2] is None else int(row[2]),
+        None if row[3] is None else int(row[3]), *[int(x) for x in row[4:]])
+    states: dict[str, AccountState] = {}
+    for acct, day, tile in con.execute("SELECT account_id, day, tile FROM online_tiles"
+                                       ).fetchall():
+        st = states.get(acct)
+        if st is None:
+            st = states[acct] = AccountState()
+        st.tiles[int(day)] = DayTile.from_json(json.loads(tile))
+    assignment: dict[str, tuple[int, int, int]] = {}
+    open_fills: dict[str, str] = {}
+    for acct, last_us, base, old, seg, cand, since, open_tick, open_fill in con.execute(
+            "SELECT * FROM online_accounts").fetchall():
+        st = states.get(acct)
+        if st is None:
+            st = states[acct] = AccountState()
+        st.last_us = None if last_us is None else int(last_us)
+        if base is not None:
+            st.base = DayTile.from_json(json.loads(base))
+            st.old_days = {int(r[0]): (r[1], r[2], r[3]) for r in json.loads(old or "[]")}
+            st.folded_through = max(st.old_days, default=-1)
+        if seg is not None:
+            assignment[acct] = (int(seg), int(cand), int(since))
+        if cp is not None and open_tick is not None and open_tick == cp.open_tick:
+            open_fills[acct] = str(open_fill)
+    return Loaded(cp, states, assignment, open_fills)
+
+
+def save(con: duckdb.DuckDBPyConnection, consumer: str, cp: Checkpoint,
+         states: dict[str, AccountState], dirty_tiles: Iterable[tuple[str, int]],
+         dirty_accounts: Iterable[str], assignment: dict[str, tuple[int, int, int]],
+         open_fills: dict[str, str]) -> None:
+    """Write the touched state and the checkpoint (inside the caller's transaction)."""
+    tiles = [(a, d, json.dumps(states[a].tiles[d].to_json())) for a, d in dirty_tiles
+             if d in states[a].tiles]
+    if tiles:
+        df = pd.DataFrame(tiles, columns=["account_id", "day", "tile"])
+        con.register("_online_tiles", df)
+        try:
+            con.execute("INSERT OR REPLACE INTO online_tiles SELECT * FROM _online_tiles")
+        finally:
+            con.unregister("_online_tiles")
+    rows: list[tuple[Any, ...]] = []
+    for a in dirty_accounts:
+        st = states[a]
+        seg = assignment.get(a)
+        base = None if st.base is None else json.dumps(st.base.to_json())
+        old = None if st.base is None else json.dumps([[d, *v] for d, v in st.old_days.items()])
+        rows.append((a, st.last_us, base, old, *(seg if seg else (None, None, None)),
+                     cp.open_tick if a in open_fills else None, open_fills.get(a)))
+    if rows:
+        df = pd.DataFrame(rows, columns=["account_id", "last_us", "base", "old_days", "segment",
+                                         "candidate", "since", "open_tick", "open_fill_id"])
+        df = df.astype({"last_us": "Int64", "segment": "Int64", "candidate": "Int64",
+                        "since": "Int64", "open_tick": "Int64"})
+        con.register("_online_accounts", df)
+        try:
+            con.execute("INSERT OR REPLACE INTO online_accounts SELECT * FROM _online_accounts")
+        finally:
+            con.unregister("_online_accounts")
+    con.execute(
+        "INSERT OR REPLACE INTO stream_checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+        [consumer, cp.source, cp.position, cp.open_tick, cp.last_tick, cp.fills,
+         cp.duplicates, cp.rejects, cp.late, cp.decisions])
+
+
+def read_checkpoints(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every consumer's checkpoint."""
+    ensure_state_tables(con)
+    return con.execute("SELECT * FROM stream_checkpoints ORDER BY consumer").df()
