@@ -35,6 +35,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "segment_members": EVERYONE,
     "export_audience": AUDIENCE_READERS,
     "audit_log": CONTROL_READERS,
+    "read_policy": CONTROL_READERS,
+    "change_policy": CONTROL_WRITERS,
     "models": EVERYONE,
     "ingest_file": ADMIN,
     # dashboard

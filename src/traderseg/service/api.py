@@ -18,6 +18,7 @@ from traderseg.ingest import FORMATS, ingest
 from traderseg.online.book import iter_csv
 from traderseg.online.overrides import override_controls
 from traderseg.online.tables import read_audit
+from traderseg.policy import check_policy, current_policy, parse_policy, save_policy
 from traderseg.segment.overlays import LIFECYCLE_STAGES, VALUE_TIERS
 from traderseg.service.auth import Caller, api_caller
 from traderseg.service.schemas import (
@@ -32,6 +33,9 @@ from traderseg.service.schemas import (
     Member,
     MembersPage,
     Models,
+    PolicyIn,
+    PolicyOut,
+    PolicySaved,
     Problem,
     RejectGroup,
     Segment,
@@ -108,7 +112,8 @@ def change_controls(account_id: AccountId, change: ControlChangeModel,
         finally:
             cur.close()
     now = controls_of(venue, account_id)
-    assert now is not None  # the override succeeded, so the account has controls
+    if now is None:  # the override succeeded, so only a concurrent removal gets here
+        raise not_found(account_id)
     return ControlChangeResult(account_id=account_id, audit_rows=rows, actor=caller.key.actor,
                                controls=now)
 
@@ -204,6 +209,38 @@ def audit_log(
                                           for k, v in r.items()})
                for r in page.to_dict("records")]
     return AuditPage(total=len(rows), offset=offset, limit=limit, entries=entries)
+
+
+@router.get("/policy", name="read_policy", response_model=PolicyOut, responses=NOT_FOUND)
+def read_policy(caller: CallerDep) -> PolicyOut:
+    """Read the venue's active risk-control policy."""
+    cur = caller.venue.cursor()
+    try:
+        policy = current_policy(cur)
+    finally:
+        cur.close()
+    if policy is None:
+        raise HTTPException(404, "no policy has been saved in this venue yet")
+    return PolicyOut(version=policy.version, model_version=policy.model_version,
+                     sha256=policy.sha256, text=policy.text)
+
+
+@router.put("/policy", name="change_policy", response_model=PolicySaved)
+def change_policy(body: PolicyIn, caller: CallerDep) -> PolicySaved:
+    """Check a policy against the serving model and make it the active one (audited).
+
+    The controls follow it at the next decision on each account (stream or batch).
+    """
+    venue = caller.venue
+    policy = parse_policy(body.text, "request")
+    check_policy(policy, venue.book.metadata)
+    with venue.lock:
+        cur = venue.cursor()
+        try:
+            changed = save_policy(cur, policy, actor=caller.key.actor)
+        finally:
+            cur.close()
+    return PolicySaved(version=policy.version, changed=changed, actor=caller.key.actor)
 
 
 @router.get("/models", name="models", response_model=Models)

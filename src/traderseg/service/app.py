@@ -37,7 +37,7 @@ def route_table(app: FastAPI) -> list[tuple[str, str, str, Any]]:
         contexts: Any = app.routes
     else:
         contexts = iter_route_contexts(app.routes)
-    out = []
+    out: list[tuple[str, str, str, Any]] = []
     for ctx in contexts:
         route = getattr(ctx, "original_route", ctx)
         methods = set(getattr(ctx, "methods", None) or {"GET"}) - {"HEAD", "OPTIONS"}

@@ -261,3 +261,28 @@ class IngestResult(BaseModel):
     format: str = Field(json_schema_extra={"enum": list(FORMATS)})
     files: list[IngestedFile]
     accounts: int = Field(description="Accounts in the account book after the run.")
+
+
+class PolicyOut(BaseModel):
+    """The active policy of the venue."""
+
+    version: str
+    model_version: str | None
+    sha256: str
+    text: str = Field(description="The YAML text.")
+
+
+class PolicyIn(BaseModel):
+    """A policy to make active."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=1_000_000, description="The YAML text.")
+
+
+class PolicySaved(BaseModel):
+    """What saving a policy did."""
+
+    version: str
+    changed: bool = Field(description="False: it was already the active version.")
+    actor: str
