@@ -10,8 +10,8 @@ import pytest
 from fastapi.routing import APIRoute
 
 from traderseg.service import create_app
-from traderseg.service.app import route_table
 from traderseg.service.access import ACCESS, allowed
+from traderseg.service.app import route_table
 from traderseg.service.dashboard import LOGIN_COOKIE, SESSION_COOKIE
 from traderseg.service.keys import ROLES
 
