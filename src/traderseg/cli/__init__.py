@@ -93,6 +93,7 @@ _COMMAND_MODULES = (
     "traderseg.cli.analysis",
     "traderseg.cli.report",
     "traderseg.cli.policy",
+    "traderseg.cli.models",
     "traderseg.cli.service",
 )
 

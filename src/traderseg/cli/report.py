@@ -13,7 +13,8 @@ from traderseg.errors import DataError
 @app.command("report")
 def report_command(
     db: Path = typer.Option(..., "--db", help="DuckDB fills store."),
-    model: Path = typer.Option(..., "--model", help="Saved model directory."),
+    model: Path = typer.Option(..., "--model",
+                               help="Saved model directory or registry (its champion)."),
     out: Path = typer.Option(Path("report.html"), "--out", help="HTML file to write."),
     as_of: str = typer.Option(None, "--as-of", help="Report cutoff (UTC); default the model's."),
     compare: str = typer.Option(

@@ -86,7 +86,8 @@ def fit_command(
 
 @app.command("segments")
 def segments_command(
-    model: Path = typer.Option(..., "--model", help="Saved model directory."),
+    model: Path = typer.Option(..., "--model",
+                               help="Saved model directory or registry (its champion)."),
     long: bool = typer.Option(False, "--long", help="Also print each segment's description."),
 ) -> None:
     """List the segments of a saved model (its file checked against its hash first).
@@ -107,7 +108,8 @@ def segments_command(
 @app.command("assign")
 def assign_command(
     db: Path = typer.Option(..., "--db", help="DuckDB fills store."),
-    model: Path = typer.Option(..., "--model", help="Saved model directory."),
+    model: Path = typer.Option(..., "--model",
+                               help="Saved model directory or registry (its champion)."),
     out: Path = typer.Option(..., "--out", help="Parquet file of assignments."),
     as_of: str = typer.Option(None, "--as-of", help="Cutoff; default the model's."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
@@ -139,7 +141,8 @@ def assign_command(
 def explain_command(
     account_id: str = typer.Argument(..., help="Account to explain."),
     db: Path = typer.Option(..., "--db", help="DuckDB fills store."),
-    model: Path = typer.Option(..., "--model", help="Saved model directory."),
+    model: Path = typer.Option(..., "--model",
+                               help="Saved model directory or registry (its champion)."),
     as_of: str = typer.Option(None, "--as-of", help="Cutoff; default the model's."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:

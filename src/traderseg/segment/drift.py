@@ -15,10 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from traderseg.analysis.drift import PSI_SIGNIFICANT
+
 logger = logging.getLogger(__name__)
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-PSI_WARN = 0.25
+PSI_WARN = PSI_SIGNIFICANT
+"""A column this far from training makes an assignment doubtful (the usual "significant")."""
 _EPS = 1e-4
 
 

@@ -138,13 +138,16 @@ def read_metadata(directory: str | Path) -> dict[str, Any]:
     Parameters
     ----------
     directory : str or Path
-        Model directory.
+        Model directory, or a model registry (its champion's metadata).
 
     Returns
     -------
     dict
         The metadata.
     """
+    from traderseg.segment.registry import resolve_model
+
+    directory = resolve_model(directory)
     meta_path = Path(directory) / METADATA_FILE
     if not Path(directory).is_dir():
         raise DataError(f"{directory}: model directory not found")
@@ -190,7 +193,8 @@ def load_model(directory: str | Path) -> tuple[TraderSegmenter, dict[str, Any]]:
     Parameters
     ----------
     directory : str or Path
-        Model directory.
+        Model directory, or a model registry (its champion is loaded; see
+        :func:`traderseg.segment.registry.resolve_model`).
 
     Returns
     -------
@@ -199,7 +203,9 @@ def load_model(directory: str | Path) -> tuple[TraderSegmenter, dict[str, Any]]:
     metadata : dict
         Its metadata.
     """
-    path = Path(directory)
+    from traderseg.segment.registry import resolve_model
+
+    path = resolve_model(directory)
     meta = read_metadata(path)
     model_path = path / MODEL_FILE
     if not model_path.is_file():

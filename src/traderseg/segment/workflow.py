@@ -21,7 +21,12 @@ from traderseg.features.catalog import split_column
 from traderseg.features.compute import compute_features, parse_as_of
 from traderseg.segment.drift import reference_quantiles, shifted_features
 from traderseg.segment.estimator import TraderSegmenter
-from traderseg.segment.identity import apply_identity, carry_names, match_segments
+from traderseg.segment.identity import (
+    IdentityMatch,
+    apply_identity,
+    carry_names,
+    match_segments,
+)
 from traderseg.segment.naming import name_segments
 from traderseg.segment.overlays import overlays
 from traderseg.segment.persist import load_model, save_model
@@ -55,6 +60,9 @@ class FitResult:
     warnings : list of str
         What makes the fit doubtful (few accounts, a k below the stability floor); also
         logged.
+    identity : IdentityMatch or None
+        How the segments were matched to the ``previous`` model's ids (``None`` without
+        one).
     """
 
     model: TraderSegmenter
@@ -63,6 +71,7 @@ class FitResult:
     features: pd.DataFrame
     directory: Path
     warnings: list[str] = field(default_factory=list)
+    identity: IdentityMatch | None = None
 
 
 def fit_segments(
@@ -76,6 +85,7 @@ def fit_segments(
     random_state: int | None = 0,
     previous: str | Path | None = None,
     features: pd.DataFrame | None = None,
+    params: dict[str, Any] | None = None,
 ) -> FitResult:
     """Fit named segments on the store as of a cutoff and save the model.
 
@@ -101,6 +111,9 @@ def fit_segments(
         names; genuinely new behaviour gets new ids.
     features : pandas.DataFrame, optional
         Precomputed features (as of the same cutoff) instead of reading the store.
+    params : dict, optional
+        Every parameter of the segmenter (a saved model's ``params``, so a refit trains
+        the same way); ``n_segments``, ``method`` and ``random_state`` then come from it.
 
     Returns
     -------
@@ -111,11 +124,15 @@ def fit_segments(
     feats = compute_features(source, cutoff, windows) if features is None else features
     cols = segmentation_columns(feats)
     X = feats[cols]
-    params: dict[str, Any] = {"random_state": random_state}
-    if method is not None:
-        params["method"] = method
+    if params is not None:
+        model = TraderSegmenter().set_params(**_estimator_params(params))
+    else:
+        given: dict[str, Any] = {"random_state": random_state}
+        if method is not None:
+            given["method"] = method
+        model = TraderSegmenter(n_segments, **given)
     notes = _fit_warnings_before(len(X))
-    model = TraderSegmenter(n_segments, **params).fit(X)
+    model.fit(X)
     notes += _fit_warnings_after(model)
     for note in notes:
         logger.warning(note)
@@ -141,6 +158,7 @@ def fit_segments(
         apply_identity(model, match)
         names_by_id = carry_names(match, prev_names, label_names)
     else:
+        match = None
         names_by_id = {int(model.segment_ids_[lab]): name for lab, name in label_names.items()
                        if lab >= 0}
         if -1 in label_names:
@@ -164,7 +182,16 @@ def fit_segments(
     directory = save_model(model, out, as_of=cutoff.isoformat(), windows=list(windows),
                            metrics=metrics, segments=rows, reference=reference_quantiles(naming))
     segments = pd.DataFrame(rows).rename(columns={"id": "segment"})
-    return FitResult(model, segments, assignments, feats, Path(directory), notes)
+    return FitResult(model, segments, assignments, feats, Path(directory), notes, match)
+
+
+def _estimator_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Segmenter parameters from saved metadata (JSON lists back to tuples), checked."""
+    known = TraderSegmenter().get_params()
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise DataError(f"model parameters unknown to this segmenter: {unknown}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
 
 
 def _fit_warnings_before(n_accounts: int) -> list[str]:
