@@ -1,7 +1,8 @@
 """Two small venues served by one app, keys of every role, and controls decided in batch.
 
 Venue ``alpha`` is a simulated venue (fitted mid-way); venue ``beta`` holds a few of the
-same traders under other account ids (``beta-...``), assigned by alpha's model. Every
+same traders under other account ids (``beta-...``), assigned by alpha's model, served
+from a model registry (version ``v1``, the champion). Every
 account of alpha has controls decided by a batch run, so overrides and the audit log have
 something to act on.
 """
@@ -16,6 +17,7 @@ from fastapi.testclient import TestClient
 from traderseg.ingest import ingest
 from traderseg.online.book import build_book
 from traderseg.online.tables import write_decisions
+from traderseg.segment.registry import ModelRegistry
 from traderseg.segment.workflow import fit_segments
 from traderseg.service import ServiceSettings, VenueStore, create_app
 from traderseg.service.keys import ROLES, KeyStore
@@ -71,12 +73,16 @@ def venues(tmp_path_factory):
         write_decisions(con, decided, actor="batch")
     finally:
         con.close()
+    # beta is served from a model registry whose champion is alpha's model
+    registry = ModelRegistry(root / "registry")
+    registry.register(root / "model")
+    registry.promote("v1")
     # untouched copies for the tests that write freely (the schema fuzzing)
     (root / "pristine").mkdir()
     for path in (alpha, beta):
         shutil.copy(path, root / "pristine" / path.name)
     return {"root": root, "alpha": alpha, "beta": beta, "model": root / "model",
-            "alpha_ids": decided["account_id"].tolist()}
+            "alpha_ids": decided["account_id"].tolist(), "registry": root / "registry"}
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +98,7 @@ def keys(venues):
 def settings(venues):
     return ServiceSettings(
         venues={"alpha": VenueStore(db=venues["alpha"], model=venues["model"]),
-                "beta": VenueStore(db=venues["beta"], model=venues["model"])},
+                "beta": VenueStore(db=venues["beta"], model=venues["registry"])},
         keys_file=venues["root"] / "keys.json")
 
 

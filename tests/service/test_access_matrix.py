@@ -55,7 +55,7 @@ def sessions(client, keys):
 
 
 def _fill(path, account):
-    values = {"account_id": account, "segment_id": "0", "name": "dashboard.js"}
+    values = {"account_id": account, "segment_id": "0", "name": "dashboard.js", "version": "v1"}
     return re.sub(r"\{(\w+)(:[^}]*)?\}", lambda m: values[m.group(1)], path)
 
 

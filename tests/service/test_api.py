@@ -7,6 +7,7 @@ import pytest
 
 from traderseg.features.catalog import get_feature, split_column
 from traderseg.online.book import AUDIENCE_COLUMNS
+from traderseg.segment.registry import ModelRegistry
 from traderseg.service.keys import ROLES
 
 from .conftest import DEFAULTS, NOT_MARKETABLE, auth
@@ -146,3 +147,20 @@ def test_every_role_can_read_the_segment_catalogue(client, keys):
     for role in ROLES:
         segs = client.get("/v1/segments", headers=auth(keys[role])).json()["segments"]
         assert segs and all(s["name"] for s in segs)
+
+
+def test_models_of_a_registry_and_a_promotion_recorded_with_the_key(client, keys, venues):
+    h = auth(keys["beta-admin"])
+    models = client.get("/v1/models", headers=h).json()["models"]
+    assert [(m["version"], m["champion"], m["serving"]) for m in models] == [("v1", True, True)]
+    r = client.post("/v1/models/v1/promote", headers=h, json={"reason": "confirmed by hand"})
+    assert r.status_code == 200, r.text
+    key_id = client.get("/v1/me", headers=h).json()["key_id"]
+    assert r.json()["actor"] == f"key:{key_id}" and r.json()["serving"] == "v1"
+    last = ModelRegistry(venues["registry"]).decisions()[-1]
+    assert (last.actor, last.reason) == (f"key:{key_id}", "confirmed by hand")
+    assert client.post("/v1/models/v9/promote", headers=h,
+                       json={"reason": "x"}).status_code == 404
+    # alpha is served from one saved model: nothing to promote
+    assert client.post("/v1/models/v1/promote", headers=auth(keys["admin"]),
+                       json={"reason": "x"}).status_code == 409

@@ -154,7 +154,8 @@ class AccountBook:
         if account_id not in self.accounts.index:
             return []
         sid = int(self.accounts["segment"].loc[account_id])
-        seg: dict[str, Any] = next((s for s in self.metadata.get("segments", []) if int(s["id"]) == sid), {})
+        segments = self.metadata.get("segments", [])
+        seg: dict[str, Any] = next((s for s in segments if int(s["id"]) == sid), {})
         return [
             {"feature": t["feature"], "unit": feature_unit(t["feature"]),
              "account": _plain(self.features.at[account_id, t["feature"]]),

@@ -38,6 +38,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "read_policy": CONTROL_READERS,
     "change_policy": CONTROL_WRITERS,
     "models": EVERYONE,
+    "promote_model": ADMIN,
     "ingest_file": ADMIN,
     # dashboard
     "ui_login_form": PUBLIC,

@@ -20,6 +20,7 @@ from traderseg.online.overrides import override_controls
 from traderseg.online.tables import read_audit
 from traderseg.policy import check_policy, current_policy, parse_policy, save_policy
 from traderseg.segment.overlays import LIFECYCLE_STAGES, VALUE_TIERS
+from traderseg.segment.registry import Decision, ModelRegistry, is_registry
 from traderseg.service.auth import Caller, api_caller
 from traderseg.service.schemas import (
     Account,
@@ -37,13 +38,15 @@ from traderseg.service.schemas import (
     PolicyOut,
     PolicySaved,
     Problem,
+    Promoted,
+    PromoteIn,
     RejectGroup,
     Segment,
     Segments,
     WhoAmI,
 )
 from traderseg.service.state import VenueState
-from traderseg.service.views import account_view, controls_of, not_found, serving_model
+from traderseg.service.views import account_view, controls_of, model_versions, not_found
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "The body could not be parsed."},
@@ -246,7 +249,30 @@ def change_policy(body: PolicyIn, caller: CallerDep) -> PolicySaved:
 @router.get("/models", name="models", response_model=Models)
 def models(caller: CallerDep) -> Models:
     """List the segment model versions of the venue (the one serving marked)."""
-    return Models(models=[serving_model(caller.venue)])
+    return Models(models=model_versions(caller.venue))
+
+
+@router.post("/models/{version}/promote", name="promote_model", response_model=Promoted,
+             responses={404: {"model": Problem, "description": "No such version."},
+                        409: {"model": Problem,
+                              "description": "The venue's model is not a registry."}})
+def promote_model(
+    version: Annotated[str, Path(min_length=1, max_length=40)], body: PromoteIn,
+    caller: CallerDep,
+) -> Promoted:
+    """Make a registered version the champion (recorded with the key as actor) and serve it."""
+    venue = caller.venue
+    if not is_registry(venue.config.model):
+        raise HTTPException(409, "the venue is served from one saved model, not a registry")
+    reg = ModelRegistry(venue.config.model)
+    if version not in {v.version for v in reg.versions()}:
+        raise HTTPException(404, f"no model version {version!r} in the registry")
+    with venue.lock:
+        decision = reg.promote(version, Decision(challenger=version, verdict="promoted",
+                                                 reason=body.reason, actor=caller.key.actor))
+        venue.rebuild()
+    return Promoted(version=version, decision_id=decision.decision_id, actor=caller.key.actor,
+                    serving=venue.book.model_version)
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -39,7 +39,7 @@ from traderseg.segment.overlays import LIFECYCLE_STAGES
 from traderseg.service.access import allowed
 from traderseg.service.auth import Caller, authorise, route_name, service_state
 from traderseg.service.keys import ApiKey
-from traderseg.service.views import account_view, controls_of, not_found, serving_model
+from traderseg.service.views import account_view, controls_of, model_versions, not_found
 
 SESSION_COOKIE = "traderseg_session"
 LOGIN_COOKIE = "traderseg_login_csrf"
@@ -363,7 +363,7 @@ def models_page(request: Request, who: UiDep) -> HTMLResponse:
         figs.append(_fig("drift", "Population stability index of the most shifted model "
                          "columns, today's accounts against the training population.",
                          charts.drift_bars(drift)))
-    return render(request, "models.html", who=who, models=[serving_model(who.caller.venue)],
+    return render(request, "models.html", who=who, models=model_versions(who.caller.venue),
                   drift=drift.to_dict("records"), figures=figs,
                   as_of=pd.Timestamp(book.as_of).isoformat(), title="Models and drift")
 

@@ -224,6 +224,9 @@ class ModelVersion(BaseModel):
     n_segments: int | None
     catalog_version: str | None
     serving: bool = Field(description="Whether the service assigns accounts with it.")
+    champion: bool = Field(False, description="Whether it is the registry's champion.")
+    registered_at: str | None = None
+    note: str | None = None
     metrics: dict[str, Any]
 
 
@@ -286,3 +289,20 @@ class PolicySaved(BaseModel):
     version: str
     changed: bool = Field(description="False: it was already the active version.")
     actor: str
+
+
+class PromoteIn(BaseModel):
+    """Why a version is promoted by hand."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class Promoted(BaseModel):
+    """A promotion, as recorded in the registry."""
+
+    version: str
+    decision_id: int | None
+    actor: str
+    serving: str = Field(description="Version the service now assigns accounts with.")

@@ -11,7 +11,8 @@ from fastapi import HTTPException
 
 from traderseg.online.book import CLV_HORIZON_DAYS, feature_unit
 from traderseg.online.tables import CONTROLS_TABLE, read_controls
-from traderseg.segment.persist import model_version
+from traderseg.segment.persist import model_version, read_metadata
+from traderseg.segment.registry import ModelRegistry, is_registry
 from traderseg.service.schemas import (
     Account,
     ControlValues,
@@ -91,10 +92,31 @@ def account_view(venue: VenueState, account_id: str, *, with_controls: bool) -> 
     )
 
 
+def model_versions(venue: VenueState) -> list[ModelVersion]:
+    """Return the venue's model versions: a registry's, or the one saved model it serves."""
+    root = venue.config.model
+    serving = venue.book.model_version
+    if not is_registry(root):
+        return [serving_model(venue)]
+    reg = ModelRegistry(root)
+    champion = reg.champion()
+    out = []
+    for v in reg.versions():
+        meta = read_metadata(v.directory)
+        out.append(ModelVersion(version=v.version, as_of=v.as_of, method=meta.get("method"),
+                                n_segments=meta.get("n_segments"),
+                                catalog_version=str(meta.get("catalog_version")),
+                                serving=v.version == serving,
+                                champion=champion is not None and v.version == champion.version,
+                                registered_at=v.registered_at, note=v.note,
+                                metrics=dict(meta.get("metrics") or {})))
+    return out
+
+
 def serving_model(venue: VenueState) -> ModelVersion:
     """Return the model the venue's accounts are assigned with."""
     meta = venue.book.metadata
     return ModelVersion(version=model_version(meta), as_of=meta.get("as_of"),
                         method=meta.get("method"), n_segments=meta.get("n_segments"),
                         catalog_version=str(meta.get("catalog_version")),
-                        serving=True, metrics=dict(meta.get("metrics") or {}))
+                        serving=True, champion=False, metrics=dict(meta.get("metrics") or {}))
