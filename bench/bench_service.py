@@ -128,6 +128,7 @@ def lookup_bench(db: Path, model: Path, work: Path, rates: list[float], seconds:
 
     keys = work / "bench-keys.json"
     token = KeyStore(keys).create("risk", "bench")[1]
+    ids = account_ids(db)  # before the service holds the store's lock
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "traderseg", "serve", "--db", str(db),
                              "--model", str(model), "--venue", "bench", "--keys", str(keys),
@@ -145,7 +146,6 @@ def lookup_bench(db: Path, model: Path, work: Path, rates: list[float], seconds:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the service did not start")
             time.sleep(0.5)
-        ids = account_ids(db)
         return [asyncio.run(open_loop(base, token, ids, r, seconds, max_in_flight))
                 for r in rates]
     finally:
