@@ -11,3 +11,6 @@ ROOT = Path(__file__).resolve().parents[1]
 for extra in (ROOT / "bench", ROOT / "tests"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
+
+# the redis_server / redis_url fixtures: a real redis-server per test on a free port
+pytest_plugins = ["helpers.redis_server"]

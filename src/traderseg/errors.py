@@ -29,3 +29,11 @@ class NotFittedError(TradersegError, AttributeError):
 
 class ModelVersionError(TradersegError):
     """A saved model does not match the running feature catalogue or library."""
+
+
+class SinkError(TradersegError):
+    """An output (a Redis stream, a file, stdout) cannot take what is written to it."""
+
+
+class SinkUnavailable(SinkError):
+    """An output is out of reach for now (a Redis server gone away); retrying may succeed."""

@@ -177,6 +177,7 @@ MARKET = Table(
         Column("low", pa.float64(), False, "Low of the bar.", "USD"),
         Column("iv_index", pa.float64(), False, "30-day implied-volatility index, annualised percent (DVOL).", "percent"),
         Column("event", pa.string(), False, "Market event marked on this bar (crash, rally, vol_spike), if any."),
+        Column("event_start", TS, False, "Time the event began within the bar, when known (the simulator's scripted crash: the start of the drop).", "UTC"),
     ),
 )
 
@@ -208,6 +209,7 @@ TRUTH = Table(
         Column("migrated_to", pa.string(), False, "Archetype the account moved to during the window (null if it did not move)."),
         Column("migrated_at", TS, False, "Start of the UTC day from which the account trades as `migrated_to`.", "UTC"),
         Column("churn_cause", pa.string(), False, "Largest term of the churn hazard on the churn day (null if the account never churned).", allowed=("baseline", "losses", "liquidations", "fading")),
+        Column("crash_liquidated_at", TS, False, "Time of the account's first liquidation by the scripted crash's drop (null when it had none, or without a crash).", "UTC"),
     ),
 )
 

@@ -92,6 +92,7 @@ _COMMAND_MODULES = (
     "traderseg.cli.clv",
     "traderseg.cli.analysis",
     "traderseg.cli.report",
+    "traderseg.cli.online",
     "traderseg.cli.policy",
     "traderseg.cli.models",
     "traderseg.cli.service",

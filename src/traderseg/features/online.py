@@ -277,7 +277,7 @@ class DayTile:
 class AccountState:
     """Online feature state of one account (see the module docstring)."""
 
-    __slots__ = ("tiles", "base", "old_days", "last_us", "folded_through")
+    __slots__ = ("tiles", "base", "old_days", "last_us", "folded_through", "_cache")
 
     def __init__(self) -> None:
         self.tiles: dict[int, DayTile] = {}
@@ -285,6 +285,8 @@ class AccountState:
         self.old_days: dict[int, tuple[float, float, float]] = {}  # day -> (n, notional, pnl)
         self.folded_through = -1  # last compacted day (kept so update() need not scan old_days)
         self.last_us: int | None = None
+        # merged tiles of the days before the newest, per window start (see _values)
+        self._cache: dict[tuple[int | None, int], DayTile] | None = None
 
     # -- updating ------------------------------------------------------------------------
     def update(self, fill: Mapping[str, Any]) -> None:
@@ -301,6 +303,8 @@ class AccountState:
         tile = self.tiles.get(day)
         if tile is None:
             tile = self.tiles[day] = DayTile()
+        if self._cache is not None and any(day < k[1] for k in self._cache):
+            self._cache = None  # a fill before the newest day: the cached merges are stale
         _update(tile.s, tile.maps, tile.sketch, tile.pairs, fill)
         if self.last_us is None or ts > self.last_us:
             self.last_us = ts
@@ -312,6 +316,7 @@ class AccountState:
 
     def merge(self, other: AccountState) -> AccountState:
         """Combine with the state of disjoint fills of the same account (in place)."""
+        self._cache = None
         for day, t in other.tiles.items():
             mine = self.tiles.get(day)
             if mine is None:
@@ -331,6 +336,7 @@ class AccountState:
 
     def compact(self, before_day: int) -> None:
         """Fold the tiles of days before ``before_day`` into the lifetime tile."""
+        self._cache = None
         old = [d for d in self.tiles if d < before_day]
         if not old:
             return
@@ -374,13 +380,25 @@ class AccountState:
                 evs: set[int] | None) -> dict[str, Any]:
         start = window_start(cutoff, n_days)
         lo = None if start is None else day_number(start.date())
+        days = sorted(d for d in self.tiles if lo is None or d >= lo)
+        day_rows = [(d, self.tiles[d].s[_N], self.tiles[d].s[_NOTIONAL], self.tiles[d].s[_PNL])
+                    for d in days]
         merged = DayTile()
-        days = [d for d in self.tiles if lo is None or d >= lo]
-        day_rows = [(d, t.s[_N], t.s[_NOTIONAL], t.s[_PNL]) for d, t in self.tiles.items()
-                    if d in set(days)]
-        straddles = 0
-        for d in days:
-            merged.merge_from(self.tiles[d], same_day=False)
+        if days:
+            # the days before the newest one change rarely: their merge is kept until a
+            # fill lands on one of them (see update), so repeated reads within a day merge
+            # two tiles instead of the whole window
+            top = days[-1]
+            older = self._cache.get((lo, top)) if self._cache is not None else None
+            if older is None:
+                older = DayTile()
+                for d in days[:-1]:
+                    older.merge_from(self.tiles[d], same_day=False)
+                if self._cache is None or any(k[1] != top for k in self._cache):
+                    self._cache = {}
+                self._cache[(lo, top)] = older
+            merged.merge_from(older, same_day=False)
+            merged.merge_from(self.tiles[top], same_day=False)
         straddles = merged.straddles
         if lo is None and self.base is not None:
             merged.merge_from(self.base, same_day=False)

@@ -35,7 +35,7 @@ from traderseg.errors import ConfigError
 from traderseg.features.online import AccountState
 from traderseg.online import state as S
 from traderseg.online.decide import DecisionEngine, empty_assignments
-from traderseg.online.messages import validate_messages
+from traderseg.online.messages import validate_messages, validate_raw
 from traderseg.online.sources import Batch, Source
 from traderseg.online.tables import ensure_online_tables, write_decisions
 from traderseg.schema import FILLS
@@ -51,7 +51,7 @@ class StreamConfig:
     Parameters
     ----------
     consumer : str
-        Name of this consumer (its checkpoint row and Redis consumer name).
+        Name of this consumer (recorded with the checkpoint; its Redis consumer name).
     decide_every_s : float
         Length of the decision interval in seconds of data time.
     batch_size : int
@@ -148,12 +148,8 @@ class StreamConsumer:
         self.label = source_label or source.name
         ensure_online_tables(con)
         S.ensure_state_tables(con)
-        loaded = S.load(con, self.cfg.consumer)
+        loaded = S.load(con, self.label)
         self.cp = loaded.checkpoint or S.Checkpoint(self.label)
-        if loaded.checkpoint is not None and loaded.checkpoint.source != self.label:
-            raise ConfigError(
-                f"consumer {self.cfg.consumer!r} was reading {loaded.checkpoint.source}, not "
-                f"{self.label}; give another --consumer name for another source")
         self.states: dict[str, AccountState] = loaded.states
         self.assignment = loaded.assignment
         self.open_fills = loaded.open_fills  # accounts traded in the open interval -> last fill
@@ -190,7 +186,7 @@ class StreamConsumer:
         max_messages : int, optional
             Stop after about this many messages.
         close_at_end : bool
-            Decide the open interval when a finite source ends.
+            Decide the open interval when a finite source ends or the idle limit passes.
         """
         started = time.monotonic()
         self.source.resume(self.cp.position)
@@ -203,13 +199,16 @@ class StreamConsumer:
                     if close_at_end:
                         self._close_open_tick()
                     break
-                if batch.messages:
+                if batch.size:
                     idle_since = time.monotonic()
                     self._process(batch)
                 elif (self.cfg.idle_stop_s is not None
                       and time.monotonic() - idle_since >= self.cfg.idle_stop_s):
+                    # an idle stop ends the stream as the end of a finite source does
+                    if close_at_end:
+                        self._close_open_tick()
                     break
-                if batch.messages or batch.ack:
+                if batch.size or batch.ack:
                     self.p_batches.append(batch)
                     self.cp.position = batch.position or self.cp.position
                 if (self.p_count >= self.cfg.checkpoint_fills
@@ -226,8 +225,11 @@ class StreamConsumer:
     # -- one batch -------------------------------------------------------------------------
     def _process(self, batch: Batch) -> None:
         read_at = time.monotonic()
-        self.stats.read += len(batch.messages)
-        v = validate_messages(batch.messages, datetime.now(UTC))
+        self.stats.read += batch.size
+        if batch.table is not None:
+            v = validate_raw(batch.table, batch.refs, datetime.now(UTC))
+        else:
+            v = validate_messages(batch.messages, datetime.now(UTC))
         self.p_rejects.extend(v.rejects)
         self.stats.rejected += len(v.rejects)
         self.cp.rejects += len(v.rejects)
@@ -400,6 +402,8 @@ class StreamConsumer:
         if self.publish is not None and self.p_decisions:
             self.publish(pd.concat(self.p_decisions, ignore_index=True))
         self.stats.checkpoints += 1
+        logger.info("checkpoint %d: %d fills in the store from this source, position %s",
+                    self.stats.checkpoints, self.cp.fills, self.cp.position)
         self._reset_pending()
         if self.on_checkpoint is not None:
             self.on_checkpoint(self.stats)

@@ -105,7 +105,10 @@ def step_assignment(h: Hysteresis, current: np.ndarray, candidate: np.ndarray,
 class PolicyLike(Protocol):
     """What the engine needs of a policy (see :mod:`traderseg.policy`)."""
 
-    version: str
+    @property
+    def version(self) -> str:
+        """Return the policy's version."""
+        ...
 
     def evaluate(self, inputs: pd.DataFrame) -> pd.DataFrame:
         """Return the controls of each input row."""

@@ -92,16 +92,33 @@ def validate_messages(messages: Sequence[Message], now: datetime) -> Validated:
         return Validated(FILLS.arrow_schema().empty_table(), [], rejects)
     names = [c.name for c in FILLS.columns]
     raw = pa.table({c: _column([m.fields.get(c) for m in good]) for c in names})
+    out = validate_raw(raw, [m.ref for m in good], now, raws=lambda i: _raw(good[i]))
+    out.rejects[:0] = rejects
+    return out
+
+
+def validate_raw(raw: pa.Table, refs: list[str], now: datetime, *,
+                 raws: Any = None) -> Validated:
+    """Convert and check a table of fills (text or typed canonical columns).
+
+    ``refs`` names each row for its reject; ``raws(i)`` gives row ``i`` as JSON text (by
+    default the row of ``raw``).
+    """
+    n = raw.num_rows
+    rejects: list[tuple[str, str, str, str | None]] = []
+    if n == 0:
+        return Validated(FILLS.arrow_schema().empty_table(), [], rejects)
+    raw = raw.select([c for c in raw.column_names if c in set(FILLS.names)])
     problems = Problems(n)
     canon = _ADAPTER.convert(raw, _CONTEXT, problems)
     validate_table(canon, FILLS, problems, now)
     if problems.bad.any():
         for i in np.flatnonzero(problems.bad):
-            rejects.append((good[i].ref, str(problems.field[i]), str(problems.reason[i]),
-                            _raw(good[i])))
+            text = raws(int(i)) if raws is not None else json.dumps(
+                {k: _text(v) for k, v in raw.slice(int(i), 1).to_pylist()[0].items()
+                 if v is not None}, sort_keys=True)
+            rejects.append((refs[i], str(problems.field[i]), str(problems.reason[i]), text))
         keep = ~problems.bad
         canon = canon.filter(pa.array(keep))
-        refs = [m.ref for m, k in zip(good, keep, strict=True) if k]
-    else:
-        refs = [m.ref for m in good]
-    return Validated(canon, refs, rejects)
+        refs = [r for r, k in zip(refs, keep, strict=True) if k]
+    return Validated(canon, list(refs), rejects)

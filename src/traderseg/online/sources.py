@@ -67,6 +67,14 @@ class Batch:
     position: str
     # source-specific handles to acknowledge once committed (Redis entry ids)
     ack: list[str] = field(default_factory=list)
+    # a replay hands its rows over as a table instead of messages (same validation)
+    table: pa.Table | None = None
+    refs: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        """Number of fills in the batch."""
+        return len(self.messages) if self.table is None else self.table.num_rows
 
 
 class Source:
@@ -214,11 +222,8 @@ class ReplaySource(Source):
             end = self._pace(end)
         chunk = self.table.slice(self.offset, end - self.offset)
         refs = chunk.column("__ref__").to_pylist()
-        rows = chunk.drop_columns(["__ref__"]).to_pylist()
-        msgs = [Message({k: v for k, v in r.items() if v is not None}, ref)
-                for r, ref in zip(rows, refs, strict=True)]
         self.offset = end
-        return Batch(msgs, str(end))
+        return Batch([], str(end), table=chunk.drop_columns(["__ref__"]), refs=refs)
 
     def _pace(self, end: int) -> int:
         """Wait until the first fill is due and return how many are due by then."""
@@ -356,6 +361,15 @@ class RedisSource(Source):
         while True:
             try:
                 return fn(*args, **kwargs)
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # the server came back without the group (it keeps no data): join again;
+                # fills already committed are recognised by their id
+                logger.warning("%s: consumer group %s is gone; creating it again", self.url,
+                               self.group)
+                self._ensure_group()
+                self._pending_done = False
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if self.give_up_s is not None and time.monotonic() - started > self.give_up_s:
                     raise DataError(f"{self.url}: Redis unreachable for "

@@ -10,8 +10,10 @@ checkpoint: the fills, the online state, the decisions and the source position a
 - ``online_accounts``: per account the compacted history, the last fill time, the segment
   assignment state (segment, leading candidate, since when) and, when the account traded
   in the decision interval still open, that interval's end and its last fill.
-- ``stream_checkpoints``: per consumer the source, its position, the open and last closed
-  decision interval and running counts.
+- ``stream_checkpoints``: per source its position, the consumer that wrote it last, the open
+  and last closed decision interval and running counts. A store has one writer at a time,
+  so a consumer taking over a source (another process, or a Redis consumer claiming a dead
+  one's entries) continues from the same row.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ DDL = (
       segment BIGINT, candidate BIGINT, since BIGINT,
       open_tick BIGINT, open_fill_id VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS stream_checkpoints (
-      consumer VARCHAR PRIMARY KEY, source VARCHAR NOT NULL, position VARCHAR,
+      source VARCHAR PRIMARY KEY, consumer VARCHAR NOT NULL, position VARCHAR,
       open_tick BIGINT, last_tick BIGINT, fills BIGINT NOT NULL, duplicates BIGINT NOT NULL,
       rejects BIGINT NOT NULL, late BIGINT NOT NULL, decisions BIGINT NOT NULL,
       updated_at TIMESTAMPTZ NOT NULL)""",
@@ -73,12 +75,12 @@ class Loaded:
     open_fills: dict[str, str] = field(default_factory=dict)
 
 
-def load(con: duckdb.DuckDBPyConnection, consumer: str) -> Loaded:
-    """Read the consumer's checkpoint and every account's online state."""
+def load(con: duckdb.DuckDBPyConnection, source: str) -> Loaded:
+    """Read the source's checkpoint and every account's online state."""
     ensure_state_tables(con)
     row = con.execute("SELECT source, position, open_tick, last_tick, fills, duplicates, "
-                      "rejects, late, decisions FROM stream_checkpoints WHERE consumer = ?",
-                      [consumer]).fetchone()
+                      "rejects, late, decisions FROM stream_checkpoints WHERE source = ?",
+                      [source]).fetchone()
     cp = None if row is None else Checkpoint(
         str(row[0]), row[1], None if row[2] is None else int(row[2]),
         None if row[3] is None else int(row[3]), *[int(x) for x in row[4:]])
@@ -142,11 +144,11 @@ def save(con: duckdb.DuckDBPyConnection, consumer: str, cp: Checkpoint,
             con.unregister("_online_accounts")
     con.execute(
         "INSERT OR REPLACE INTO stream_checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-        [consumer, cp.source, cp.position, cp.open_tick, cp.last_tick, cp.fills,
+        [cp.source, consumer, cp.position, cp.open_tick, cp.last_tick, cp.fills,
          cp.duplicates, cp.rejects, cp.late, cp.decisions])
 
 
 def read_checkpoints(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Every consumer's checkpoint."""
     ensure_state_tables(con)
-    return con.execute("SELECT * FROM stream_checkpoints ORDER BY consumer").df()
+    return con.execute("SELECT * FROM stream_checkpoints ORDER BY source").df()

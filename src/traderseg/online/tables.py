@@ -76,6 +76,12 @@ AUDIT_TABLE = Table(
 ONLINE_TABLES = (CONTROLS_TABLE, AUDIT_TABLE)
 
 
+def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                      [name]).fetchone()
+    return bool(row and row[0])
+
+
 def ensure_online_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``controls`` and ``control_audit`` when missing."""
     con.execute(CONTROLS_TABLE.duckdb_ddl(primary_key=True))
@@ -96,7 +102,8 @@ def control_text(name: str, value: Any) -> str | None:
 def read_controls(con: duckdb.DuckDBPyConnection,
                   accounts: Sequence[str] | None = None) -> pd.DataFrame:
     """Read the current controls (all accounts, or those in ``accounts``), ordered by account."""
-    ensure_online_tables(con)
+    if not _exists(con, "controls"):
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in CONTROLS_TABLE.names})
     if accounts is None:
         return con.execute("SELECT * FROM controls ORDER BY account_id").df()
     ids = pd.DataFrame({"account_id": list(map(str, accounts))})
@@ -218,7 +225,8 @@ def write_decisions(con: duckdb.DuckDBPyConnection, new: pd.DataFrame, *,
 def read_audit(con: duckdb.DuckDBPyConnection, *, account: str | None = None,
                since: pd.Timestamp | None = None) -> pd.DataFrame:
     """Audit rows, oldest first, for one account and/or from a time (``effective_at``)."""
-    ensure_online_tables(con)
+    if not _exists(con, "control_audit"):
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in AUDIT_TABLE.names})
     where: list[str] = []
     params: list[Any] = []
     if account is not None:

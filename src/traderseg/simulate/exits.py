@@ -6,11 +6,17 @@ by one fill (or kept open, or expires). Realised PnL of a closing fill is
 ``direction`` is +1 for a long (or a bought option) and -1 for a short (or a written one).
 
 Leveraged trips (perps, futures) are liquidated when the index moves against them by
-``0.9 / leverage`` of the entry price before the planned exit; the liquidation fill is
+``0.9 / leverage`` of the entry price before the planned exit (:func:`liquidation_level`:
+the position's margin is down to its maintenance share, a tenth of the initial margin,
+:data:`MAINTENANCE_SHARE`); the liquidation fill is
 a taker fill at the liquidation price, flagged ``is_liquidation``. Whether the threshold
 was crossed is decided from the intraday extremes implied by the daily bars: full
 low/high for days strictly between entry and exit, and bridge-style extremes after the
 entry and before the exit on the first and last day.
+
+A scripted crash (:mod:`traderseg.simulate.crash`) liquidates the longs its drop takes
+through their level at the time the drop reaches it; on the crash day a long it spares can
+only be liquidated after the drop, and a short only before it.
 
 Options left to expire produce no fill; their settlement against the index at 08:00 UTC
 counts in the running PnL that drives churn.
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from traderseg.simulate.calendar import DAY_US
+from traderseg.simulate.crash import CrashPath, cascade_times
 from traderseg.simulate.market import MarketPath
 from traderseg.simulate.options import YEAR_DAYS, bs_delta, bs_price, smile_iv
 from traderseg.simulate.trips import (
@@ -35,7 +42,26 @@ from traderseg.simulate.trips import (
     Trips,
 )
 
-LIQUIDATION_FRACTION = 0.9
+MAINTENANCE_SHARE = 0.1  # maintenance margin as a share of the initial margin
+LIQUIDATION_FRACTION = 1.0 - MAINTENANCE_SHARE  # of the initial margin lost at liquidation
+
+
+def liquidation_level(
+    entry: np.ndarray, direction: np.ndarray, leverage: np.ndarray,
+    fraction: float = LIQUIDATION_FRACTION,
+) -> np.ndarray:
+    """Price at which a leveraged position is liquidated.
+
+    ``entry * (1 - direction * fraction / leverage)``: a long (``direction`` +1) at 10x is
+    liquidated 9% below its entry, when its margin (a tenth of the notional) is down to
+    the maintenance share; a short (-1) as far above it.
+
+    Examples
+    --------
+    >>> float(liquidation_level(np.array(100.0), np.array(1), np.array(10.0))[()])
+    91.0
+    """
+    return entry * (1.0 - direction * fraction / leverage)
 
 
 @dataclass
@@ -50,6 +76,7 @@ class Exits:
     delta: np.ndarray
     maker: np.ndarray
     liquidated: np.ndarray
+    by_crash: np.ndarray
     pnl: np.ndarray
     settled: np.ndarray
     settle_t: np.ndarray
@@ -116,11 +143,13 @@ class ExitResolver:
         )
         t_out = plan.copy()
         liquidated = np.zeros(n, dtype=bool)
+        by_crash = np.zeros(n, dtype=bool)
         lev = c["lev"]
         levered = ((kind == PERP) | (kind == FUTURE)) & np.isfinite(lev)
-        liq_px = c["price"] * (1.0 - c["dir"] * LIQUIDATION_FRACTION / np.where(levered, lev, 1.0))
+        lev_or_1 = np.where(levered, lev, 1.0)
+        liq_px = liquidation_level(c["price"], c["dir"], lev_or_1)
         if levered.any():
-            liquidated, t_liq = self._liquidations(trips, levered, d1, u2, s2)
+            liquidated, t_liq, by_crash = self._liquidations(trips, levered, d1, u2, s2, plan)
             t_out = np.where(liquidated, t_liq, t_out)
             closed |= liquidated
         # exit prices
@@ -135,8 +164,7 @@ class ExitResolver:
         )
         slip = np.where(maker, 0.0, c["slip"]) * dir_close
         price = np.where(liquidated, liq_px, fwd * (1.0 + sign * HALF_SPREAD[kind] + slip))
-        move = LIQUIDATION_FRACTION / np.where(levered, lev, 1.0)
-        s2 = np.where(liquidated, s1 * (1.0 - c["dir"] * move), s2)
+        s2 = np.where(liquidated, liquidation_level(s1, c["dir"], lev_or_1), s2)
         iv = np.full(n, np.nan)
         delta = np.full(n, np.nan)
         oc = opt & closed
@@ -170,6 +198,7 @@ class ExitResolver:
             delta=delta,
             maker=maker,
             liquidated=liquidated,
+            by_crash=by_crash,
             pnl=pnl,
             settled=settled,
             settle_t=exp,
@@ -177,15 +206,15 @@ class ExitResolver:
         )
 
     def _liquidations(
-        self, trips: Trips, levered: np.ndarray, d1: np.ndarray, u2: np.ndarray, s2: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, trips: Trips, levered: np.ndarray, d1: np.ndarray, u2: np.ndarray, s2: np.ndarray,
+        plan: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mk, c = self.market, trips.cols
         idx = np.flatnonzero(levered)
         und, d0, u1, s1 = c["und"][idx], c["day"][idx], c["u"][idx], c["s"][idx]
         e1, uu2, ss2 = d1[idx], u2[idx], s2[idx]
         long = c["dir"][idx] > 0
-        move = LIQUIDATION_FRACTION / c["lev"][idx]
-        thr = s1 * np.where(long, 1.0 - move, 1.0 + move)
+        thr = liquidation_level(s1, c["dir"][idx], c["lev"][idx])
         sig = mk.sigma_day[und, d0]
         a1, a2 = c["a_ext"][idx], c["a_ext2"][idx]
         same = e1 == d0
@@ -234,8 +263,36 @@ class ExitResolver:
             + np.round(u_liq * DAY_US).astype(np.int64)
         )
         t_liq = np.maximum(t_liq, c["t"][idx] + 1)
+        crash = np.zeros(len(idx), dtype=bool)
+        if mk.crash is not None:
+            hit, t_liq, crash = self._crash(mk.crash, idx, trips, long, thr, hit, hit_day,
+                                            t_liq, plan[idx])
         liquidated = np.zeros(len(trips), dtype=bool)
+        by_crash = np.zeros(len(trips), dtype=bool)
         t_all = np.full(len(trips), NEVER, dtype=np.int64)
         liquidated[idx] = hit
+        by_crash[idx] = crash
         t_all[idx] = np.where(hit, t_liq, NEVER)
-        return liquidated, t_all
+        return liquidated, t_all, by_crash
+
+    def _crash(
+        self, cr: CrashPath, idx: np.ndarray, trips: Trips, long: np.ndarray, thr: np.ndarray,
+        hit: np.ndarray, hit_day: np.ndarray, t_liq: np.ndarray, plan: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Liquidations with the scripted crash: the drop's cascade wins on the crash day."""
+        mk, c = self.market, trips.cols
+        t_entry = c["t"][idx]
+        earlier = hit & (hit_day < cr.day)
+        tc = cascade_times(cr, c["und"][idx], long, thr, t_entry, plan)
+        crash = ~earlier & (tc < NEVER)
+        # the bar of the crash day holds the drop: a long it spared is hit after it, a
+        # short (whose level is above) before it
+        on_day = hit & (hit_day == cr.day) & ~crash
+        day0 = mk.start_us + cr.day * DAY_US
+        lo = np.where(long, np.maximum(cr.end_us, t_entry + 1), np.maximum(day0, t_entry + 1))
+        hi = np.where(long, np.minimum(day0 + DAY_US, plan), np.minimum(cr.start_us, plan))
+        retimed = lo + ((hi - lo) * c["v_liq"][idx]).astype(np.int64)
+        keep_day = on_day & (hi > lo)
+        t_new = np.where(crash, tc, np.where(keep_day, retimed, t_liq))
+        hit_new = earlier | crash | keep_day | (hit & (hit_day > cr.day))
+        return hit_new, t_new, crash

@@ -21,6 +21,10 @@ volatility rose by at least :data:`VOL_SPIKE_JUMP` (relative) since the previous
 
 Intraday prices come from a Brownian bridge in log price between the day's open and close
 with the day's implied daily volatility, clipped to the day's low and high.
+
+A scripted crash (:class:`traderseg.simulate.crash.Crash`) scales the bars from its day on,
+marks its day ``crash`` for every underlying and pins the day's intraday path to a linear
+drop (see :mod:`traderseg.simulate.crash`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from traderseg.errors import ConfigError, DataError
+from traderseg.simulate.crash import Crash, CrashPath, bridge, build_crash, scale_bars
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +72,8 @@ class MarketPath:
         Annualised future basis (continuous rate) used to price dated futures.
     synthetic_days : int
         Days of the window not covered by the real history.
+    crash : CrashPath, optional
+        The scripted crash, if any.
     """
 
     start: date
@@ -79,6 +86,7 @@ class MarketPath:
     event: np.ndarray
     basis: np.ndarray
     synthetic_days: int
+    crash: CrashPath | None = None
 
     @property
     def start_us(self) -> int:
@@ -101,12 +109,14 @@ class MarketPath:
         """Index price at time-of-day ``u`` (fraction of the day) on ``day``.
 
         A draw from the Brownian-bridge marginal between the day's open and close, clipped
-        to the day's range; ``z`` are standard normal draws.
+        to the day's range; ``z`` are standard normal draws. On a crash day the bridge runs
+        between the crash's pins (:mod:`traderseg.simulate.crash`).
         """
         lo, lc = np.log(self.open[und, day]), np.log(self.close[und, day])
         sd = self.sigma_day[und, day] * np.sqrt(u * (1.0 - u))
         s = np.exp(lo + u * (lc - lo) + sd * z)
-        return np.clip(s, self.low[und, day], self.high[und, day])
+        s = np.clip(s, self.low[und, day], self.high[und, day])
+        return self._on_crash_day(s, und, day, None, None, u, z)
 
     def price_after(
         self,
@@ -127,7 +137,58 @@ class MarketPath:
         frac = (u2 - u1) / rest
         sd = self.sigma_day[und, day] * np.sqrt(np.maximum((u2 - u1) * (1.0 - u2) / rest, 0.0))
         s = np.exp(l1 + frac * (lc - l1) + sd * z)
-        return np.clip(s, self.low[und, day], self.high[und, day])
+        s = np.clip(s, self.low[und, day], self.high[und, day])
+        return self._on_crash_day(s, und, day, u1, s1, u2, z)
+
+    def _on_crash_day(
+        self,
+        s: np.ndarray,
+        und: np.ndarray,
+        day: np.ndarray,
+        u1: np.ndarray | None,
+        s1: np.ndarray | None,
+        u: np.ndarray,
+        z: np.ndarray,
+    ) -> np.ndarray:
+        """Replace the prices of the crash day by draws between the crash's pins.
+
+        Before the drop: a bridge from the open to the anchor; during it: the linear drop;
+        after it: a bridge from the bottom to the close. With a known earlier price ``s1``
+        at ``u1`` in the same stretch, the bridge starts from it instead.
+        """
+        cr = self.crash
+        if cr is None:
+            return s
+        shape = np.shape(s)
+        day_b, und_b, u_b, z_b = (np.broadcast_to(a, shape) for a in (day, und, u, z))
+        on = day_b == cr.day
+        if not on.any():
+            return s
+        out = np.array(s, dtype=float, copy=True)
+        un, uu, zz = und_b[on], u_b[on], z_b[on]
+        d = cr.day
+        keep = 1.0 - cr.size
+        sig = self.sigma_day[un, d]
+        lopen, lanchor = np.log(self.open[un, d]), np.log(cr.anchor[un])
+        lbottom, lclose = np.log(cr.bottom[un]), np.log(self.close[un, d])
+        pre, post = uu < cr.u0, uu > cr.u1
+        la = np.where(pre, lopen, lbottom)
+        ua = np.where(pre, 0.0, cr.u1)
+        lb = np.where(pre, lanchor, lclose)
+        ub = np.where(pre, cr.u0, 1.0)
+        if u1 is not None and s1 is not None:
+            v1 = np.broadcast_to(u1, shape)[on]
+            same = (pre & (v1 < cr.u0)) | (post & (v1 > cr.u1))
+            la = np.where(same, np.log(np.broadcast_to(s1, shape)[on]), la)
+            ua = np.where(same, v1, ua)
+        drawn = np.exp(bridge(la, ua, lb, ub, uu, sig, zz))
+        lo_pre, hi = self.low[un, d] / keep, self.high[un, d]
+        drawn = np.where(pre, np.clip(drawn, lo_pre, hi),
+                         np.clip(drawn, self.low[un, d], hi * keep))
+        during = ~pre & ~post
+        drawn[during] = cr.level_at(un[during], uu[during])
+        out[on] = drawn
+        return out
 
     def event_names(self, und: int) -> list[str | None]:
         """Event labels of underlying ``und`` per day (``None`` when calm)."""
@@ -194,7 +255,9 @@ def _jump_diffusion(logret: np.ndarray, n: int, rng: np.random.Generator) -> np.
     return out
 
 
-def build_market(start: date, days: int, seed: int, data_dir: Path) -> MarketPath:
+def build_market(
+    start: date, days: int, seed: int, data_dir: Path, crash: Crash | None = None
+) -> MarketPath:
     """Build the market path of a simulation window.
 
     Parameters
@@ -207,6 +270,8 @@ def build_market(start: date, days: int, seed: int, data_dir: Path) -> MarketPat
         Seed of the synthetic continuation (used only past the real history).
     data_dir : Path
         Folder with the real series (see :func:`load_daily`).
+    crash : Crash, optional
+        A scripted crash inside the window (:mod:`traderseg.simulate.crash`).
 
     Returns
     -------
@@ -214,6 +279,7 @@ def build_market(start: date, days: int, seed: int, data_dir: Path) -> MarketPat
     """
     if days < 1:
         raise ConfigError(f"days must be >= 1, got {days}")
+    crash_index = crash.check(start, days) if crash is not None else None
     real = load_daily(data_dir)
     first, last = real.index[0], real.index[-1]
     if start < first + timedelta(days=TRAILING_DAYS + 1):
@@ -242,6 +308,16 @@ def build_market(start: date, days: int, seed: int, data_dir: Path) -> MarketPat
         closes = np.concatenate([closes, c], axis=1)
         dvol = np.concatenate([dvol, np.full(n_ext, np.nan)])
         logger.info("market: %d synthetic days after %s", n_ext, last)
+    lo = (start - first).days
+    path = None
+    if crash is not None and crash_index is not None:
+        at = lo + crash_index
+        start_us = (start - _EPOCH).days * DAY_US
+        path = build_crash(crash, crash_index, start_us, opens[:, at], closes[:, at],
+                           lows[:, at], highs[:, at])
+        opens, highs, lows, closes = (a.astype(float, copy=True)
+                                      for a in (opens, highs, lows, closes))
+        scale_bars(at, crash.size, opens, highs, lows, closes)
     ret = np.diff(np.log(closes), axis=1, prepend=np.nan)
     trail = pd.DataFrame(ret.T).rolling(TRAILING_DAYS).std().shift(1).to_numpy().T
     # realised vol including the day itself: the implied-vol proxy reacts on the day
@@ -259,9 +335,10 @@ def build_market(start: date, days: int, seed: int, data_dir: Path) -> MarketPat
     event[dlog_iv >= VOL_SPIKE_JUMP] = 3
     event[ret > EVENT_SIGMAS * trail] = 2
     event[ret < -EVENT_SIGMAS * trail] = 1
+    if path is not None:
+        event[:, lo + path.day] = EVENT_CODES.index("crash")
     r30 = np.log(closes / np.roll(closes, TRAILING_DAYS, axis=1))
     basis = np.clip(0.06 + 0.3 * r30, 0.0, 0.3)
-    lo = (start - first).days
     sl = slice(lo, lo + days)
     return MarketPath(
         start=start,
@@ -274,4 +351,5 @@ def build_market(start: date, days: int, seed: int, data_dir: Path) -> MarketPat
         event=event[:, sl].copy(),
         basis=basis[:, sl].copy(),
         synthetic_days=max(0, (end - max(last, start - timedelta(days=1))).days),
+        crash=path,
     )

@@ -231,6 +231,9 @@ def simulate_block(ctx: VenueContext, block: int, first_account: int, n: int) ->
         ~churned | (mk.start_us + migrated_day * DAY_US < churned_at)
     )
     blend = has_second & (migrated_day < 0)
+    crash_at = np.full(n, np.iinfo(np.int64).max)
+    if ex.by_crash.any():
+        np.minimum.at(crash_at, trips["acc"][ex.by_crash], ex.t[ex.by_crash])
     truth = pa.table(
         {
             "account_id": acc_ids,
@@ -244,6 +247,9 @@ def simulate_block(ctx: VenueContext, block: int, first_account: int, n: int) ->
             "migrated_at": pa.array(mk.start_us + migrated_day * DAY_US, ts, mask=~migrated),
             "churn_cause": pa.array(
                 np.array(CAUSES)[np.maximum(cause, 0)], mask=~churned
+            ),
+            "crash_liquidated_at": pa.array(
+                crash_at, ts, mask=crash_at == np.iinfo(np.int64).max
             ),
         },
         schema=TRUTH.arrow_schema(),

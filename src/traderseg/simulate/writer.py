@@ -28,6 +28,7 @@ from traderseg.errors import ConfigError
 from traderseg.schema import ACCOUNTS, MARKET, TRANSFERS, TRUTH
 from traderseg.settings import get_settings
 from traderseg.simulate.calendar import ExpiryCalendar
+from traderseg.simulate.crash import Crash
 from traderseg.simulate.difficulty import DEFAULT_DIFFICULTY, Difficulty, get_difficulty
 from traderseg.simulate.exits import ExitResolver
 from traderseg.simulate.market import UNDERLYINGS, MarketPath, build_market
@@ -95,6 +96,8 @@ def market_table(market: MarketPath) -> pa.Table:
         [market.start_us + i * 86_400_000_000 for i in range(market.days)],
         pa.timestamp("us", tz="UTC"),
     )
+    cr = market.crash
+    starts = [cr.start_us if cr is not None and d == cr.day else None for d in range(market.days)]
     parts = []
     for i, und in enumerate(UNDERLYINGS):
         parts.append(
@@ -107,6 +110,7 @@ def market_table(market: MarketPath) -> pa.Table:
                     "low": pa.array(market.low[i]),
                     "iv_index": pa.array(market.iv[i] * 100.0),
                     "event": pa.array(market.event_names(i), pa.string()),
+                    "event_start": pa.array(starts, pa.timestamp("us", tz="UTC")),
                 },
                 schema=MARKET.arrow_schema(),
             )
@@ -124,6 +128,7 @@ def simulate_venue(
     chunk_accounts: int = DEFAULT_CHUNK_ACCOUNTS,
     progress: Callable[[int, int], None] | None = None,
     difficulty: str | Difficulty = DEFAULT_DIFFICULTY,
+    crash: Crash | None = None,
 ) -> SimulationSummary:
     """Simulate a venue and write its canonical tables under ``out``.
 
@@ -147,6 +152,8 @@ def simulate_venue(
         ``easy`` (the default: pure, well separated archetypes), ``realistic`` or
         ``hard`` (blends, migrations, thin accounts, a regime change and churn with
         precursors); see :mod:`traderseg.simulate.difficulty`.
+    crash : Crash, optional
+        A scripted crash and its liquidation cascade (:mod:`traderseg.simulate.crash`).
 
     Returns
     -------
@@ -175,7 +182,9 @@ def simulate_venue(
     if fills_dir.exists() and any(fills_dir.iterdir()):
         raise ConfigError(f"{fills_dir} is not empty; choose a new output folder")
     fills_dir.mkdir(parents=True, exist_ok=True)
-    market = build_market(start, days, seed, get_settings().market_data_dir)
+    if crash is not None:
+        crash.check(start, days)  # before any file is written
+    market = build_market(start, days, seed, get_settings().market_data_dir, crash)
     pq.write_table(market_table(market), out / "market.parquet", **_PARQUET)
     ctx = VenueContext(
         seed=seed,

@@ -17,7 +17,7 @@ def _store(path, start, days, crash_day=None):
     market = pd.DataFrame({"ts": ts, "underlying": "BTC", "price": price, "high": price,
                            "low": price, "iv_index": 50.0, "event": None})
     con.register("m", market)
-    con.execute("INSERT INTO market SELECT * FROM m")
+    con.execute("INSERT INTO market BY NAME SELECT * FROM m")
     n = 40 * days
     when = ts[0] + pd.to_timedelta(rng.integers(0, days * 86_400, n), unit="s")
     fills = pd.DataFrame({

@@ -51,7 +51,7 @@ def test_market_table_of_a_store_reads_back_the_same(tmp_path):
     m = load_market(underlyings=["BTC"]).iloc[:400]
     con = connect(tmp_path / "s.duckdb")
     con.register("m", m)
-    con.execute("INSERT INTO market SELECT * FROM m")
+    con.execute("INSERT INTO market BY NAME SELECT * FROM m")
     back = load_market(con)
     pd.testing.assert_frame_equal(back, m.reset_index(drop=True))
     con.close()

@@ -169,6 +169,10 @@ def validate_market(market: pd.DataFrame) -> pd.DataFrame:
     if "event" in market.columns:
         event = market["event"].astype(object)
         out["event"] = event.where(event.notna(), None)
+    out["event_start"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[us, UTC]")
+    if "event_start" in market.columns:  # optional: null where only the day is known
+        known = market["event_start"].notna()
+        out.loc[known, "event_start"] = _utc(market.loc[known, "event_start"], "event_start")
     dup = out.duplicated(["underlying", "ts"], keep=False)
     if dup.any():
         row = out[dup].iloc[0]

@@ -1,0 +1,155 @@
+"""The stream consumer against the batch computation over the same fills."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.stream import (
+    DECIDE_EVERY_S,
+    assert_same_decisions,
+    audit_of,
+    batch_reference,
+    controls_of,
+    engine_for,
+    run_replay,
+)
+from traderseg.errors import DataError
+from traderseg.features.compute import compute_features
+from traderseg.features.measures import SKETCH_RELATIVE_ERROR
+from traderseg.online.consumer import StreamConfig, StreamConsumer, tick_end
+from traderseg.online.sources import JsonlSource, ReplaySource
+from traderseg.online.state import load
+from traderseg.store import connect
+
+
+@pytest.fixture(scope="module")
+def streamed(venue, tmp_path_factory):
+    """One uninterrupted replay and the batch reference over the same store."""
+    db = venue.store(tmp_path_factory.mktemp("ref"))
+    stats = run_replay(db, venue, DECIDE_EVERY_S)
+    con = connect(db)
+    latest, audit = batch_reference(con, venue, DECIDE_EVERY_S)
+    yield db, con, stats, latest, audit
+    con.close()
+
+
+def test_interval_ends_are_exclusive():
+    day = 86_400_000_000
+    assert tick_end(0, day) == day
+    assert tick_end(day - 1, day) == day
+    assert tick_end(day, day) == 2 * day  # a fill at the end opens the next interval
+
+
+def test_replay_decisions_equal_the_batch_computation(streamed):
+    db, con, stats, latest, audit = streamed
+    assert stats.accepted > 1000 and stats.rejected == 0 and stats.duplicates == 0
+    assert stats.decisions == len(latest) or stats.decisions > len(latest)
+    assert_same_decisions(con, latest, audit)
+    stored = con.execute("SELECT count(*) FROM fills").fetchone()[0]
+    assert stored == stats.accepted
+
+
+def test_online_features_equal_batch_features_at_the_end(streamed, venue):
+    db, con, stats, _, _ = streamed
+    loaded = load(con, "replay:fills")
+    last = con.execute("SELECT max(ts) FROM fills").fetchone()[0]
+    cutoff = pd.Timestamp(last) + pd.Timedelta(microseconds=1)
+    eng = engine_for(con, venue)
+    batch = compute_features(con, cutoff.to_pydatetime(), eng.windows)
+    from traderseg.online.consumer import _event_times
+
+    events = _event_times(con)
+    evs = None if events is None else sorted({d for t, d in events
+                                               if t < cutoff.value // 1000})
+    online = pd.DataFrame.from_records(
+        [loaded.states[a].get(cutoff, eng.windows, evs) for a in batch.index],
+        index=batch.index)[batch.columns]
+    assert len(online) == len(loaded.states) == len(batch)
+    sketch = [c for c in batch.columns if c.startswith(("notional_median", "notional_p95"))]
+    exact = [c for c in batch.columns if c not in sketch]
+    pd.testing.assert_frame_equal(online[exact], batch[exact], check_exact=False, rtol=1e-9,
+                                  atol=1e-9, check_dtype=False)
+    # the sketch columns equal the batch sketch, and the exact quantiles within the bound
+    pd.testing.assert_frame_equal(online[sketch], batch[sketch], check_exact=False,
+                                  rtol=1e-12, check_dtype=False)
+    # the sketch's bound: within its relative error of the order statistic at rank
+    # floor(q (n - 1)) (the venue spans less than 30 days: both windows hold every fill)
+    notional = con.execute("SELECT account_id, notional_usd FROM fills").df()
+    for q, stem in ((0.5, "notional_median"), (0.95, "notional_p95")):
+        rank = notional.groupby("account_id")["notional_usd"].apply(
+            lambda x, q=q: float(np.sort(x.to_numpy())[int(np.floor(q * (len(x) - 1)))]))
+        for w in eng.windows:
+            got = online[f"{stem}__{w}"].reindex(rank.index)
+            rel = ((got - rank).abs() / rank).to_numpy()
+            assert np.nanmax(rel) <= SKETCH_RELATIVE_ERROR + 1e-12, (stem, w)
+
+
+def test_a_consumer_stopped_midway_resumes_to_the_same_decisions(streamed, venue, tmp_path):
+    _, _, _, latest, audit = streamed
+    db = venue.store(tmp_path)
+    con = connect(db)
+    eng = engine_for(con, venue)
+    cfg = StreamConfig(decide_every_s=DECIDE_EVERY_S, batch_size=700, checkpoint_fills=500)
+    first = StreamConsumer(con, ReplaySource(venue.fills), eng, cfg, source_label="replay:fills")
+    first.run(max_messages=2100, close_at_end=False)
+    assert 0 < con.execute("SELECT count(*) FROM fills").fetchone()[0] < first.stats.read + 1
+    second = StreamConsumer(con, ReplaySource(venue.fills), engine_for(con, venue), cfg,
+                            source_label="replay:fills")
+    second.run()
+    assert_same_decisions(con, latest, audit)
+    con.close()
+
+
+def test_fills_seen_twice_change_nothing(streamed, venue):
+    db, con, stats, latest, audit = streamed
+    before = audit_of(con)
+    again = StreamConsumer(con, ReplaySource(venue.fills), engine_for(con, venue),
+                           StreamConfig(decide_every_s=DECIDE_EVERY_S),
+                           source_label="replay:the same fills again")
+    st = again.run()
+    assert st.accepted == 0 and st.duplicates == stats.accepted and st.decisions == 0
+    pd.testing.assert_frame_equal(audit_of(con), before)
+    assert_same_decisions(con, latest, audit)
+
+
+def test_bad_messages_go_to_rejects_and_the_stream_goes_on(venue, tmp_path):
+    db = venue.store(tmp_path)
+    con = connect(db)
+    good = {"fill_id": "x1", "ts": "2024-01-02T10:00:00Z", "account_id": "acct-000001",
+            "instrument": "BTC-PERP", "underlying": "BTC", "kind": "perp", "side": "buy",
+            "qty": "1", "price": "40000", "notional_usd": "40000", "fee_usd": "2",
+            "is_maker": "false"}
+    lines = [
+        json.dumps(good),
+        "{not json",
+        json.dumps([1, 2]),
+        json.dumps(dict(good, fill_id="x2", qty="-1")),
+        json.dumps(dict(good, fill_id="x3", kind="swap")),
+        json.dumps({k: v for k, v in good.items() if k != "price"} | {"fill_id": "x4"}),
+        json.dumps(dict(good, fill_id="x5", ts="yesterday")),
+        json.dumps(good),  # the same fill again: a re-delivery, not a reject
+        json.dumps(dict(good, fill_id="x6", ts="2024-01-02T11:00:00Z")),
+    ]
+    src = JsonlSource(io.StringIO("\n".join(lines) + "\n"), name="stdin")
+    st = StreamConsumer(con, src, engine_for(con, venue),
+                        StreamConfig(decide_every_s=DECIDE_EVERY_S),
+                        source_label="stdin").run()
+    assert (st.read, st.accepted, st.rejected, st.duplicates) == (9, 2, 6, 1)
+    rej = con.execute("SELECT source, line, field, reason FROM rejects ORDER BY line").fetchall()
+    assert [(s, n, f) for s, n, f, _ in rej] == [
+        ("stdin", 2, "*"), ("stdin", 3, "*"), ("stdin", 4, "qty"), ("stdin", 5, "kind"),
+        ("stdin", 6, "price"), ("stdin", 7, "ts")]
+    assert "must be > 0" in rej[2][3] and "swap" in rej[3][3]
+    assert sorted(r[0] for r in con.execute("SELECT fill_id FROM fills").fetchall()) == ["x1", "x6"]
+    assert len(controls_of(con)) == 1
+    con.close()
+
+
+def test_replay_of_a_missing_path_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        ReplaySource(tmp_path / "nope")

@@ -1,0 +1,82 @@
+"""The controls table and the append-only audit log."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pandas as pd
+
+from traderseg.online.tables import (
+    CONTROLS_TABLE,
+    audit_changes,
+    read_audit,
+    read_controls,
+    write_decisions,
+)
+from traderseg.policy.controls import CONTROL_NAMES
+
+T0 = pd.Timestamp("2024-01-01", tz="UTC")
+
+
+def row(account="a", *, lev=20.0, review=False, at=T0, fill="f1", rule="r1"):
+    return {
+        "account_id": account, "segment_id": 1, "segment_name": "s", "membership": 0.9,
+        "lifecycle_stage": "active", "value_tier": "top", "risk_score": 50.0, "kyc_tier": 1,
+        "region": "EU", "churn_probability": 0.1, "liquidation_risk": 0.2,
+        "max_leverage": lev, "position_limit_usd": 1e6, "margin_multiplier": 1.0,
+        "allowed_products": "spot,perp", "option_writing": True, "review_flag": review,
+        "marketing_eligible": True, "review_reason": None,
+        "rules": json.dumps({"max_leverage": rule}), "policy_version": "p1",
+        "model_version": "m1", "as_of": at, "fill_id": fill, "updated_at": pd.NaT,
+    }
+
+
+def test_first_decision_audits_every_control_with_no_old_value():
+    con = duckdb.connect()
+    assert write_decisions(con, pd.DataFrame([row()]), actor="stream") == len(CONTROL_NAMES)
+    log = read_audit(con)
+    assert log["old_value"].isna().all()
+    assert log.loc[log["control"] == "max_leverage", "rule"].item() == "r1"
+    assert log.loc[log["control"] == "review_flag", "rule"].item() == "default"
+    assert list(read_controls(con).columns) == CONTROLS_TABLE.names
+
+
+def test_the_same_decision_again_adds_nothing():
+    con = duckdb.connect()
+    write_decisions(con, pd.DataFrame([row()]), actor="stream")
+    assert write_decisions(con, pd.DataFrame([row(fill="f2")]), actor="stream") == 0
+    assert len(read_audit(con)) == len(CONTROL_NAMES)
+
+
+def test_successive_rows_of_one_account_audit_each_change_in_order():
+    con = duckdb.connect()
+    write_decisions(con, pd.DataFrame([row()]), actor="stream")
+    t1, t2 = T0 + pd.Timedelta(hours=1), T0 + pd.Timedelta(hours=2)
+    rows = pd.DataFrame([row(lev=10.0, at=t1, fill="f2"),
+                         row(lev=10.0, review=True, at=t2, fill="f3"),
+                         row("b", at=t2)])
+    n = write_decisions(con, rows, actor="key:k1")
+    log = read_audit(con)
+    new = log[log["audit_id"] > len(CONTROL_NAMES)]
+    assert n == len(new) == 2 + len(CONTROL_NAMES)
+    a = new[new["account_id"] == "a"]
+    assert a[["control", "old_value", "new_value", "fill_id"]].values.tolist() == [
+        ["max_leverage", "20.0", "10.0", "f2"], ["review_flag", "false", "true", "f3"]]
+    assert (new["actor"] == "key:k1").all()
+    assert new["audit_id"].is_monotonic_increasing
+    current = read_controls(con).set_index("account_id")
+    assert current.loc["a", "max_leverage"] == 10.0 and bool(current.loc["a", "review_flag"])
+
+
+def test_audit_changes_compares_with_the_stored_row_first():
+    old = pd.DataFrame([row(lev=20.0)])
+    new = pd.DataFrame([row(lev=20.0, fill="f9"), row(lev=5.0, fill="f10")])
+    ch = audit_changes(old, new, actor="stream", recorded_at=T0)
+    assert ch[["control", "old_value", "new_value", "fill_id"]].values.tolist() == [
+        ["max_leverage", "20.0", "5.0", "f10"]]
+
+
+def test_missing_tables_read_as_empty():
+    con = duckdb.connect()
+    assert read_controls(con).empty and read_audit(con).empty
