@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +226,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@cache
 def feature_unit(column: str) -> str:
     """Return the unit of a feature column, from the catalogue."""
     return get_feature(split_column(column)[0]).unit

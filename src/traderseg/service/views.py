@@ -10,7 +10,7 @@ import pandas as pd
 from fastapi import HTTPException
 
 from traderseg.online.book import CLV_HORIZON_DAYS, feature_unit
-from traderseg.online.tables import CONTROLS_TABLE, read_controls
+from traderseg.online.tables import CONTROLS_TABLE, read_control_row
 from traderseg.segment.persist import model_version, read_metadata
 from traderseg.segment.registry import ModelRegistry, is_registry
 from traderseg.service.schemas import (
@@ -44,12 +44,10 @@ def controls_of(venue: VenueState, account_id: str) -> ControlValuesModel | None
     """Return the current controls of one account, or ``None`` before any decision on it."""
     cur = venue.cursor()
     try:
-        rows = read_controls(cur, [account_id])
+        row = read_control_row(cur, account_id)
     finally:
         cur.close()
-    if rows.empty:
-        return None
-    return control_values({str(k): v for k, v in rows.iloc[0].to_dict().items()})
+    return None if row is None else control_values(row)
 
 
 def control_values(row: dict[str, Any]) -> ControlValuesModel:
