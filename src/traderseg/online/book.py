@@ -18,7 +18,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -131,16 +131,30 @@ class AccountBook:
             The row of :attr:`accounts` (NaN as ``None``), ``risk_components`` as a dict,
             and ``features`` as ``{column: value}``.
         """
-        try:
-            i = self.accounts.index.get_loc(account_id)
-        except KeyError:
+        columns, positions = self._rows
+        i = positions.get(account_id)
+        if i is None:
             return None
-        row: dict[str, Any] = {str(k): _plain(v) for k, v in self.accounts.iloc[i].items()}
+        row: dict[str, Any] = {c: _plain(values[i]) for c, values in columns.items()}
         row["risk_components"] = {c: row.pop(c) for c in RISK_COMPONENTS}
-        feats = self.features.iloc[self.features.index.get_loc(account_id)]
-        row["features"] = {str(k): _plain(v) for k, v in feats.items()}
+        names, matrix, rows = self._feature_rows
+        values = matrix[rows[account_id]].tolist()
+        row["features"] = {c: _plain(v) for c, v in zip(names, values, strict=True)}
         row["account_id"] = account_id
         return row
+
+    @cached_property
+    def _rows(self) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        """Column arrays of :attr:`accounts` and each account's position, for lookups."""
+        columns = {str(c): self.accounts[c].to_numpy(dtype=object) for c in self.accounts}
+        return columns, {str(a): i for i, a in enumerate(self.accounts.index)}
+
+    @cached_property
+    def _feature_rows(self) -> tuple[list[str], np.ndarray, dict[str, int]]:
+        """Feature names, values as one float matrix and each account's row, for lookups."""
+        names = [str(c) for c in self.features.columns]
+        matrix = self.features.to_numpy(dtype=float, na_value=np.nan)
+        return names, matrix, {str(a): i for i, a in enumerate(self.features.index)}
 
     def why(self, account_id: str) -> list[dict[str, Any]]:
         """Return the account's values on its segment's distinctive features, beside the medians.
