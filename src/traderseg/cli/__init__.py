@@ -97,6 +97,7 @@ _COMMAND_MODULES = (
     "traderseg.cli.growth",
     "traderseg.cli.compliance",
     "traderseg.cli.models",
+    "traderseg.cli.service",
 )
 
 

@@ -40,6 +40,9 @@ class Control:
         Unit of the value.
     description : str
         What the control does.
+    minimum : float, optional
+        Lowest value a numeric control may take (a leverage cap below 1x or a margin
+        multiplier below 1 would loosen the venue's own terms).
     """
 
     name: str
@@ -47,15 +50,17 @@ class Control:
     combine: str
     unit: str
     description: str
+    minimum: float | None = None
 
 
 CONTROLS: tuple[Control, ...] = (
     Control("max_leverage", pa.float64(), "min", "x",
-            "Highest leverage the account may open new positions at."),
+            "Highest leverage the account may open new positions at.", minimum=1.0),
     Control("position_limit_usd", pa.float64(), "min", "USD",
-            "Largest gross open position the account may hold."),
+            "Largest gross open position the account may hold.", minimum=0.0),
     Control("margin_multiplier", pa.float64(), "max", "",
-            "Multiplier on the venue's initial margin (1 = standard, 1.5 = 50% more)."),
+            "Multiplier on the venue's initial margin (1 = standard, 1.5 = 50% more).",
+            minimum=1.0),
     Control("allowed_products", pa.string(), "intersect", "",
             "Instrument kinds the account may open, a comma-separated subset of "
             + ", ".join(KINDS) + "."),

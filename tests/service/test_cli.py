@@ -1,0 +1,33 @@
+"""``traderseg keys`` and ``traderseg serve``: keys shown once, clean one-line errors."""
+
+import json
+import re
+
+from helpers.cli import run_cli
+from traderseg.service.keys import KeyStore
+
+
+def test_keys_create_prints_the_key_once_and_list_never_shows_it(tmp_path, capsys):
+    keys = tmp_path / "k.json"
+    code, out, _ = run_cli(["keys", "create", "--role", "growth", "--venue", "alpha",
+                            "--keys", str(keys)], capsys)
+    assert code == 0
+    token = re.search(r"tsk_[0-9a-f]{12}_\S{43}", out).group(0)
+    assert KeyStore(keys).verify(token).role == "growth"
+    code, out, _ = run_cli(["keys", "list", "--keys", str(keys)], capsys)
+    assert code == 0 and "growth" in out and token.rsplit("_", 1)[1] not in out
+    key_id = token.split("_")[1]
+    assert run_cli(["keys", "revoke", key_id, "--keys", str(keys)], capsys)[0] == 0
+    assert KeyStore(keys).verify(token) is None
+    assert json.loads(keys.read_text())["keys"][0]["revoked_at"]
+
+
+def test_bad_role_and_missing_store_are_one_line_errors(tmp_path, capsys):
+    code, _, err = run_cli(["keys", "create", "--role", "boss", "--venue", "a",
+                            "--keys", str(tmp_path / "k.json")], capsys)
+    assert code == 2 and "unknown role 'boss'" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(["serve", "--db", str(tmp_path / "none.duckdb"), "--model",
+                            str(tmp_path), "--keys", str(tmp_path / "k.json")], capsys)
+    assert code == 2 and "not found" in err
+    code, _, err = run_cli(["serve"], capsys)
+    assert code == 2 and "--db" in err
