@@ -48,7 +48,8 @@ def test_spark_equals_duckdb_and_the_hand_values(session, tmp_path):
                                    session=session)
     con = fills_store(FILLS)
     con.register("m", market)
-    con.execute("INSERT INTO market SELECT ts, underlying, price, high, low, iv_index, event FROM m")
+    con.execute("INSERT INTO market (ts, underlying, price, high, low, iv_index, event) "
+                "SELECT ts, underlying, price, high, low, iv_index, event FROM m")
     duck = compute_features(con, AS_OF, WINDOWS, tiles="never")
     assert list(spark.index) == list(duck.index)
     np.testing.assert_allclose(spark.to_numpy(), duck.to_numpy(), rtol=1e-12, atol=1e-12)
