@@ -251,7 +251,8 @@ class DecisionEngine:
             for a, c, d, t in zip(rows, cur, cand, since, strict=True):
                 state[a] = (int(c), int(d), int(t))
             start += n
-        ov = overlays(feats)
+        # overlays per cutoff: the value tier ranks the accounts decided at the same cutoff
+        ov = pd.concat([overlays(f) for _, f, _ in intervals])
         acc = self.accounts.reindex(accts)
         inputs = pd.DataFrame({
             "account_id": accts,
