@@ -55,9 +55,8 @@ def run_stream(source: str, db: str | Path, model: str | Path, policy: str | Pat
             from traderseg.online.publish import RedisPublisher
 
             publisher = RedisPublisher(publish)
-        label = source if not source.startswith("replay:") else source
         consumer_ = StreamConsumer(con, src, engine, cfg, publish=publisher,
-                                   source_label=label)
+                                   source_label=source)
         return consumer_.run()
     finally:
         src.close()
