@@ -129,3 +129,20 @@ def test_a_server_that_stays_away_is_a_one_line_error():
     src = RedisSource(f"redis://127.0.0.1:{free_port()}/{STREAM}", give_up_s=0.3)
     with pytest.raises(DataError, match="Redis unreachable"):
         src.resume(None)
+
+
+def test_published_controls_are_the_last_decision_per_account(redis_url):
+    import pandas as pd
+
+    from traderseg.online.publish import RedisPublisher, read_published
+
+    rows = pd.DataFrame({"account_id": ["a", "a", "b"], "max_leverage": [20.0, 10.0, 50.0],
+                         "review_flag": [False, True, False], "review_reason": [None, "x", None]})
+    pub = RedisPublisher(redis_url)
+    pub(rows)
+    pub(rows)  # the same decisions again leave the same hashes
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    assert read_published(client, "a") == {"account_id": "a", "max_leverage": "10.0",
+                                           "review_flag": "true", "review_reason": "x"}
+    assert read_published(client, "b")["review_reason"] == ""
+    assert read_published(client, "c") == {}
