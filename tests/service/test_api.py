@@ -83,6 +83,20 @@ def test_an_override_is_audited_with_the_key_id_and_is_idempotent(client, keys, 
     assert all(e["rule"] == "override: manual review" for e in mine)
 
 
+def test_a_lookup_after_an_override_shows_the_new_controls(client, keys, alpha_ids):
+    acct = alpha_ids[11]
+    h = auth(keys["risk"])
+    before = client.get(f"/v1/accounts/{acct}", headers=h).json()["controls"]  # read once
+    assert before["position_limit_usd"] != 1234.0
+    r = client.put(f"/v1/accounts/{acct}/controls", headers=h,
+                   json={"position_limit_usd": 1234.0, "reason": "cache check"})
+    assert r.status_code == 200, r.text
+    assert client.get(f"/v1/accounts/{acct}", headers=h).json()["controls"][
+        "position_limit_usd"] == 1234.0
+    assert client.get(f"/v1/accounts/{acct}/controls", headers=h).json()["controls"][
+        "position_limit_usd"] == 1234.0
+
+
 @pytest.mark.parametrize(("value", "status"), [(1.0, 200), (0.999, 422)])
 def test_leverage_cap_boundary_at_one(client, keys, alpha_ids, value, status):
     r = client.put(f"/v1/accounts/{alpha_ids[9]}/controls", headers=auth(keys["admin"]),

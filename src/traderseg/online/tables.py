@@ -239,16 +239,3 @@ def read_audit(con: duckdb.DuckDBPyConnection, *, account: str | None = None,
     if where:
         sql += " WHERE " + " AND ".join(where)
     return con.execute(sql + " ORDER BY audit_id", params).df()
-
-
-def read_control_row(con: duckdb.DuckDBPyConnection, account_id: str) -> dict[str, Any] | None:
-    """Return the current ``controls`` row of one account as a dict, or ``None``.
-
-    A point query without a frame: the service's lookups call it once per request. The
-    tables must exist (:func:`ensure_online_tables`).
-    """
-    cur = con.execute("SELECT * FROM controls WHERE account_id = ?", [str(account_id)])
-    row = cur.fetchone()
-    if row is None:
-        return None
-    return {d[0]: v for d, v in zip(cur.description or (), row, strict=True)}

@@ -64,7 +64,7 @@ router = APIRouter(prefix="/v1", responses=ERRORS)
 
 
 @router.get("/me", name="whoami", response_model=WhoAmI)
-def whoami(caller: CallerDep) -> WhoAmI:
+async def whoami(caller: CallerDep) -> WhoAmI:
     """Show the key this request is made with: id, role and venue."""
     k = caller.key
     return WhoAmI(key_id=k.key_id, role=k.role, venue=k.venue)
@@ -72,7 +72,7 @@ def whoami(caller: CallerDep) -> WhoAmI:
 
 @router.get("/accounts/{account_id}", name="account", response_model=Account,
             responses=NOT_FOUND)
-def account(account_id: AccountId, caller: CallerDep) -> Account:
+async def account(account_id: AccountId, caller: CallerDep) -> Account:
     """Look up one account.
 
     Segment, membership, lifecycle, value tier, risk profile, controls, lifetime value,
@@ -88,7 +88,7 @@ def _known(venue: VenueState, account_id: str) -> None:
 
 @router.get("/accounts/{account_id}/controls", name="read_controls", response_model=ControlsOut,
             responses=NOT_FOUND)
-def read_controls(account_id: AccountId, caller: CallerDep) -> ControlsOut:
+async def read_controls(account_id: AccountId, caller: CallerDep) -> ControlsOut:
     """Read the current controls of one account and the rules and versions that set them."""
     values = controls_of(caller.venue, account_id)
     if values is None:
@@ -107,7 +107,7 @@ def change_controls(account_id: AccountId, change: ControlChangeModel,
     _known(venue, account_id)
     values = change.model_dump(exclude_none=True)
     reason = str(values.pop("reason"))
-    with venue.lock:
+    with venue.writing():
         cur = venue.cursor()
         try:
             rows = override_controls(cur, account_id, values, actor=caller.key.actor,
@@ -122,7 +122,7 @@ def change_controls(account_id: AccountId, change: ControlChangeModel,
 
 
 @router.get("/segments", name="segments", response_model=Segments)
-def segments(caller: CallerDep) -> Segments:
+async def segments(caller: CallerDep) -> Segments:
     """List the segments: id, name, description and current size of each."""
     book = caller.venue.book
     rows = [Segment(id=int(r["segment"]), **{k: r[k] for k in (
@@ -237,7 +237,7 @@ def change_policy(body: PolicyIn, caller: CallerDep) -> PolicySaved:
     venue = caller.venue
     policy = parse_policy(body.text, "request")
     check_policy(policy, venue.book.metadata)
-    with venue.lock:
+    with venue.writing():
         cur = venue.cursor()
         try:
             changed = save_policy(cur, policy, actor=caller.key.actor)
@@ -267,7 +267,7 @@ def promote_model(
     reg = ModelRegistry(venue.config.model)
     if version not in {v.version for v in reg.versions()}:
         raise HTTPException(404, f"no model version {version!r} in the registry")
-    with venue.lock:
+    with venue.writing():
         decision = reg.promote(version, Decision(challenger=version, verdict="promoted",
                                                  reason=body.reason, actor=caller.key.actor))
         venue.rebuild()
@@ -308,7 +308,7 @@ def ingest_file(
                 if size > limit:
                     raise HTTPException(413, f"{name}: larger than {limit // 2**20} MB")
                 out.write(chunk)
-        with venue.lock:
+        with venue.writing():
             cur = venue.cursor()
             try:
                 report = ingest(path, cur, format=format, table=table or None,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import HTTPException, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from traderseg.service.access import allowed
@@ -74,10 +75,18 @@ def authorise(state: ServiceState, key: ApiKey | None, route: str) -> Caller:
     return Caller(key, venue)
 
 
-def api_caller(request: Request, creds: Credentials) -> Caller:
-    """FastAPI dependency of every ``/v1`` route: the verified, authorised caller."""
+async def api_caller(request: Request, creds: Credentials) -> Caller:
+    """FastAPI dependency of every ``/v1`` route: the verified, authorised caller.
+
+    It runs on the event loop: a key already verified is checked with one keyed hash,
+    and only the first, slow check of a key (scrypt) is sent to the thread pool.
+    """
     state = service_state(request)
-    key = state.keys.verify(creds.credentials) if creds is not None else None
+    key = None
+    if creds is not None:
+        key = state.keys.verify_known(creds.credentials)
+        if key is None:
+            key = await run_in_threadpool(state.keys.verify, creds.credentials)
     caller = authorise(state, key, route_name(request))
     request.state.actor = caller.key.actor
     return caller

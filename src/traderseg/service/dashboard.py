@@ -325,7 +325,7 @@ async def change_controls(request: Request, who: UiDep, account_id: str) -> HTML
     try:
         changes = {c.name: _form_value(str(c.type), str(form[c.name])) for c in CONTROLS
                    if str(form.get(c.name, "")).strip()}
-        with venue.lock:
+        with venue.writing():
             cur = venue.cursor()
             try:
                 n = override_controls(cur, account_id, changes, actor=who.caller.key.actor,

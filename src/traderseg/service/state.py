@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -34,10 +37,42 @@ class VenueState:
     con: duckdb.DuckDBPyConnection
     book: AccountBook
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # the controls table as rows by account, read once and dropped after every write
+    _controls: dict[str, dict[str, Any]] | None = field(default=None, repr=False)
+    _writes: int = field(default=0, repr=False)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """Return a cursor of the venue's store for one request."""
         return self.con.cursor()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the venue's write lock; what was read from the store before is re-read after.
+
+        The service is the store's one writer (DuckDB lets one process write a file), so
+        every change to the controls passes through here.
+        """
+        with self.lock:
+            try:
+                yield
+            finally:
+                self._writes += 1
+                self._controls = None
+
+    def control_row(self, account_id: str) -> dict[str, Any] | None:
+        """Return the current ``controls`` row of one account (``None`` before any decision)."""
+        rows = self._controls
+        if rows is None:
+            seen = self._writes
+            cur = self.cursor()
+            try:
+                table = cur.execute("SELECT * FROM controls").to_arrow_table()
+            finally:
+                cur.close()
+            rows = {r["account_id"]: r for r in table.to_pylist()}
+            if seen == self._writes:  # no write landed while reading: keep it
+                self._controls = rows
+        return rows.get(str(account_id))
 
     def rebuild(self) -> None:
         """Recompute the account book from the store (after new fills)."""

@@ -10,7 +10,7 @@ import pandas as pd
 from fastapi import HTTPException
 
 from traderseg.online.book import CLV_HORIZON_DAYS, feature_unit
-from traderseg.online.tables import CONTROLS_TABLE, read_control_row
+from traderseg.online.tables import CONTROLS_TABLE
 from traderseg.segment.persist import model_version, read_metadata
 from traderseg.segment.registry import ModelRegistry, is_registry
 from traderseg.service.schemas import (
@@ -42,11 +42,7 @@ def _num(value: Any) -> float | None:
 
 def controls_of(venue: VenueState, account_id: str) -> ControlValuesModel | None:
     """Return the current controls of one account, or ``None`` before any decision on it."""
-    cur = venue.cursor()
-    try:
-        row = read_control_row(cur, account_id)
-    finally:
-        cur.close()
+    row = venue.control_row(account_id)
     return None if row is None else control_values(row)
 
 
