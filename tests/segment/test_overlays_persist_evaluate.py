@@ -47,6 +47,30 @@ def test_value_tiers_by_revenue_rank():
     assert (t[fees <= 0] == "bronze").all()
 
 
+def test_value_tiers_rank_within_each_group():
+    # group 0: 100 accounts paying 1..100; group 1: 10 accounts paying 1..10 (ids shared)
+    fees = np.r_[np.arange(1, 101, dtype=float), np.arange(1, 11, dtype=float)]
+    ids = [f"a{i:03d}" for i in range(100)] + [f"a{i:03d}" for i in range(10)]
+    f = pd.DataFrame({"fees_usd__all": fees}, index=ids)
+    by = np.r_[np.zeros(100, int), np.ones(10, int)]
+    t = value_tier(f, by=by).astype(str).to_numpy()
+    g0, g1 = t[:100], t[100:]
+    assert g0[99] == "platinum" and (g0 == "platinum").sum() == 1  # round(0.01 * 100) = 1
+    assert (g0 == "gold").sum() == 9 and (g0 == "silver").sum() == 40
+    # 10 accounts: round(0.1) = 0 platinum, round(1.0) = 1 gold, round(5.0) = 5 -> 4 silver
+    assert (g1 == "platinum").sum() == 0 and g1[9] == "gold"
+    assert (g1 == "silver").sum() == 4 and (g1 == "bronze").sum() == 5
+    # ranked together, the 110 accounts tier differently (round(1.1) = 1, round(11.0) = 11)
+    together = value_tier(f).astype(str).to_numpy()
+    assert (together == "gold").sum() == 10 and (together != t).any()
+
+
+def test_value_tier_ties_break_by_account_id_within_a_group():
+    f = pd.DataFrame({"fees_usd__all": [5.0] * 100}, index=[f"b{i:03d}" for i in range(100)])
+    t = value_tier(f, by=np.zeros(100, int))
+    assert t.loc["b000"] == "platinum" and t.loc["b001"] == "gold"
+
+
 def _risk_row(**kw):
     base = {"leverage_mean__all": 1.0, "high_leverage_share__all": 0.0,
             "liquidation_count__all": 0.0, "option_share__all": 0.0,

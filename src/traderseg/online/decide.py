@@ -251,8 +251,8 @@ class DecisionEngine:
             for a, c, d, t in zip(rows, cur, cand, since, strict=True):
                 state[a] = (int(c), int(d), int(t))
             start += n
-        # overlays per cutoff: the value tier ranks the accounts decided at the same cutoff
-        ov = pd.concat([overlays(f) for _, f, _ in intervals])
+        # the value tier ranks the accounts decided at the same cutoff
+        ov = overlays(feats, by=np.repeat(np.arange(len(sizes)), sizes))
         acc = self.accounts.reindex(accts)
         inputs = pd.DataFrame({
             "account_id": accts,

@@ -125,7 +125,8 @@ def lifecycle_stage(
                      index=features.index, name="lifecycle_stage")
 
 
-def value_tier(features: pd.DataFrame, *, column: str = "fees_usd__all") -> pd.Series:
+def value_tier(features: pd.DataFrame, *, column: str = "fees_usd__all",
+               by: np.ndarray | None = None) -> pd.Series:
     """Value tier by rank of venue revenue.
 
     Parameters
@@ -134,6 +135,9 @@ def value_tier(features: pd.DataFrame, *, column: str = "fees_usd__all") -> pd.S
         Needs ``column``.
     column : str
         Revenue column.
+    by : numpy.ndarray, optional
+        A group key per row (e.g. the cutoff of each row of several decisions): accounts
+        are then ranked within their group, as if each group were tiered on its own.
 
     Returns
     -------
@@ -149,20 +153,26 @@ def value_tier(features: pd.DataFrame, *, column: str = "fees_usd__all") -> pd.S
     """
     _require(features, [column], "value tier")
     _no_nan(features, [column], "value tier")
-    fees = features[column].astype(float)
-    order = pd.DataFrame({"fees": fees.to_numpy(), "id": features.index.astype(str)})
-    order = order.sort_values(["fees", "id"], ascending=[False, True], kind="stable")
-    n = len(order)
+    fees = features[column].to_numpy(float)
+    n = len(fees)
+    ids = np.asarray(features.index.astype(str), dtype=object)
+    group = np.zeros(n, dtype=np.int64) if by is None else pd.factorize(np.asarray(by))[0]
+    # by group, then revenue from the top, then account id
+    order = np.lexsort((ids, -fees, group))
     rank = np.empty(n, dtype=np.int64)
-    rank[order.index.to_numpy()] = np.arange(n)
+    sizes = np.bincount(group, minlength=int(group.max(initial=-1)) + 1)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    rank[order] = np.arange(n) - starts[group[order]]
+    size = sizes[group].astype(float)
     tiers = np.full(n, "bronze", dtype=object)
-    cumulative, lower = 0.0, 0
+    cumulative = 0.0
+    lower = np.zeros(n, dtype=np.int64)
     for name, share in VALUE_TIERS:
         cumulative += share
-        upper = int(round(cumulative * n))
+        upper = np.round(cumulative * size).astype(np.int64)
         tiers[(rank >= lower) & (rank < upper)] = name
         lower = upper
-    tiers[fees.to_numpy() <= 0] = "bronze"
+    tiers[fees <= 0] = "bronze"
     cats = [name for name, _ in VALUE_TIERS] + ["bronze"]
     return pd.Series(pd.Categorical(tiers, categories=cats), index=features.index,
                      name="value_tier")
@@ -230,7 +240,8 @@ def risk_profile(features: pd.DataFrame, *, window: str = "all") -> pd.DataFrame
     return out
 
 
-def overlays(features: pd.DataFrame, *, trend_window: str = "30d") -> pd.DataFrame:
+def overlays(features: pd.DataFrame, *, trend_window: str = "30d",
+             by: np.ndarray | None = None) -> pd.DataFrame:
     """Lifecycle stage, value tier and risk profile side by side.
 
     Parameters
@@ -239,6 +250,8 @@ def overlays(features: pd.DataFrame, *, trend_window: str = "30d") -> pd.DataFra
         Feature frame (see the three functions for the columns needed).
     trend_window : str
         Passed to :func:`lifecycle_stage`.
+    by : numpy.ndarray, optional
+        Passed to :func:`value_tier` (rows ranked within their group).
 
     Returns
     -------
@@ -246,7 +259,7 @@ def overlays(features: pd.DataFrame, *, trend_window: str = "30d") -> pd.DataFra
         ``lifecycle_stage``, ``value_tier`` and the risk columns per account.
     """
     return pd.concat(
-        [lifecycle_stage(features, trend_window=trend_window), value_tier(features),
+        [lifecycle_stage(features, trend_window=trend_window), value_tier(features, by=by),
          risk_profile(features)],
         axis=1,
     )
