@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from traderseg.errors import DataError
@@ -42,6 +43,7 @@ from traderseg.features.expr import (
     US_PER_DAY,
     Bin,
     Lit,
+    compile_np,
     compile_py,
     new_compiler,
     py_condition,
@@ -220,6 +222,7 @@ exec(compile(_merge_source(), "<traderseg online merge>", "exec"), _ns)  # noqa:
 _merge_scalars: Callable[[list[Any], list[Any]], None] = _ns["_merge_scalars"]
 
 _FORMULAS = compile_py({f.name: effective_formula(f) for f in CATALOG})
+_NP_FORMULAS = compile_np({f.name: effective_formula(f) for f in CATALOG})
 
 
 # -- state -----------------------------------------------------------------------------
@@ -366,17 +369,13 @@ class AccountState:
 
         ``event_days`` are the market-event days (None: no market events known).
         """
-        from traderseg.features.compute import parse_as_of, window_days
+        from traderseg.features.compute import parse_as_of
 
         cutoff = parse_as_of(as_of)
-        if self.last_us is None:
-            raise DataError("the account has no fills")
-        if self.last_us >= to_us(cutoff):  # type: ignore[operator]
-            raise DataError("the state holds fills at or after the cutoff")
         evs = None if event_days is None else {day_number(d) for d in event_days}
         out: dict[str, float] = {}
-        formulas = {w: _FORMULAS(self._values(cutoff, window_days(w), evs))
-                    for w in {*windows, "all"}}
+        formulas = {w: _FORMULAS(v) for w, v in self.window_values(cutoff, windows,
+                                                                    evs).items()}
         for w in windows:
             feats = formulas[w]
             for name, col in _columns(w, False):
@@ -387,6 +386,22 @@ class AccountState:
             x = life[name]
             out[col] = _NAN if x is None else float(x)
         return out
+
+    def window_values(self, cutoff: datetime, windows: Sequence[str],
+                      event_days: set[int] | None) -> dict[str, dict[str, Any]]:
+        """Return the merged window values the formulas read, per window (and ``all``).
+
+        ``cutoff`` is an aware datetime after every fill seen; ``event_days`` are day
+        numbers (:func:`~traderseg.features.batch.day_number`), or None when no market
+        events are known. :func:`feature_frame` turns many of these into features.
+        """
+        from traderseg.features.compute import window_days
+
+        if self.last_us is None:
+            raise DataError("the account has no fills")
+        if self.last_us >= cutoff_micros(cutoff):
+            raise DataError("the state holds fills at or after the cutoff")
+        return {w: self._values(cutoff, window_days(w), event_days) for w in {*windows, "all"}}
 
     def _values(self, cutoff: datetime, n_days: int | None,
                 evs: set[int] | None) -> dict[str, Any]:
@@ -461,6 +476,35 @@ class AccountState:
         st.folded_through = max(st.old_days, default=-1)
         st.last_us = d["last_us"]
         return st
+
+
+def feature_frame(values: Sequence[Mapping[str, Mapping[str, Any]]], windows: Sequence[str],
+                  index: Sequence[str]) -> pd.DataFrame:
+    """Features of many reads at once, from :meth:`AccountState.window_values` of each.
+
+    Row ``i`` equals ``get`` of the state ``values[i]`` was read from, at the same cutoff
+    (the formulas run over arrays, :func:`~traderseg.features.expr.compile_np`); the
+    columns are in the order ``get`` returns them.
+    """
+    n = len(values)
+    if len(index) != n:
+        raise ValueError("one index label per row of values")
+    per_window: dict[str, dict[str, Any]] = {}
+    for w in {*windows, "all"}:
+        if n == 0:
+            per_window[w] = {f.name: np.empty(0) for f in CATALOG}
+            continue
+        rows = [v[w] for v in values]
+        env = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in rows[0]}
+        per_window[w] = _NP_FORMULAS(env, n)
+    cols: dict[str, np.ndarray] = {}
+    for w in windows:
+        feats = per_window[w]
+        for name, col in _columns(w, False):
+            cols[col] = feats[name]
+    for name, col in _columns("all", True):
+        cols[col] = per_window["all"][name]
+    return pd.DataFrame(cols, index=pd.Index(list(index), name="account_id"))
 
 
 def _quantile(sketch: Mapping[int, int], q: float) -> float | None:

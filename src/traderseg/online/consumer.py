@@ -32,7 +32,8 @@ import pandas as pd
 import pyarrow as pa
 
 from traderseg.errors import ConfigError
-from traderseg.features.online import AccountState
+from traderseg.features.batch import day_number
+from traderseg.features.online import AccountState, feature_frame
 from traderseg.online import state as S
 from traderseg.online.decide import DecisionEngine, empty_assignments
 from traderseg.online.messages import validate_messages, validate_raw
@@ -197,7 +198,7 @@ class StreamConsumer:
         self.p_ids: set[str] = set()
         self.p_rejects: list[tuple[str, str, str, str | None]] = []
         self.p_decisions: list[pd.DataFrame] = []
-        self.p_ticks: list[tuple[pd.Timestamp, list[str], list[dict[str, float]],
+        self.p_ticks: list[tuple[pd.Timestamp, list[str], list[dict[str, dict[str, Any]]],
                                  dict[str, str]]] = []
         self.p_batches: list[Batch] = []
         self.p_tiles: set[tuple[str, int]] = set()
@@ -353,7 +354,9 @@ class StreamConsumer:
             accts = sorted(self.open_fills)
             evs = self._event_days(at_us)
             cutoff = at.to_pydatetime()
-            records = [self.states[a].get(cutoff, self.engine.windows, evs) for a in accts]
+            windows = self.engine.windows
+            # the merged window values now; the formulas run over arrays at the checkpoint
+            records = [self.states[a].window_values(cutoff, windows, evs) for a in accts]
             # the model and the policy run at the checkpoint, over every interval since
             self.p_ticks.append((at, accts, records, dict(self.open_fills)))
             self.p_accounts.update(accts)
@@ -379,9 +382,8 @@ class StreamConsumer:
         """Run the engine over the intervals closed since the last checkpoint."""
         t0 = time.monotonic()
         every = [a for _, accts_, _, _ in self.p_ticks for a in accts_]
-        feats = pd.DataFrame.from_records(
-            [r for _, _, recs, _ in self.p_ticks for r in recs],
-            index=pd.Index(every, name="account_id"))
+        feats = feature_frame([r for _, _, recs, _ in self.p_ticks for r in recs],
+                              self.engine.windows, every)
         intervals = []
         start = 0
         for at, accts_, _, ids in self.p_ticks:
@@ -403,10 +405,11 @@ class StreamConsumer:
         self.p_ticks = []
         self.stats.decide_seconds += time.monotonic() - t0
 
-    def _event_days(self, at_us: int) -> list[date] | None:
+    def _event_days(self, at_us: int) -> set[int] | None:
+        """Day numbers of the market events known before ``at_us`` (None: no events known)."""
         if self.events is None:
             return None
-        return sorted({d for t, d in self.events if t < at_us})
+        return {day_number(d) for t, d in self.events if t < at_us}
 
     # -- checkpoint ------------------------------------------------------------------------
     def checkpoint(self) -> None:
