@@ -24,7 +24,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -221,6 +221,25 @@ def _merge_source() -> str:
 exec(compile(_merge_source(), "<traderseg online merge>", "exec"), _ns)  # noqa: S102
 _merge_scalars: Callable[[list[Any], list[Any]], None] = _ns["_merge_scalars"]
 
+
+def _sum_source() -> str:
+    """Python source of a new list holding two tiles' scalar measures combined."""
+    parts = []
+    for i, m in enumerate(_SCALARS):
+        if m.agg in ("count", "sum"):
+            parts.append(f"a[{i}] + b[{i}]")
+        else:
+            op = "<" if m.agg == "min" else ">"
+            parts.append(f"(a[{i}] if b[{i}] is None or (a[{i}] is not None and "
+                         f"not b[{i}] {op} a[{i}]) else b[{i}])")
+    return "def _sum_scalars(a, b):\n    return [" + ",\n        ".join(parts) + "]\n"
+
+
+exec(compile(_sum_source(), "<traderseg online sum>", "exec"), _ns)  # noqa: S102
+_sum_scalars: Callable[[list[Any], list[Any]], list[Any]] = _ns["_sum_scalars"]
+_NAMES = tuple(m.name for m in _SCALARS)
+_Q_NAMES = tuple(f"{_SKETCH.name}_q{round(q * 100):02d}" for q in _SKETCH.quantiles)
+
 _FORMULAS = compile_py({f.name: effective_formula(f) for f in CATALOG})
 _NP_FORMULAS = compile_np({f.name: effective_formula(f) for f in CATALOG})
 
@@ -288,6 +307,16 @@ class DayTile:
         return t
 
 
+class _Older(NamedTuple):
+    """A window's days before the newest, merged, and their day-level sums."""
+
+    tile: DayTile
+    days: int
+    first: int | None
+    last: int | None
+    pnl_sq: float
+
+
 class AccountState:
     """Online feature state of one account (see the module docstring)."""
 
@@ -300,7 +329,7 @@ class AccountState:
         self.folded_through = -1  # last compacted day (kept so update() need not scan old_days)
         self.last_us: int | None = None
         # merged tiles of the days before the newest, per window start (see _values)
-        self._cache: dict[tuple[int | None, int], DayTile] | None = None
+        self._cache: dict[tuple[int | None, int], _Older] | None = None
 
     # -- updating ------------------------------------------------------------------------
     def update(self, fill: Mapping[str, Any]) -> None:
@@ -403,49 +432,106 @@ class AccountState:
             raise DataError("the state holds fills at or after the cutoff")
         return {w: self._values(cutoff, window_days(w), event_days) for w in {*windows, "all"}}
 
+    def _older(self, lo: int | None, top: int) -> _Older:
+        """Merge the window's days before ``top`` (and the compacted days for ``all``).
+
+        They change rarely: the merge is kept until a fill lands on one of them (see
+        :meth:`update`) or a newer day starts, so repeated reads within a day combine two
+        tiles instead of the whole window.
+        """
+        key = (lo, top)
+        cache = self._cache
+        if cache is not None:
+            hit = cache.get(key)
+            if hit is not None:
+                return hit
+        tile = DayTile()
+        days = sorted(d for d in self.tiles if d != top and (lo is None or d >= lo))
+        rows = [(d, self.tiles[d].s[_PNL]) for d in days]
+        for d in days:
+            tile.merge_from(self.tiles[d], same_day=False)
+        if lo is None and self.base is not None:
+            tile.merge_from(self.base, same_day=False)
+            rows += [(d, v[2]) for d, v in self.old_days.items()]
+        out = _Older(tile, len(rows), min((r[0] for r in rows), default=None),
+                     max((r[0] for r in rows), default=None),
+                     sum(r[1] * r[1] for r in rows))
+        if cache is None or any(k[1] != top for k in cache):
+            cache = self._cache = {}
+        cache[key] = out
+        return out
+
     def _values(self, cutoff: datetime, n_days: int | None,
                 evs: set[int] | None) -> dict[str, Any]:
         start = window_start(cutoff, n_days)
         lo = None if start is None else day_number(start.date())
-        days = sorted(d for d in self.tiles if lo is None or d >= lo)
-        day_rows = [(d, self.tiles[d].s[_N], self.tiles[d].s[_NOTIONAL], self.tiles[d].s[_PNL])
-                    for d in days]
-        merged = DayTile()
-        if days:
-            # the days before the newest one change rarely: their merge is kept until a
-            # fill lands on one of them (see update), so repeated reads within a day merge
-            # two tiles instead of the whole window
-            top = days[-1]
-            older = self._cache.get((lo, top)) if self._cache is not None else None
-            if older is None:
-                older = DayTile()
-                for d in days[:-1]:
-                    older.merge_from(self.tiles[d], same_day=False)
-                if self._cache is None or any(k[1] != top for k in self._cache):
-                    self._cache = {}
-                self._cache[(lo, top)] = older
-            merged.merge_from(older, same_day=False)
-            merged.merge_from(self.tiles[top], same_day=False)
-        straddles = merged.straddles
-        if lo is None and self.base is not None:
-            merged.merge_from(self.base, same_day=False)
-            straddles = merged.straddles
-            day_rows += [(d, *v) for d, v in self.old_days.items()]
-        v: dict[str, Any] = {m.name: merged.s[i] for i, m in enumerate(_SCALARS)}
-        v[_PAIR.name] = straddles
-        v["days"] = len(day_rows)
-        v["first_day"] = min((r[0] for r in day_rows), default=None)
-        v["last_day"] = max((r[0] for r in day_rows), default=None)
-        v["pnl_day_sq"] = sum(r[3] * r[3] for r in day_rows)
+        tiles = self.tiles
+        top = max(tiles) if tiles else -1
+        cur = tiles.get(top) if (lo is None or top >= lo) else None
+        if cur is None:
+            top = -1
+        older = self._older(lo, top)
+        base = older.tile
+        v: dict[str, Any] = dict(zip(_NAMES, base.s if cur is None
+                                     else _sum_scalars(base.s, cur.s), strict=True))
+        v[_PAIR.name] = base.straddles + (0 if cur is None else cur.straddle_legs())
+        if cur is None:
+            v["days"] = older.days
+            v["first_day"] = older.first
+            v["last_day"] = older.last
+            v["pnl_day_sq"] = older.pnl_sq
+        else:
+            v["days"] = older.days + 1
+            v["first_day"] = top if older.first is None else min(older.first, top)
+            v["last_day"] = top if older.last is None else max(older.last, top)
+            pnl = cur.s[_PNL]
+            v["pnl_day_sq"] = older.pnl_sq + pnl * pnl
         ev = evs or set()
-        v["ev_fills"] = float(sum(r[1] for r in day_rows if r[0] in ev))
-        v["ev_notional"] = sum(r[2] for r in day_rows if r[0] in ev)
-        live = {k: e for k, e in merged.maps.items() if e[0] > 0}
-        v["top_notional"] = max((e[1] for e in live.values()), default=None)
-        v["instrument_breadth"] = len(live)
-        v["underlying_count"] = len({k[1] for k in live})
-        for q in _SKETCH.quantiles:
-            v[f"{_SKETCH.name}_q{round(q * 100):02d}"] = _quantile(merged.sketch, q)
+        ev_fills = ev_notional = 0.0
+        for e in sorted(ev):
+            if lo is not None and e < lo:
+                continue
+            t = tiles.get(e)
+            if t is not None:
+                ev_fills += t.s[_N]
+                ev_notional += t.s[_NOTIONAL]
+            elif lo is None and e in self.old_days:
+                o = self.old_days[e]
+                ev_fills += o[0]
+                ev_notional += o[1]
+        v["ev_fills"] = ev_fills
+        v["ev_notional"] = ev_notional
+        top_notional = None
+        breadth = 0
+        underlyings = set()
+        other = {} if cur is None else cur.maps
+        for k, e in base.maps.items():
+            c, x = e[0], e[1]
+            t = other.get(k)
+            if t is not None:
+                c += t[0]
+                x += t[1]
+            if c > 0:
+                breadth += 1
+                underlyings.add(k[1])
+                if top_notional is None or x > top_notional:
+                    top_notional = x
+        for k, e in other.items():
+            if e[0] > 0 and k not in base.maps:
+                breadth += 1
+                underlyings.add(k[1])
+                if top_notional is None or e[1] > top_notional:
+                    top_notional = e[1]
+        v["top_notional"] = top_notional
+        v["instrument_breadth"] = breadth
+        v["underlying_count"] = len(underlyings)
+        sketch = base.sketch
+        if cur is not None and cur.sketch:
+            sketch = dict(sketch)
+            for b_, c in cur.sketch.items():
+                sketch[b_] = sketch.get(b_, 0) + c
+        for name, q in zip(_Q_NAMES, _quantiles(sketch, _SKETCH.quantiles), strict=True):
+            v[name] = q
         end = cutoff_end_day(cutoff)
         first = v["first_day"]
         v["cutoff_us"] = float(cutoff_micros(cutoff))
@@ -505,6 +591,25 @@ def feature_frame(values: Sequence[Mapping[str, Mapping[str, Any]]], windows: Se
     for name, col in _columns("all", True):
         cols[col] = per_window["all"][name]
     return pd.DataFrame(cols, index=pd.Index(list(index), name="account_id"))
+
+
+def _quantiles(sketch: Mapping[int, int], qs: Sequence[float]) -> list[float | None]:
+    """:func:`_quantile` of several ``qs`` with one sort of the buckets."""
+    total = sum(sketch.values())
+    if total == 0:
+        return [None] * len(qs)
+    items = sorted(sketch.items())
+    out: list[float | None] = []
+    for q in qs:
+        rank = math.floor(q * float(total - 1))
+        cum = 0
+        for b, c in items:
+            cum += c
+            if cum > rank:
+                out.append(0.0 if b <= M.ZERO_BUCKET else 2.0 * math.exp(
+                    float(b) * math.log(_SKETCH.gamma)) / (_SKETCH.gamma + 1.0))
+                break
+    return out
 
 
 def _quantile(sketch: Mapping[int, int], q: float) -> float | None:
