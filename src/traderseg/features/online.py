@@ -503,25 +503,25 @@ class AccountState:
         v["ev_notional"] = ev_notional
         top_notional = None
         breadth = 0
-        underlyings = set()
-        other = {} if cur is None else cur.maps
-        for k, e in base.maps.items():
-            c, x = e[0], e[1]
-            t = other.get(k)
-            if t is not None:
-                c += t[0]
-                x += t[1]
+        underlyings: set[Any] = set()
+        other: dict[tuple[Any, ...], list[Any]] = {} if cur is None else cur.maps
+        for k, entry in base.maps.items():
+            c, x = entry[0], entry[1]
+            add = other.get(k)
+            if add is not None:
+                c += add[0]
+                x += add[1]
             if c > 0:
                 breadth += 1
                 underlyings.add(k[1])
                 if top_notional is None or x > top_notional:
                     top_notional = x
-        for k, e in other.items():
-            if e[0] > 0 and k not in base.maps:
+        for k, entry in other.items():
+            if entry[0] > 0 and k not in base.maps:
                 breadth += 1
                 underlyings.add(k[1])
-                if top_notional is None or e[1] > top_notional:
-                    top_notional = e[1]
+                if top_notional is None or entry[1] > top_notional:
+                    top_notional = entry[1]
         v["top_notional"] = top_notional
         v["instrument_breadth"] = breadth
         v["underlying_count"] = len(underlyings)
