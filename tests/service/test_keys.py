@@ -37,6 +37,18 @@ def test_wrong_secret_unknown_id_and_revoked_key_are_refused(tmp_path):
     assert store.verify(token) is None and not store.is_active(key.key_id)
 
 
+def test_the_quick_check_vouches_only_for_a_token_verified_before(tmp_path):
+    store = KeyStore(tmp_path / "keys.json")
+    key, token = store.create("risk", "alpha")
+    assert store.verify_known(token) is None  # never verified: the slow check must run
+    assert store.verify(token) == key
+    assert store.verify_known(token) == key
+    wrong = token[:-2] + "zz"
+    assert store.verify_known(wrong) is None and store.verify(wrong) is None
+    KeyStore(tmp_path / "keys.json").revoke(key.key_id)
+    assert store.verify_known(token) is None
+
+
 def test_an_unknown_role_or_odd_venue_is_refused(tmp_path):
     store = KeyStore(tmp_path / "keys.json")
     with pytest.raises(DataError, match="unknown role 'trader'"):

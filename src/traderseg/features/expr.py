@@ -668,9 +668,9 @@ class _NpEvaluator:
                 return _np_bool(a & b if e.op == "&" else a | b)
             a, b = self(e.a), self(e.b)
             if e.op == "/":
-                out = np.full(self.n, np.nan)
                 if isinstance(e.b, Lit):
                     return a / b
+                out = np.full(self.n, np.nan)
                 np.divide(a, b, out=out, where=b != 0)
                 return out
             if e.op in _CMP:

@@ -594,7 +594,11 @@ def feature_frame(values: Sequence[Mapping[str, Mapping[str, Any]]], windows: Se
 
 
 def _quantiles(sketch: Mapping[int, int], qs: Sequence[float]) -> list[float | None]:
-    """:func:`_quantile` of several ``qs`` with one sort of the buckets."""
+    """Quantiles ``qs`` of a sketch's bucket counts (None when empty), one sort for all.
+
+    The rank of ``q`` among ``total`` values is ``floor(q * (total - 1))``; a bucket
+    answers with its representative value, ``2 gamma^b / (gamma + 1)``.
+    """
     total = sum(sketch.values())
     if total == 0:
         return [None] * len(qs)
@@ -610,21 +614,6 @@ def _quantiles(sketch: Mapping[int, int], qs: Sequence[float]) -> list[float | N
                     float(b) * math.log(_SKETCH.gamma)) / (_SKETCH.gamma + 1.0))
                 break
     return out
-
-
-def _quantile(sketch: Mapping[int, int], q: float) -> float | None:
-    total = sum(sketch.values())
-    if total == 0:
-        return None
-    rank = math.floor(q * float(total - 1))
-    cum = 0
-    for b in sorted(sketch):
-        cum += sketch[b]
-        if cum > rank:
-            if b <= M.ZERO_BUCKET:
-                return 0.0
-            return 2.0 * math.exp(float(b) * math.log(_SKETCH.gamma)) / (_SKETCH.gamma + 1.0)
-    return None  # pragma: no cover - cum reaches total
 
 
 _NAN = float("nan")
