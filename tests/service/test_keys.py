@@ -17,7 +17,7 @@ def test_the_file_holds_no_key_only_its_hash(tmp_path):
     store = KeyStore(tmp_path / "keys.json")
     key, token = store.create("risk", "alpha")
     text = (tmp_path / "keys.json").read_text()
-    secret = token.rsplit("_", 1)[1]
+    secret = token.split("_", 2)[2]
     assert secret not in text and token not in text
     record = json.loads(text)["keys"][0]
     assert record["key_id"] == key.key_id and len(record["hash"]) == 64
