@@ -157,3 +157,73 @@ def test_segmentation_columns_name_what_is_missing():
         segmentation_columns(frame)
     with pytest.raises(SchemaError, match="window"):
         segmentation_columns(pd.DataFrame(columns=["fill_count__weekly"]))
+
+
+def _coverage_frame():
+    # hand-sized: option shares 0, 0.25, 0.5, 1, 1; call shares for the option traders
+    return pd.DataFrame({
+        "option_share__all": [0.0, 0.25, 0.5, 1.0, 1.0],
+        "call_share__all": [np.nan, 0.9, 0.1, 0.5, 0.3],
+        "perp_share__all": [1.0, 0.5, 0.25, 0.0, 0.0],
+        "future_share__all": [0.0, 0.25, 0.0, 0.0, 0.0],
+        "leverage_mean__all": [10.0, 3.0, 20.0, np.nan, np.nan],
+    }, index=pd.Index([f"a{i}" for i in range(5)], name="account_id"))
+
+
+def test_coverage_weighting_scales_a_subset_axis_by_its_share_of_fills():
+    X = _coverage_frame()
+    plain = FeaturePreprocessor(weight_by_family=False, weight_by_coverage=False, clip=1e9)
+    cover = FeaturePreprocessor(weight_by_family=False, clip=1e9)
+    Zp = pd.DataFrame(plain.fit_transform(X), columns=plain.get_feature_names_out())
+    Zc = pd.DataFrame(cover.fit_transform(X), columns=cover.get_feature_names_out())
+    # call shares 0.9, 0.1, 0.5, 0.3 -> imputed 0.4 for a0; all five: 0.4, 0.9, 0.1, 0.5, 0.3
+    # median 0.4, IQR 0.5 - 0.3 = 0.2: a1 sits at (0.9 - 0.4) / 0.2 = 2.5 without weighting
+    assert Zp.loc[1, "call_share__all"] == pytest.approx(2.5)
+    # options are a quarter of a1's fills: a quarter of the way out
+    assert Zc.loc[1, "call_share__all"] == pytest.approx(2.5 * 0.25)
+    assert Zc.loc[2, "call_share__all"] == pytest.approx(Zp.loc[2, "call_share__all"] * 0.5)
+    # a full-time option trader (coverage exactly 1) is unchanged
+    assert Zc.loc[3, "call_share__all"] == pytest.approx(Zp.loc[3, "call_share__all"])
+    assert Zc.loc[0, "call_share__all"] == 0.0
+    # leverage covers perp + future fills: a1 0.75, a2 0.25, a0 1
+    lev = "leverage_mean__all"
+    assert Zc.loc[1, lev] == pytest.approx(Zp.loc[1, lev] * 0.75)
+    assert Zc.loc[2, lev] == pytest.approx(Zp.loc[2, lev] * 0.25)
+    assert Zc.loc[0, lev] == pytest.approx(Zp.loc[0, lev])
+    # the shares carry the coverage: no indicator column is added
+    assert not any(c.startswith("has_") for c in Zc.columns)
+    # columns without a subset are untouched
+    for c in ("option_share__all", "perp_share__all"):
+        np.testing.assert_allclose(Zc[c], Zp[c])
+
+
+def test_coverage_falls_back_to_the_indicator_when_a_share_is_missing():
+    X = _coverage_frame().drop(columns="future_share__all")
+    pre = FeaturePreprocessor(weight_by_family=False, clip=1e9)
+    Z = pd.DataFrame(pre.fit_transform(X), columns=pre.get_feature_names_out())
+    assert "has_leverage__all" in Z.columns
+    plain = FeaturePreprocessor(weight_by_family=False, weight_by_coverage=False, clip=1e9)
+    Zp = pd.DataFrame(plain.fit_transform(X), columns=plain.get_feature_names_out())
+    # coverage 0/1: accounts with a leverage keep their value, the others sit at 0
+    np.testing.assert_allclose(Z.loc[:2, "leverage_mean__all"], Zp.loc[:2, "leverage_mean__all"])
+    assert (Z.loc[3:, "leverage_mean__all"] == 0).all()
+
+
+
+def test_a_model_saved_before_coverage_weighting_predicts_as_trained():
+    from traderseg.segment.estimator import TraderSegmenter
+    from traderseg.segment.persist import upgrade_model
+
+    X = pd.concat([_coverage_frame()] * 4, ignore_index=True)
+    X.index = pd.Index([f"a{i}" for i in range(len(X))], name="account_id")
+    X["maker_share__all"] = np.linspace(0, 1, len(X))
+    ref = TraderSegmenter(2, random_state=0, weight_by_coverage=False).fit(X)
+    old = TraderSegmenter(2, random_state=0, weight_by_coverage=False).fit(X)
+    # what a model of the earlier version loads as: no such attribute anywhere
+    del old.weight_by_coverage, old.preprocessor_.weight_by_coverage
+    loaded = upgrade_model(old)
+    assert loaded.get_params()["weight_by_coverage"] is False
+    np.testing.assert_array_equal(loaded.preprocessor_.transform(X), ref.preprocessor_.transform(X))
+    assert not np.array_equal(
+        TraderSegmenter(2, random_state=0).fit(X).preprocessor_.transform(X),
+        ref.preprocessor_.transform(X))

@@ -46,6 +46,9 @@ class TraderSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         Seed.
     weight_by_family : bool, default=True
         Passed to :class:`~traderseg.segment.preprocess.FeaturePreprocessor`.
+    weight_by_coverage : bool, default=True
+        Passed to :class:`~traderseg.segment.preprocess.FeaturePreprocessor` (models saved
+        before the parameter existed load with ``False``, as they were trained).
     covariance_type : str, default="diag"
         Mixture covariance for ``gmm``.
     search_sample, silhouette_sample, n_bootstrap : int
@@ -93,6 +96,7 @@ class TraderSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         k_range: tuple[int, int] = (4, 14),
         random_state: int | None = None,
         weight_by_family: bool = True,
+        weight_by_coverage: bool = True,
         covariance_type: str = "diag",
         search_sample: int = 10_000,
         silhouette_sample: int = 3_000,
@@ -106,6 +110,7 @@ class TraderSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         self.k_range = k_range
         self.random_state = random_state
         self.weight_by_family = weight_by_family
+        self.weight_by_coverage = weight_by_coverage
         self.covariance_type = covariance_type
         self.search_sample = search_sample
         self.silhouette_sample = silhouette_sample
@@ -131,7 +136,8 @@ class TraderSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
             The fitted segmenter.
         """
         self._check_params()
-        self.preprocessor_ = FeaturePreprocessor(weight_by_family=self.weight_by_family)
+        self.preprocessor_ = FeaturePreprocessor(weight_by_family=self.weight_by_family,
+                                                 weight_by_coverage=self.weight_by_coverage)
         Z = self.preprocessor_.fit_transform(X)
         self.n_features_in_ = self.preprocessor_.n_features_in_
         if hasattr(self.preprocessor_, "feature_names_in_"):

@@ -238,4 +238,18 @@ def load_model(directory: str | Path) -> tuple[TraderSegmenter, dict[str, Any]]:
                         ) from None
     if not isinstance(model, TraderSegmenter):
         raise ModelVersionError(f"{model_path} holds a {type(model).__name__}, not a segmenter")
-    return model, meta
+    return upgrade_model(model), meta
+
+
+def upgrade_model(model: TraderSegmenter) -> TraderSegmenter:
+    """Give a segmenter saved by an earlier version the parameters added since.
+
+    ``weight_by_coverage`` came later; a model without it was trained, and predicts,
+    without coverage weighting.
+    """
+    if not hasattr(model, "weight_by_coverage"):
+        model.weight_by_coverage = False
+    pre = getattr(model, "preprocessor_", None)
+    if pre is not None and not hasattr(pre, "weight_by_coverage"):
+        pre.weight_by_coverage = False
+    return model

@@ -12,13 +12,22 @@ weighted by feature family before any distance is computed:
   without column names) are ``standard`` and each forms its own family.
 
 Missing values. Only features declared with ``needs`` may be missing (``"option"``: no
-option fills; ``"pnl"``: no closing fills). They are imputed with the median of the
-transformed column over the accounts that have it, which is the robust-scaling centre,
-so an account without options sits at ``0`` on every options axis and does not pull any
-option behaviour. Whether the account trades options at all is carried by an indicator:
-``option_share__{window}`` (0 without options) or ``close_share__{window}`` for
-``"pnl"``; when that column is not in the frame an explicit ``has_{needs}__{window}``
-0/1 column is added. A NaN anywhere else is an error naming the column and the count.
+option fills; ``"leverage"``: no perp or future fill with a leverage; ``"pnl"``: no
+closing fills). They are imputed with the median of the transformed column over the
+accounts that have it, which is the robust-scaling centre, so an account without options
+sits at ``0`` on every options axis and does not pull any option behaviour. How much of
+the account a subset covers is read from the shares of :data:`COVERAGE_COLUMNS`
+(``option_share``; ``perp_share + future_share``; ``close_share``), which are features of
+their own; when one of them is not in the frame an explicit ``has_{needs}__{window}`` 0/1
+column is added and the coverage is that indicator. A NaN anywhere else is an error
+naming the column and the count.
+
+Coverage weighting. With ``weight_by_coverage=True`` a subset feature's scaled value is
+multiplied by the subset's coverage (clipped to ``[0, 1]``): an account whose options
+are a fifth of its fills sits a fifth of the way out along the options axes, not all the
+way. Without it a perp trader who buys a few calls lands as far out on every options
+axis as a full-time option buyer, and a blend of two styles is pulled to whichever style
+has the subset; with it a blend sits between its styles in proportion to its fills.
 
 Scaling. Centre is the median; scale is the interquartile range, or the standard
 deviation when the IQR is zero (sparse shares such as ``liquidation_share``). Columns
@@ -56,8 +65,13 @@ KNOWN_RANGES: dict[str, tuple[float, float]] = {
 }
 """Known value ranges of ``bounded`` features."""
 
-INDICATOR_COLUMNS: dict[str, str] = {"option": "option_share", "pnl": "close_share"}
-"""Feature whose value already says whether a ``needs`` subset applies to an account."""
+COVERAGE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "option": ("option_share",),
+    "leverage": ("perp_share", "future_share"),
+    "pnl": ("close_share",),
+}
+"""Features whose sum (same window) is the share of an account's fills a ``needs`` subset
+covers: 0 exactly when the subset's features are missing."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +146,9 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
     ----------
     weight_by_family : bool, default=True
         Weight columns by ``1 / sqrt(m)`` for a family of ``m`` retained columns.
+    weight_by_coverage : bool, default=True
+        Multiply each subset feature by the share of the account's fills the subset
+        covers (see the module docstring).
     clip : float, default=8.0
         Scaled values are clipped to ``[-clip, clip]``.
 
@@ -147,6 +164,9 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
         Transformed-space fill value per ``needs`` column.
     indicators_ : list of tuple
         Added ``(name, source column)`` indicator columns.
+    coverage_ : list of tuple
+        ``(needs, window, coverage input columns)`` per subset present; the columns are
+        empty when the coverage is the added indicator.
     center_, scale_, weights_ : ndarray
         Per output column, before dropping constant columns.
     dropped_columns_ : list of str
@@ -163,8 +183,10 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
     (200, True)
     """
 
-    def __init__(self, *, weight_by_family: bool = True, clip: float = 8.0) -> None:
+    def __init__(self, *, weight_by_family: bool = True, weight_by_coverage: bool = True,
+                 clip: float = 8.0) -> None:
         self.weight_by_family = weight_by_family
+        self.weight_by_coverage = weight_by_coverage
         self.clip = clip
 
     def fit(self, X: Any, y: Any = None) -> FeaturePreprocessor:
@@ -263,7 +285,20 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
         Z = (T - self.center_) / self.scale_
         np.clip(Z, -self.clip, self.clip, out=Z)
         Z *= self.weights_
+        if getattr(self, "weight_by_coverage", False):
+            self._weigh_by_coverage(A, Z)
         return Z[:, self.keep_]
+
+    def _weigh_by_coverage(self, A: np.ndarray, Z: np.ndarray) -> None:
+        idx = {s.name: j for j, s in enumerate(self.specs_)}
+        for needs, window, sources in self.coverage_:
+            cols = [j for j, s in enumerate(self.specs_)
+                    if s.needs == needs and s.window == window]
+            if sources:
+                cover = np.clip(np.nansum(A[:, [idx[c] for c in sources]], axis=1), 0.0, 1.0)
+            else:
+                cover = (~np.isnan(A[:, cols[0]])).astype(np.float64)
+            Z[:, cols] *= cover[:, None]
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Names of the output columns (retained inputs, then added indicators)."""
@@ -314,14 +349,18 @@ class FeaturePreprocessor(TransformerMixin, BaseEstimator):
 
     def _plan_indicators(self, names: list[str]) -> list[tuple[str, str]]:
         planned: list[tuple[str, str]] = []
+        self.coverage_: list[tuple[str, str, tuple[str, ...]]] = []
         seen: set[tuple[str, str]] = set()
         for spec in self.specs_:
             if spec.needs is None or (spec.needs, spec.window) in seen:
                 continue
             seen.add((spec.needs, spec.window))
-            proxy = f"{INDICATOR_COLUMNS.get(spec.needs, '')}__{spec.window}"
-            if proxy not in names:
+            sources = tuple(f"{c}__{spec.window}" for c in COVERAGE_COLUMNS.get(spec.needs, ()))
+            if sources and all(c in names for c in sources):
+                self.coverage_.append((spec.needs, spec.window, sources))
+            else:
                 planned.append((f"has_{spec.needs}__{spec.window}", spec.name))
+                self.coverage_.append((spec.needs, spec.window, ()))
         return planned
 
     def _complete(self, A: np.ndarray, T: np.ndarray) -> np.ndarray:

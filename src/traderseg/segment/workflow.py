@@ -191,7 +191,10 @@ def _estimator_params(params: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise DataError(f"model parameters unknown to this segmenter: {unknown}")
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+    out = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+    # saved before coverage weighting existed: trained without it
+    out.setdefault("weight_by_coverage", False)
+    return out
 
 
 def _fit_warnings_before(n_accounts: int) -> list[str]:
