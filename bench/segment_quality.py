@@ -8,11 +8,11 @@ as of day 60, and report
 * ARI and NMI against each account's dominant archetype at the cutoff (the archetype it
   migrated to when the migration came before the cutoff), beside the RFM and raw k-means
   baselines;
-* migrations: a tracking model, fitted as of day 60 on the features of a trailing
-  window (``--track-window``, 30 days by default; read under the lifetime names),
-  assigns every account trading in that window, every day from day 28 to day 90, with as many segments as the main model; a change of segment
-  counts only after the new segment has been the first choice for ``--confirm-days``
-  days in a row (hysteresis, as a stream consumer would apply). Recall: share of the
+* migrations: a tracking model (:mod:`traderseg.segment.tracking`), fitted as of day 60
+  on the features of a trailing window (``--track-window``, the library's 14 days by
+  default; read under the lifetime names) with as many segments as the main model,
+  assigns every account trading in that window every day from day 28 to day 90, with the
+  stream's hysteresis (``--margin``, ``--dwell-days``). Recall: share of the
   accounts migrating on day ``m`` (28 < m <= 76, still trading 14 days later) whose
   segment on some day in ``m+1 .. m+14`` differs from their segment on day ``m - 1``.
   Flap rate: share of the account-days of the other accounts on which the segment
@@ -37,7 +37,9 @@ import pandas as pd
 
 from traderseg.features.compute import compute_features
 from traderseg.ingest import ingest
+from traderseg.online.decide import NO_SEGMENT, Hysteresis
 from traderseg.segment.evaluate import evaluate_segments
+from traderseg.segment.tracking import TRACKING_WINDOW, recent_features, track_assignments
 from traderseg.segment.workflow import fit_segments
 from traderseg.simulate import simulate_venue
 
@@ -67,31 +69,6 @@ def label_at(truth: pd.DataFrame, when: pd.Timestamp) -> pd.Series:
     return truth["archetype"].where(~moved, truth["migrated_to"])
 
 
-def sticky(raw: np.ndarray, confirm: int) -> np.ndarray:
-    """Apply hysteresis to daily first choices (accounts x days, -9 = not assigned).
-
-    The held segment changes to ``s`` once ``s`` has been the first choice ``confirm``
-    days in a row; unassigned days keep the held segment.
-    """
-    held = np.full_like(raw, -9)
-    for i in range(raw.shape[0]):
-        cur, cand, run = -9, -9, 0
-        for d in range(raw.shape[1]):
-            r = raw[i, d]
-            if r != -9:
-                if cur == -9:
-                    cur = r
-                elif r == cur:
-                    run = 0
-                else:
-                    run = run + 1 if r == cand else 1
-                    cand = r
-                    if run >= confirm:
-                        cur, run = r, 0
-            held[i, d] = cur
-    return held
-
-
 def migration_scores(seg: np.ndarray, days: np.ndarray, truth: pd.DataFrame,
                      accounts: pd.Index) -> dict[str, float]:
     """Recall of migrations within :data:`WITHIN_DAYS` and flap rate of the others."""
@@ -107,48 +84,35 @@ def migration_scores(seg: np.ndarray, days: np.ndarray, truth: pd.DataFrame,
         if m - 1 not in col or m + WITHIN_DAYS not in col or end[i] < m + WITHIN_DAYS:
             continue
         before = seg[i, col[m - 1]]
-        if before == -9:
+        if before == NO_SEGMENT:
             continue
         n_mig += 1
         after = seg[i, col[m + 1]: col[m + WITHIN_DAYS] + 1]
-        seen += bool(((after != before) & (after != -9)).any())
+        seen += bool(((after != before) & (after != NO_SEGMENT)).any())
     rest = seg[~migrant]
     prev, now = rest[:, :-1], rest[:, 1:]
-    valid = (prev != -9) & (now != -9)
+    valid = (prev != NO_SEGMENT) & (now != NO_SEGMENT)
     flips = int(((prev != now) & valid).sum())
     return {"migrants": n_mig, "recall": seen / n_mig if n_mig else float("nan"),
             "flap_rate": flips / max(int(valid.sum()), 1)}
 
 
-def as_recent(f: pd.DataFrame, window: str = "30d") -> pd.DataFrame:
-    """Features of the trailing window under the lifetime names the segmenter reads."""
-    f = f[f[f"fill_count__{window}"] > 0].copy()
-    for c in [c for c in f.columns if c.endswith(f"__{window}")]:
-        life = c[: -len(f"__{window}")] + "__all"
-        if life in f.columns:
-            f[life] = f[c]
-    return f
-
-
-def track(db: Path, model: Any, truth: pd.DataFrame, confirm: int,
-          window: str) -> dict[str, Any]:
+def track(db: Path, model: Any, truth: pd.DataFrame, window: str,
+          hysteresis: Hysteresis) -> dict[str, Any]:
     days = np.arange(TRACK_FROM, DAYS + 1)
-    cols = list(model.feature_names_in_)
-    frames = []
+    frames = {}
     for d in days:
         cut = pd.Timestamp(START + timedelta(days=int(d)), tz="UTC")
-        f = as_recent(compute_features(db, cut.to_pydatetime(), (window, "all")), window)
-        ids = model.segment_ids(model.predict(f[cols]))
-        frames.append(pd.Series(ids, index=f.index, name=int(d)))
-    wide = pd.concat(frames, axis=1).fillna(-9).astype(int)
-    raw = wide.to_numpy()
-    held = sticky(raw, confirm)
-    out = {f"raw_{k}": v for k, v in migration_scores(raw, days, truth, wide.index).items()}
-    out.update(migration_scores(held, days, truth, wide.index))
+        frames[cut] = recent_features(compute_features(db, cut.to_pydatetime(), (window, "all")),
+                                      window)
+    held, raw = track_assignments(model, frames, hysteresis)
+    out = {f"raw_{k}": v for k, v in migration_scores(
+        raw.to_numpy(), days, truth, raw.index).items()}
+    out.update(migration_scores(held.to_numpy(), days, truth, held.index))
     return out
 
 
-def run(seed: int, difficulty: str, work: Path, confirm: int, stability: bool,
+def run(seed: int, difficulty: str, work: Path, hysteresis: Hysteresis, stability: bool,
         window: str) -> dict[str, Any]:
     began = time.perf_counter()
     sim = work / f"sim-{difficulty}-{seed}"
@@ -167,7 +131,7 @@ def run(seed: int, difficulty: str, work: Path, confirm: int, stability: bool,
     recent = base.features if window == "30d" else compute_features(
         db, as_of, (window, "30d", "all"))
     tracker = fit_segments(db, as_of, work / f"t-{difficulty}-{seed}",
-                           features=as_recent(recent, window),
+                           features=recent_features(recent, window),
                            n_segments=int(base.model.n_segments_))
     print(f"fitted in {time.perf_counter() - began:.0f}s: ARI {ev.ari:.3f}", flush=True)
     row: dict[str, Any] = {
@@ -181,7 +145,7 @@ def run(seed: int, difficulty: str, work: Path, confirm: int, stability: bool,
         "pure_ari": ev_pure.ari,
         "min_purity": float(ev.per_archetype["purity"].min()),
         "tracking_k": int(tracker.model.n_segments_),
-        **track(db, tracker.model, truth, confirm, window),
+        **track(db, tracker.model, truth, window, hysteresis),
     }
     if stability:
         rng = np.random.default_rng(seed)
@@ -209,8 +173,12 @@ def main() -> None:
     ap.add_argument("--seeds", default="7,1,2")
     ap.add_argument("--difficulty", default="realistic",
                     help="comma-separated levels: easy, realistic, hard")
-    ap.add_argument("--confirm-days", type=int, default=3)
-    ap.add_argument("--track-window", default="30d", help="trailing window of the tracking")
+    ap.add_argument("--margin", type=float, default=Hysteresis().margin,
+                    help="membership lead a segment change needs")
+    ap.add_argument("--dwell-days", type=float, default=Hysteresis().dwell_days,
+                    help="days the lead must last")
+    ap.add_argument("--track-window", default=TRACKING_WINDOW,
+                    help="trailing window of the tracking")
     ap.add_argument("--stability", action="store_true",
                     help="also refit on a bootstrap resample and on the next month")
     args = ap.parse_args()
@@ -218,8 +186,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for level in args.difficulty.split(","):
             for s in args.seeds.split(","):
-                r = run(int(s), level, Path(tmp), args.confirm_days, args.stability,
-                        args.track_window)
+                r = run(int(s), level, Path(tmp), Hysteresis(args.margin, args.dwell_days),
+                        args.stability, args.track_window)
                 rows.append(r)
                 print(json.dumps(r), flush=True)
     df = pd.DataFrame(rows)

@@ -202,8 +202,10 @@ def train_predictors(
             raise DataError(f"{name}: the training rows hold one outcome only ({int(y.sum())} "
                             f"positive of {len(y)}); pick a later --as-of")
         columns = columns or [str(c) for c in X.columns]
+        # churn reads how recent trading compares with the past; a liquidation within
+        # days is about the positions held now
         clf = ChurnClassifier(max_iter=max_iter, n_threads=n_threads,
-                              random_state=random_state)
+                              random_state=random_state, trends=name == "churn_probability")
         models[name] = clf.fit(X[columns], y)
         info[name] = {"cutoffs": [p.cutoff.isoformat() for p in parts],
                       "horizon_days": horizon, "rows": len(y), "base_rate": float(y.mean())}

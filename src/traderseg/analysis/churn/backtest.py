@@ -204,8 +204,8 @@ def churn_backtest(
     windows : sequence of str
         Feature windows.
     model, volume_model : estimators, optional
-        Unfitted estimators to use (defaults: :class:`ChurnClassifier`,
-        :class:`VolumeRegressor` with ``random_state``).
+        Unfitted estimators to use (defaults: :class:`ChurnClassifier` with trend
+        inputs, :class:`VolumeRegressor`, both with ``random_state``).
     n_threads : int or None
         OpenMP threads of the default estimators (``None``: all cores).
     random_state : int or None
@@ -234,7 +234,7 @@ def churn_backtest(
     X_train, y_train = _stack(parts[:-1])
     X_test, y_test = test.features, test.labels
     clf = model if model is not None else ChurnClassifier(
-        n_threads=n_threads, random_state=random_state)
+        n_threads=n_threads, random_state=random_state, trends=True)
     clf.fit(X_train, y_train["churned"].astype(int))
     p_model = clf.predict_proba(X_test)[:, 1]
     scores = {

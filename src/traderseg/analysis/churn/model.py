@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.calibration import CalibratedClassifierCV
@@ -25,6 +26,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_X_y
 from threadpoolctl import threadpool_limits
 
+from traderseg.analysis.churn.trends import add_trends
 from traderseg.errors import DataError, NotFittedError
 
 logger = logging.getLogger(__name__)
@@ -57,7 +59,8 @@ def _check_rows(n: int) -> None:
         raise DataError(f"a model needs at least 2 rows; got n_samples = {n}")
 
 
-def _check_predict_input(est: Any, X: ArrayLike, fitted: str) -> NDArray[np.float64]:
+def _check_predict_input(est: Any, X: ArrayLike, fitted: str,
+                         design: Any = None) -> NDArray[np.float64]:
     if not hasattr(est, fitted):
         raise ModelNotFittedError(f"{type(est).__name__} is not fitted; call fit first")
     _check_columns(est, X)
@@ -65,6 +68,10 @@ def _check_predict_input(est: Any, X: ArrayLike, fitted: str) -> NDArray[np.floa
     if Xa.shape[1] != est.n_features_in_:
         raise DataError(f"X has {Xa.shape[1]} features, but {type(est).__name__} is "
                         f"expecting {est.n_features_in_} features as input")
+    if design is not None:
+        full = design(X)
+        if full is not X:
+            Xa = check_array(full, ensure_all_finite="allow-nan", dtype=np.float64)
     return np.asarray(Xa[:, est.features_used_], dtype=np.float64)
 
 
@@ -139,11 +146,17 @@ class ChurnClassifier(ClassifierMixin, _BoostedTrees):
         machine, 1 is often fastest.
     random_state : int or None
         Seed.
+    trends : bool
+        Also feed the trees the trend columns of
+        :func:`~traderseg.analysis.churn.trends.add_trends`, derived from the input frame
+        at fit and at every prediction (needs a DataFrame of catalogue features).
 
     Attributes
     ----------
     classes_ : numpy.ndarray
         The two labels.
+    trend_columns_ : list of str
+        Trend columns derived (empty without ``trends``).
     calibrated_ : sklearn.calibration.CalibratedClassifierCV
         The fitted, calibrated ensemble.
     calibration_method_ : str
@@ -179,6 +192,7 @@ class ChurnClassifier(ClassifierMixin, _BoostedTrees):
         cv: int = 3,
         n_threads: int | None = None,
         random_state: int | None = None,
+        trends: bool = False,
     ) -> None:
         self.learning_rate = learning_rate
         self.max_iter = max_iter
@@ -189,6 +203,16 @@ class ChurnClassifier(ClassifierMixin, _BoostedTrees):
         self.cv = cv
         self.n_threads = n_threads
         self.random_state = random_state
+        self.trends = trends
+
+    def _design(self, X: Any) -> Any:
+        """Return the input, with the trend columns appended when ``trends`` is on."""
+        if not getattr(self, "trends", False):
+            return X
+        if not isinstance(X, pd.DataFrame):
+            raise DataError("trends=True needs a DataFrame of catalogue features "
+                            "({feature}__{window} columns)")
+        return add_trends(X)
 
     def __sklearn_tags__(self) -> Tags:
         """Binary classifier that accepts missing values."""
@@ -213,7 +237,10 @@ class ChurnClassifier(ClassifierMixin, _BoostedTrees):
             The fitted estimator.
         """
         names = _names(X)
-        Xa, ya = check_X_y(X, y, ensure_all_finite="allow-nan", dtype=np.float64)
+        design = self._design(X)
+        self.trend_columns_ = ([] if design is X else
+                               [str(c) for c in design.columns[len(np.asarray(names)):]])
+        Xa, ya = check_X_y(design, y, ensure_all_finite="allow-nan", dtype=np.float64)
         check_classification_targets(ya)
         self.classes_ = np.unique(ya)
         if len(self.classes_) == 1:
@@ -235,7 +262,7 @@ class ChurnClassifier(ClassifierMixin, _BoostedTrees):
                 Xa[:, self.features_used_], ya)
         self.calibration_method_ = method
         self.n_iter_ = max(c.estimator.n_iter_ for c in self.calibrated_.calibrated_classifiers_)
-        self._remember_input(Xa, names)
+        self._remember_input(Xa[:, :Xa.shape[1] - len(self.trend_columns_)], names)
         return self
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
@@ -251,7 +278,7 @@ class ChurnClassifier(ClassifierMixin, _BoostedTrees):
         numpy.ndarray of shape (n_samples, 2)
             Probabilities of each class in ``classes_`` order.
         """
-        Xa = _check_predict_input(self, X, "calibrated_")
+        Xa = _check_predict_input(self, X, "calibrated_", self._design)
         with _threads(self.n_threads):
             return np.asarray(self.calibrated_.predict_proba(Xa), dtype=np.float64)
 
