@@ -20,7 +20,8 @@ Calibration on simulated venues (``--calibration``): for each difficulty and see
 simulate a 3,000-account, 180-day venue, score ``venue_clv`` as of day 120 with a 60-day
 horizon, and compare each account's predicted fee revenue over the next 60 days
 (``expected_revenue``, undiscounted) with the fees it actually paid then, by decile of
-the prediction (accounts active before the cutoff; net rebate earners included)::
+the prediction (accounts active before the cutoff; net rebate earners included), beside
+a supervised fee model (see :func:`calibration`)::
 
     python bench/bench_clv.py --calibration --difficulty realistic,hard --seeds 1,2,3
 """
@@ -150,14 +151,50 @@ def run(n: int, runs: int, days: bool, seed: int) -> dict[str, Any]:
     return out
 
 
+FEE_MODEL_CUTOFFS = (30, 45, 60)
+"""Training cutoffs (days) of the fee model: their 60-day labels end by day 120."""
+
+
+def decile_table(pred: pd.Series, realised: pd.Series, movers: pd.Index) -> pd.DataFrame:
+    """Mean predicted and realised fees by decile of the prediction, and in all.
+
+    ``moved_share``: share of the decile's realised fees paid by ``movers`` (accounts whose
+    archetype changes inside the horizon, which nothing before the cutoff shows).
+    """
+    acc = pred.to_frame("expected_revenue").join(realised.rename("realised"))
+    acc["realised"] = acc["realised"].fillna(0.0)
+    acc["moved"] = acc["realised"].where(acc.index.isin(movers), 0.0)
+    acc["decile"] = pd.qcut(acc["expected_revenue"].rank(method="first"), 10,
+                            labels=False) + 1
+    g = acc.groupby("decile")
+    table = pd.DataFrame({"accounts": g.size(), "predicted": g["expected_revenue"].mean(),
+                          "realised": g["realised"].mean()})
+    table["ratio"] = table["predicted"] / table["realised"]
+    table["moved_share"] = g["moved"].sum() / g["realised"].sum()
+    table.loc["all"] = [len(acc), acc["expected_revenue"].mean(), acc["realised"].mean(),
+                        acc["expected_revenue"].sum() / acc["realised"].sum(),
+                        acc["moved"].sum() / acc["realised"].sum()]
+    return table
+
+
 def calibration(difficulty: str, seed: int, work: str) -> pd.DataFrame:
-    """Predicted vs realised fees over the 60 days after the cutoff, by decile."""
+    """Predicted vs realised fees over the 60 days after the cutoff, by decile.
+
+    Two valuations: the lifetime-value model (``venue_clv``, or BG/NBD active days times
+    the account's own mean revenue per active day when its Gamma-Gamma fit is refused),
+    and ``fee_model``: gradient-boosted trees (squared error, so a mean per leaf) of the
+    fees of the next 60 days on the catalogue features, trained on the cutoffs
+    :data:`FEE_MODEL_CUTOFFS` (whose labels end before the scoring cutoff).
+    """
     from datetime import date, timedelta
     from pathlib import Path
+
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
     from traderseg.analysis.clv import BGNBDModel, venue_clv
     from traderseg.analysis.clv.venue import account_day_summary
     from traderseg.errors import DataError
+    from traderseg.features.compute import compute_features
     from traderseg.simulate import simulate_venue
     from traderseg.store import connect
 
@@ -166,7 +203,18 @@ def calibration(difficulty: str, seed: int, work: str) -> pd.DataFrame:
     simulate_venue(sim, accounts=3000, days=days, seed=seed, start=start, difficulty=difficulty)
     con = connect(":memory:")
     con.execute(f"INSERT INTO fills BY NAME SELECT * FROM read_parquet('{sim}/fills/*.parquet')")
-    as_of = pd.Timestamp(start + timedelta(days=fit_day), tz="UTC")
+
+    def at(day: int) -> pd.Timestamp:
+        return pd.Timestamp(start + timedelta(days=day), tz="UTC")
+
+    def fees(day: int) -> pd.Series:
+        return con.execute(
+            "SELECT account_id, SUM(fee_usd) AS realised FROM fills WHERE ts >= $a AND ts < $b "
+            "GROUP BY 1", {"a": at(day).to_pydatetime(),
+                           "b": (at(day) + pd.Timedelta(days=horizon)).to_pydatetime()}
+        ).df().set_index("account_id")["realised"]
+
+    as_of = at(fit_day)
     try:
         pred = venue_clv(con, as_of, horizon_days=horizon,
                          discount_rate_annual=0.0).accounts["expected_revenue"]
@@ -183,22 +231,28 @@ def calibration(difficulty: str, seed: int, work: str) -> pd.DataFrame:
         pred = pd.Series(days_ahead * summ["revenue_to_date"].to_numpy() / (x.to_numpy() + 1),
                          index=summ.index, name="expected_revenue")
         valuation = "bgnbd_own_mean"
-    realised = con.execute(
-        "SELECT account_id, SUM(fee_usd) AS realised FROM fills WHERE ts >= $a AND ts < $b "
-        "GROUP BY 1", {"a": as_of.to_pydatetime(),
-                       "b": (as_of + pd.Timedelta(days=horizon)).to_pydatetime()}).df()
+    windows = ("7d", "30d", "90d", "all")
+    parts = [(compute_features(con, at(d).to_pydatetime(), windows), fees(d))
+             for d in FEE_MODEL_CUTOFFS]
+    X = pd.concat([f for f, _ in parts])
+    y = pd.concat([r.reindex(f.index).fillna(0.0) for f, r in parts])
+    # numeric columns with values (the event features are empty: no market in this store)
+    cols = [c for c in X.columns if X[c].dtype.kind in "fi" and X[c].notna().sum() >= 10]
+    trees = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05,
+                                          min_samples_leaf=40, random_state=seed)
+    trees.fit(X[cols], y)
+    now = compute_features(con, as_of.to_pydatetime(), windows).reindex(pred.index)
+    fee_pred = pd.Series(trees.predict(now[cols]), index=pred.index)
+    realised = fees(fit_day)
     con.close()
-    acc = pred.to_frame("expected_revenue").join(realised.set_index("account_id"))
-    acc["realised"] = acc["realised"].fillna(0.0)
-    acc["decile"] = pd.qcut(acc["expected_revenue"].rank(method="first"), 10,
-                            labels=False) + 1
-    g = acc.groupby("decile")
-    table = pd.DataFrame({"accounts": g.size(), "predicted": g["expected_revenue"].mean(),
-                          "realised": g["realised"].mean()})
-    table["ratio"] = table["predicted"] / table["realised"]
-    table.loc["all"] = [len(acc), acc["expected_revenue"].mean(), acc["realised"].mean(),
-                        acc["expected_revenue"].sum() / acc["realised"].sum()]
-    return table.assign(difficulty=difficulty, seed=seed, valuation=valuation)
+    truth = pd.read_parquet(sim / "truth.parquet")
+    moved = truth["migrated_at"].between(as_of, as_of + pd.Timedelta(days=horizon),
+                                         inclusive="left")
+    movers = pd.Index(truth.loc[moved, "account_id"])
+    return pd.concat([
+        decile_table(pred, realised, movers).assign(valuation=valuation),
+        decile_table(fee_pred, realised, movers).assign(valuation="fee_model"),
+    ]).assign(difficulty=difficulty, seed=seed)
 
 
 def run_calibration(levels: list[str], seeds: list[int]) -> None:
@@ -211,7 +265,7 @@ def run_calibration(levels: list[str], seeds: list[int]) -> None:
                 t0 = time.perf_counter()
                 table = calibration(level, seed, tmp)
                 print(f"{level} seed {seed} ({time.perf_counter() - t0:.0f}s)")
-                print(table.drop(columns=["difficulty", "seed", "valuation"]).to_string(
+                print(table.drop(columns=["difficulty", "seed"]).to_string(
                     float_format=lambda v: f"{v:,.3f}"), flush=True)
                 parts.append(table.reset_index())
     df = pd.concat(parts)
@@ -222,9 +276,13 @@ def run_calibration(levels: list[str], seeds: list[int]) -> None:
         median_ratio=("ratio", "median"), min_ratio=("ratio", "min"), max_ratio=("ratio", "max"))
     print("\nper-decile ratio predicted / realised, all seeds")
     print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
-    print(dec.pivot_table(index=["difficulty", "decile"], columns="seed", values="ratio")
-          .to_string(float_format=lambda v: f"{v:.3f}"))
-    tot = df[df["decile"] == "all"].set_index(["difficulty", "seed"])["ratio"]
+    print(dec.pivot_table(index=["difficulty", "decile"], columns=["valuation", "seed"],
+                          values="ratio").to_string(float_format=lambda v: f"{v:.3f}"))
+    print("\nshare of realised fees paid by accounts changing style inside the horizon")
+    print(dec[dec["valuation"] != "fee_model"].pivot_table(
+        index=["difficulty", "decile"], columns="seed", values="moved_share").to_string(
+        float_format=lambda v: f"{v:.3f}"))
+    tot = df[df["decile"] == "all"].set_index(["difficulty", "valuation", "seed"])["ratio"]
     print("\ntotal predicted / realised")
     print(tot.to_string(float_format=lambda v: f"{v:.3f}"))
 
