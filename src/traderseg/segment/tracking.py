@@ -14,9 +14,10 @@ lifetime averages move slowly. Tracking reads a trailing window instead:
   only after the new segment's membership leads by ``margin`` for ``dwell_days``), so a
   move is confirmed within days while noise near a boundary does not flap.
 
-A 14-day window is the trade-off measured in ``bench/segment_quality.py``: with 30 days,
-14 days after a move less than half of the window shows the new style; a 7-day window
-holds too few fills for the accounts that trade once or twice a week.
+Why 14 days: 14 days after a move, less than half of a 30-day window shows the new style.
+``bench/segment_quality.py`` measures recall and flap rate for any ``--track-window``
+(docs/benchmarks.md has the figures); a shorter window reacts sooner and holds fewer fills
+for the accounts that trade rarely.
 """
 
 from __future__ import annotations
