@@ -10,7 +10,8 @@ as of day 60, and report
   baselines;
 * migrations: a tracking model (:mod:`traderseg.segment.tracking`), fitted as of day 60
   on the features of a trailing window (``--track-window``, the library's 14 days by
-  default; read under the lifetime names) with as many segments as the main model,
+  default; read under the lifetime names) with as many segments as the main model
+  (``--track-k same``) or its own automatic k (``--track-k auto``),
   assigns every account trading in that window every day from day 28 to day 90, with the
   stream's hysteresis (``--margin``, ``--dwell-days``). Recall: share of the
   accounts migrating on day ``m`` (28 < m <= 76, still trading 14 days later) whose
@@ -113,7 +114,7 @@ def track(db: Path, model: Any, truth: pd.DataFrame, window: str,
 
 
 def run(seed: int, difficulty: str, work: Path, hysteresis: Hysteresis, stability: bool,
-        window: str) -> dict[str, Any]:
+        window: str, track_k: str = "same") -> dict[str, Any]:
     began = time.perf_counter()
     sim = work / f"sim-{difficulty}-{seed}"
     simulate_venue(sim, accounts=3000, days=DAYS, seed=seed, start=START, difficulty=difficulty)
@@ -132,7 +133,8 @@ def run(seed: int, difficulty: str, work: Path, hysteresis: Hysteresis, stabilit
         db, as_of, (window, "30d", "all"))
     tracker = fit_segments(db, as_of, work / f"t-{difficulty}-{seed}",
                            features=recent_features(recent, window),
-                           n_segments=int(base.model.n_segments_))
+                           n_segments=int(base.model.n_segments_) if track_k == "same"
+                           else "auto")
     print(f"fitted in {time.perf_counter() - began:.0f}s: ARI {ev.ari:.3f}", flush=True)
     row: dict[str, Any] = {
         "difficulty": difficulty, "seed": seed,
@@ -179,6 +181,8 @@ def main() -> None:
                     help="days the lead must last")
     ap.add_argument("--track-window", default=TRACKING_WINDOW,
                     help="trailing window of the tracking")
+    ap.add_argument("--track-k", choices=("same", "auto"), default="same",
+                    help="segments of the tracking model: the main model's k, or its own")
     ap.add_argument("--stability", action="store_true",
                     help="also refit on a bootstrap resample and on the next month")
     args = ap.parse_args()
@@ -187,7 +191,7 @@ def main() -> None:
         for level in args.difficulty.split(","):
             for s in args.seeds.split(","):
                 r = run(int(s), level, Path(tmp), Hysteresis(args.margin, args.dwell_days),
-                        args.stability, args.track_window)
+                        args.stability, args.track_window, args.track_k)
                 rows.append(r)
                 print(json.dumps(r), flush=True)
     df = pd.DataFrame(rows)
