@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from traderseg.errors import DataError
+from traderseg.features.catalog import split_column
 from traderseg.features.compute import window_days
 
 RATE_FEATURES: tuple[str, ...] = ("fill_count", "active_days", "notional_total")
@@ -95,7 +96,8 @@ def add_trends(features: pd.DataFrame) -> pd.DataFrame:
                 if (v < 0).any():
                     raise DataError(f"{col}: {int((v < 0).sum())} negative values; "
                                     "a trend needs amounts of 0 or more")
-            new[name] = np.log1p(x / _days(a)) - np.log1p(y / _days(b))
+            days_a, days_b = (_days(split_column(c)[1]) for c in (a, b))
+            new[name] = np.log1p(x / days_a) - np.log1p(y / days_b)
         elif kind == "level":
             y = features[b].to_numpy(dtype=np.float64)
             with np.errstate(invalid="ignore"):
@@ -117,14 +119,14 @@ def _plan(cols: set[str]) -> dict[str, tuple[str, str, str]]:
                     plan[f"trend_{feat}__{short}_{long}"] = (kind, a, b)
     longs = [long for _, long in WINDOW_PAIRS if f"notional_median__{long}" in cols]
     if longs:
-        size = f"notional_median__{max(longs, key=lambda w: _days(f'x__{w}'))}"
+        size = f"notional_median__{max(longs, key=_days)}"
         for w in LOSS_WINDOWS:
             if f"realized_pnl_usd__{w}" in cols:
                 plan[f"pnl_to_size__{w}"] = ("loss", f"realized_pnl_usd__{w}", size)
     return plan
 
 
-def _days(column: str) -> int:
-    days = window_days(column.rsplit("__", 1)[1])
+def _days(window: str) -> int:
+    days = window_days(window)
     assert days is not None  # the pairs are windows of whole days
     return days
