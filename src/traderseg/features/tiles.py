@@ -150,9 +150,13 @@ def refresh(con: duckdb.DuckDBPyConnection, touched_sql: str, *, rows_before: in
         return
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_TOUCHED} AS {touched_sql}")
+    span = con.execute(f"SELECT min(day), max(day) FROM {_TOUCHED}").fetchone()
+    lo, hi = (0, 0) if span is None or span[0] is None else (int(span[0]), int(span[1]) + 1)
+    # a literal time range besides the join, so the scan skips the row groups of other days
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {_SRC} AS SELECT f.* FROM fills f "
-        f"SEMI JOIN {_TOUCHED} t ON f.account_id = t.account_id AND {day_sql('f.ts')} = t.day"
+        f"SEMI JOIN {_TOUCHED} t ON f.account_id = t.account_id AND {day_sql('f.ts')} = t.day "
+        f"WHERE f.ts >= to_timestamp({lo * 86400}) AND f.ts < to_timestamp({hi * 86400})"
     )
     sql = _tile_sql(con, _SRC)
     for part, table in table_names().items():
