@@ -40,6 +40,12 @@ def window_start(cutoff: datetime, window_days: int | None) -> datetime | None:
     return day0 - timedelta(days=window_days)
 
 
+def window_start_days(cutoff: datetime, lengths: Any) -> list[int]:
+    """Sorted distinct day numbers where windows of ``lengths`` days start (None: all)."""
+    return sorted({day_number(s.date()) for n in lengths
+                   if (s := window_start(cutoff, n)) is not None})
+
+
 def day_number(d: date) -> int:
     """Days since 1970-01-01."""
     return (d - EPOCH).days
@@ -364,8 +370,7 @@ def _banded(day: ir.Table, cutoff: datetime, windows: Mapping[str, int | None],
     selects the same days as on the day tiles; merging a few bands per account per window
     is much cheaper than merging every day tile once per window.
     """
-    starts = sorted({day_number(s.date()) for n in windows.values()
-                     if (s := window_start(cutoff, n)) is not None})
+    starts = window_start_days(cutoff, windows.values())
     band = ibis.literal(_FIRST_BUCKET, "int64")
     for b in starts:
         band = (day.day >= b).ifelse(ibis.literal(b, "int64"), band)

@@ -173,8 +173,7 @@ def features_expr(
     if event_days is None and market is not None:
         event_days = event_days_of(market, cutoff)
     if tiles is None:
-        starts = [batch.day_number(batch.window_start(cutoff, n).date())  # type: ignore[union-attr]
-                  for n in merged.values() if n is not None]
+        starts = batch.window_start_days(cutoff, merged.values())
         t = batch.tiles_from_fills(fills, buckets=starts or [0], hi=cutoff)
     else:
         day0 = datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=cutoff.tzinfo)
