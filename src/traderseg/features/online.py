@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, NamedTuple
@@ -205,19 +206,40 @@ _ns: dict[str, Any] = {"_log": math.log, "_sqrt": math.sqrt, "_bucket": _bucket,
 exec(compile(UPDATE_SOURCE, "<traderseg online update>", "exec"), _ns)  # noqa: S102
 _update: Callable[..., None] = _ns["_update"]
 
-def _merge_source() -> str:
-    """Python source folding one tile's scalar measures into another's, one line each."""
-    lines = ["def _merge_scalars(a, b):"]
+def _blocks() -> list[tuple[int, int, M.Measure]]:
+    """Split the measures into runs ``(start, end, first)``: additive runs, min/max alone."""
+    out: list[tuple[int, int, M.Measure]] = []
     for i, m in enumerate(_SCALARS):
+        additive = m.agg in ("count", "sum")
+        if additive and out and out[-1][2].agg in ("count", "sum") and out[-1][1] == i:
+            out[-1] = (out[-1][0], i + 1, out[-1][2])
+        else:
+            out.append((i, i + 1, m))
+    return out
+
+
+def _merge_source() -> str:
+    """Python source folding one tile's scalar measures into another's.
+
+    Runs of additive measures are added slice by slice (``map`` over the slice, one
+    addition per measure as before); minima and maxima keep the larger or smaller.
+    """
+    lines = ["def _merge_scalars(a, b):"]
+    for lo, hi, m in _blocks():
         if m.agg in ("count", "sum"):
-            lines.append(f"    a[{i}] = a[{i}] + b[{i}]")
+            if hi - lo == 1:
+                lines.append(f"    a[{lo}] = a[{lo}] + b[{lo}]")
+            else:
+                lines.append(f"    a[{lo}:{hi}] = map(_add, a[{lo}:{hi}], b[{lo}:{hi}])")
         else:
             op = "<" if m.agg == "min" else ">"
-            lines.append(f"    if b[{i}] is not None and (a[{i}] is None or b[{i}] {op} a[{i}]):")
-            lines.append(f"        a[{i}] = b[{i}]")
+            lines.append(f"    if b[{lo}] is not None and "
+                         f"(a[{lo}] is None or b[{lo}] {op} a[{lo}]):")
+            lines.append(f"        a[{lo}] = b[{lo}]")
     return "\n".join(lines) + "\n"
 
 
+_ns["_add"] = operator.add
 exec(compile(_merge_source(), "<traderseg online merge>", "exec"), _ns)  # noqa: S102
 _merge_scalars: Callable[[list[Any], list[Any]], None] = _ns["_merge_scalars"]
 
@@ -225,13 +247,16 @@ _merge_scalars: Callable[[list[Any], list[Any]], None] = _ns["_merge_scalars"]
 def _sum_source() -> str:
     """Python source of a new list holding two tiles' scalar measures combined."""
     parts = []
-    for i, m in enumerate(_SCALARS):
+    for lo, hi, m in _blocks():
         if m.agg in ("count", "sum"):
-            parts.append(f"a[{i}] + b[{i}]")
+            if hi - lo == 1:
+                parts.append(f"a[{lo}] + b[{lo}]")
+            else:
+                parts.append(f"*map(_add, a[{lo}:{hi}], b[{lo}:{hi}])")
         else:
             op = "<" if m.agg == "min" else ">"
-            parts.append(f"(a[{i}] if b[{i}] is None or (a[{i}] is not None and "
-                         f"not b[{i}] {op} a[{i}]) else b[{i}])")
+            parts.append(f"(a[{lo}] if b[{lo}] is None or (a[{lo}] is not None and "
+                         f"not b[{lo}] {op} a[{lo}]) else b[{lo}])")
     return "def _sum_scalars(a, b):\n    return [" + ",\n        ".join(parts) + "]\n"
 
 

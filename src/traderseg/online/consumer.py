@@ -34,6 +34,7 @@ import pyarrow as pa
 from traderseg.errors import ConfigError
 from traderseg.features.batch import day_number
 from traderseg.features.online import AccountState, feature_frame
+from traderseg.features.online_fold import fold_table, micros
 from traderseg.online import state as S
 from traderseg.online.decide import DecisionEngine, empty_assignments
 from traderseg.online.messages import validate_messages, validate_raw
@@ -179,15 +180,8 @@ class StreamConsumer:
         ).fetch_record_batch(200_000)
         count = 0
         for rb in reader:
-            for rec in records_from_arrow(pa.Table.from_batches([rb])):
-                acct = rec["account_id"]
-                st = self.states.get(acct)
-                if st is None:
-                    st = self.states[acct] = AccountState()
-                st.update(rec)
-                self.p_tiles.add((acct, rec["ts"] // 86_400_000_000))
-                self.p_accounts.add(acct)
-                count += 1
+            self._fold_rows(pa.Table.from_batches([rb]))
+            count += rb.num_rows
         self.cp.last_tick = None
         logger.info("online state seeded from %d stored fills of %d accounts", count,
                     len(self.states))
@@ -311,11 +305,20 @@ class StreamConsumer:
         return out
 
     def _fold(self, fills: pa.Table) -> None:
+        """Fold a batch in time order, deciding each interval as the first fill after it comes.
+
+        The rows between two interval ends are folded at once (:func:`fold_table`); the
+        interval bookkeeping walks the rows' times.
+        """
         tick = self.cfg.tick_us
-        recs = records_from_arrow(fills)
-        for rec in recs:
-            ts = rec["ts"]
+        times = micros(fills.column("ts")).to_pylist()
+        ids = fills.column("fill_id").to_pylist()
+        accts = fills.column("account_id").to_pylist()
+        start = 0
+        for i, ts in enumerate(times):
             if self.cp.open_tick is not None and ts >= self.cp.open_tick:
+                self._fold_rows(fills.slice(start, i - start))
+                start = i
                 self._close_open_tick()
             if self.cp.open_tick is None:
                 if self.cp.last_tick is not None and ts < self.cp.last_tick:
@@ -327,21 +330,23 @@ class StreamConsumer:
             elif self.cp.last_tick is not None and ts < self.cp.last_tick:
                 self.stats.late += 1
                 self.cp.late += 1
-            acct = rec["account_id"]
-            st = self.states.get(acct)
-            if st is None:
-                st = self.states[acct] = AccountState()
-            st.update(rec)
-            self.p_tiles.add((acct, ts // 86_400_000_000))
-            self.p_accounts.add(acct)
+            acct = accts[i]
             # the trigger of the decision: the account's latest fill (ties: largest id)
-            key = (ts, rec["fill_id"])
+            key = (ts, ids[i])
             if self.open_key.get(acct, key) <= key:
                 self.open_key[acct] = key
-                self.open_fills[acct] = rec["fill_id"]
-        self.p_count += len(recs)
-        self.stats.accepted += len(recs)
-        self.cp.fills += len(recs)
+                self.open_fills[acct] = ids[i]
+        self._fold_rows(fills.slice(start))
+        self.p_count += len(times)
+        self.stats.accepted += len(times)
+        self.cp.fills += len(times)
+
+    def _fold_rows(self, fills: pa.Table) -> None:
+        """Fold fills into the online state and note the tiles and accounts touched."""
+        if fills.num_rows:
+            touched = fold_table(self.states, fills)
+            self.p_tiles |= touched
+            self.p_accounts.update(a for a, _ in touched)
 
     def _close_open_tick(self) -> None:
         """Decide every account that traded in the open interval, as of its end."""
@@ -480,17 +485,6 @@ class StreamConsumer:
                 "AND o.field = r.field AND o.reason = r.reason)")
         finally:
             self.con.unregister("_stream_rejects")
-
-
-def records_from_arrow(fills: pa.Table) -> list[dict[str, Any]]:
-    """Canonical fills as mappings for ``AccountState.update`` (times in microseconds)."""
-    cols = {}
-    for name in fills.column_names:
-        col = fills.column(name)
-        if pa.types.is_timestamp(col.type):
-            col = col.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-        cols[name] = col
-    return pa.table(cols).to_pylist()
 
 
 def _event_times(con: duckdb.DuckDBPyConnection) -> list[tuple[int, date]] | None:
