@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -124,21 +125,32 @@ def one_more_day(db: Path, as_of: str) -> dict:
     return {"fills": int(n), "seconds": seconds, "tiles_current_after": current}
 
 
-def online_rate(db: Path, n: int = 1_000_000) -> dict:
-    """Fills per second through AccountState.update on one core, and state bytes."""
+def online_rate(db: Path, n: int = 1_000_000, batches: tuple[int, ...] = (10_000, 100_000),
+                repeats: int = 3) -> dict:
+    """Fills per second into the online state on one core, per fill and by table; state bytes.
+
+    Per fill: ``AccountState.update`` over records converted beforehand. By table:
+    ``fold_table`` over slices of the Arrow table (the stream consumer's path; the column
+    conversion is inside the timing). The same fills, in time order, medians of ``repeats``,
+    the two paths alternating; the cyclic collector runs as it does by default.
+    """
+    import gc
     import tracemalloc
 
     import duckdb
 
     from traderseg.features.online import AccountState, records_from_frame
+    from traderseg.features.online_fold import fold_table
 
     con = duckdb.connect(str(db), read_only=True)
     con.execute("SET enable_progress_bar = false")
-    fills = con.sql(f"SELECT * EXCLUDE (source) FROM fills ORDER BY ts LIMIT {n}").df()
+    table = con.sql(f"SELECT * EXCLUDE (source) FROM fills ORDER BY ts, fill_id LIMIT {n}")
+    table = table.arrow()
+    table = table.read_all() if hasattr(table, "read_all") else table
     con.close()
-    records = list(records_from_frame(fills))
+    records = list(records_from_frame(table.to_pandas()))
 
-    def build() -> dict[str, AccountState]:
+    def per_fill() -> dict[str, AccountState]:
         states: dict[str, AccountState] = {}
         for r in records:
             s = states.get(r["account_id"])
@@ -147,28 +159,47 @@ def online_rate(db: Path, n: int = 1_000_000) -> dict:
             s.update(r)
         return states
 
-    # the records are long-lived: keep the cyclic collector off them, as a consumer
-    # holding its state would (gc.freeze)
-    import gc
+    def by_table(size: int) -> dict[str, AccountState]:
+        states: dict[str, AccountState] = {}
+        for i in range(0, table.num_rows, size):
+            fold_table(states, table.slice(i, size))
+        return states
 
+    # the inputs are long-lived: keep the cyclic collector off them (gc.freeze), as a
+    # consumer holding its batch would; the states built are collected as usual
     gc.collect()
     gc.freeze()
-    t = time.perf_counter()
-    states = build()
-    seconds = time.perf_counter() - t
-    del states
-    tracemalloc.start()  # a second pass for memory only: tracing slows the loop
+    contenders: dict[str, Any] = {"per_fill": per_fill}
+    for b in batches:
+        contenders[f"table_{b}"] = lambda b=b: by_table(b)
+    runs: dict[str, list[float]] = {k: [] for k in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            t = time.perf_counter()
+            states = fn()
+            runs[name].append(time.perf_counter() - t)
+            del states
+            gc.collect()
+    out: dict[str, Any] = {"fills": len(records)}
+    for name, secs in runs.items():
+        med = statistics.median(secs)
+        out[name] = {"median_s": med, "fills_per_s": len(records) / med,
+                     "runs_s": [round(x, 3) for x in secs]}
+    tracemalloc.start()  # a separate pass for memory only: tracing slows the loop
     before = tracemalloc.get_traced_memory()[0]
-    states = build()
+    states = per_fill()
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     days = sum(len(s.tiles) for s in states.values())
     snap = sum(len(s.to_json()) for s in states.values())
-    return {"fills": len(records), "seconds": seconds, "fills_per_s": len(records) / seconds,
-            "accounts": len(states), "account_days": days,
-            "bytes_per_account_in_memory": held / len(states),
-            "bytes_per_account_day_in_memory": held / days,
-            "snapshot_bytes_per_account": snap / len(states)}
+    folded = by_table(table.num_rows)  # one table: bit for bit (several: up to summation order)
+    out["one_table_equals_per_fill"] = all(folded[a].to_json() == s.to_json()
+                                       for a, s in states.items()) and len(folded) == len(states)
+    out.update({"accounts": len(states), "account_days": days,
+                "bytes_per_account_in_memory": held / len(states),
+                "bytes_per_account_day_in_memory": held / days,
+                "snapshot_bytes_per_account": snap / len(states)})
+    return out
 
 
 def spark_vs_duckdb(n_fills: int) -> dict:
@@ -229,6 +260,8 @@ def main() -> None:
     ap.add_argument("--spark-fills", type=int, default=0)
     ap.add_argument("--ingest", action="store_true")
     ap.add_argument("--online-fills", type=int, default=1_000_000)
+    ap.add_argument("--online-only", action="store_true",
+                    help="only the online state's rates (on the first size's store)")
     ap.add_argument("--one")
     ap.add_argument("--db")
     ap.add_argument("--as-of")
@@ -240,7 +273,7 @@ def main() -> None:
     from bench_features import build_store
 
     results: dict = {"sizes": []}
-    for size in [int(s) for s in args.sizes.split(",") if s]:
+    for size in [] if args.online_only else [int(s) for s in args.sizes.split(",") if s]:
         db, as_of = build_store(size)
         rebuild_s = _ensure_tiles(db)
         runs: dict[str, list] = {"lean": [], "fills": [], "tiles": []}

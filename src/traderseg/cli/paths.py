@@ -30,3 +30,19 @@ def check_out_file(path: Path, option: str, *, overwrite: bool = False) -> None:
         raise ConfigError(f"{option} {path}: folder {path.parent} does not exist")
     if path.exists() and not overwrite:
         raise ConfigError(f"{option} {path}: file exists; pass --overwrite to replace it")
+
+
+def check_out_dataset(path: Path, option: str, *, overwrite: bool = False) -> None:
+    """Refuse an output dataset (a Parquet folder written by Spark) that exists or has no folder.
+
+    With ``overwrite`` an existing file or folder is accepted (the writer replaces it).
+
+    Raises
+    ------
+    ConfigError
+        Naming the option, the path and what is wrong.
+    """
+    if not path.parent.exists():
+        raise ConfigError(f"{option} {path}: folder {path.parent} does not exist")
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{option} {path}: exists; pass --overwrite to replace it")

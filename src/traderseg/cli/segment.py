@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from rich.table import Table
 from traderseg.cli import app, console
 from traderseg.cli.args import parse_as_of, parse_segments
 from traderseg.cli.format import add_rows, count, table
-from traderseg.cli.paths import check_out_file
+from traderseg.cli.paths import check_out_dataset, check_out_file
 from traderseg.errors import ConfigError, SchemaError
 
 
@@ -113,22 +114,42 @@ def assign_command(
     out: Path = typer.Option(..., "--out", help="Parquet file of assignments."),
     as_of: str = typer.Option(None, "--as-of", help="Cutoff; default the model's."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
+    engine: str = typer.Option(
+        "duckdb", "--engine",
+        help="duckdb (default) or spark: features and scoring in a PySpark local[2] session; "
+             "--out is then a Parquet folder written by Spark."),
 ) -> None:
     """Assign every account to a segment, with membership and overlays.
 
     Warns, naming the most shifted features, when the store's accounts differ strongly
-    from the population the model was trained on.
+    from the population the model was trained on (not on Spark).
     """
-    from traderseg.segment.workflow import assign_accounts
-
     cutoff = parse_as_of(as_of) if as_of is not None else None
-    check_out_file(out, "--out", overwrite=overwrite)
+    if engine not in ("duckdb", "spark"):
+        raise SchemaError(f"--engine {engine!r}: expected duckdb or spark")
+    if engine == "spark":
+        check_out_dataset(out, "--out", overwrite=overwrite)
+    else:
+        check_out_file(out, "--out", overwrite=overwrite)
     _check_store(db)
-    with console.status("computing features and assigning"):
-        frame = assign_accounts(db, model, cutoff)
-    frame.to_parquet(out, index=False)
-    counts = frame.groupby(["segment", "segment_name"]).size().reset_index(name="accounts")
-    t = Table(title=f"{len(frame):,} accounts assigned")
+    if engine == "spark":
+        from traderseg.segment.spark import write_assignments_spark
+
+        if out.is_dir():  # --overwrite given (checked above): Spark writes a folder
+            shutil.rmtree(out)
+        elif out.exists():
+            out.unlink()
+        with console.status("computing features and assigning on Spark"):
+            counts = write_assignments_spark(db, model, out, cutoff)
+    else:
+        from traderseg.segment.workflow import assign_accounts
+
+        with console.status("computing features and assigning"):
+            frame = assign_accounts(db, model, cutoff)
+        frame.to_parquet(out, index=False)
+        counts = frame.groupby(["segment", "segment_name"]).size().reset_index(name="accounts")
+    total = int(counts["accounts"].sum())
+    t = Table(title=f"{total:,} accounts assigned")
     for c in ("segment", "name", "accounts"):
         t.add_column(c)
     for r in counts.to_dict("records"):

@@ -27,6 +27,7 @@ NULL throughout.
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import MutableMapping
 from typing import Any
@@ -212,11 +213,16 @@ def _floats(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 def _first_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct ``keys`` in order of first appearance, and each row's index into them."""
-    uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty(len(uniq), dtype=np.int64)
-    rank[order] = np.arange(len(uniq))
-    return uniq[order], rank[inverse.ravel()]
+    codes, uniq = pd.factorize(keys)  # hashing, codes numbered in order of first appearance
+    return np.asarray(uniq), codes.astype(np.int64)
+
+
+def _first_rows(codes: np.ndarray) -> np.ndarray:
+    """Row of each code's first appearance, for codes numbered in that order."""
+    if not len(codes):
+        return np.empty(0, dtype=np.int64)
+    top = np.maximum.accumulate(codes)
+    return np.flatnonzero(np.concatenate(([True], top[1:] > top[:-1])))
 
 
 def _sketch_buckets(x: np.ndarray) -> np.ndarray:
@@ -239,12 +245,11 @@ def _scalar_rows(ev: _FillEvaluator, g: np.ndarray, groups: int) -> list[list[An
     masks: dict[int, np.ndarray] = {}
     mat = np.empty((groups, len(_SCALARS)))
     for j, m in enumerate(_SCALARS):
-        if m.where is None:
-            mask = ones
-        else:
-            mask = masks.get(id(m.where))
-            if mask is None:
-                mask = masks[id(m.where)] = _np_truth(ev(m.where))
+        mask: np.ndarray = ones
+        if m.where is not None:
+            if id(m.where) not in masks:
+                masks[id(m.where)] = _np_truth(ev(m.where))
+            mask = masks[id(m.where)]
         v = None if m.expr is None else ev(m.expr)
         if v is not None and m.expr is not None and m.expr.nullable:
             mask = mask & ~np.isnan(v)
@@ -289,12 +294,28 @@ def fold_table(states: MutableMapping[str, AccountState],
     tiles this batch creates, up to floating-point summation order for tiles that already
     held fills. Returns the ``(account_id, day)`` tiles touched.
 
+    The cyclic garbage collector is paused while a batch is folded: the tiles it allocates
+    form no cycles, and collections in the middle of a batch would traverse the whole
+    state again and again.
+
     Raises
     ------
     DataError
         A required column is missing, or a fill falls in an account's compacted history
         (nothing is folded then).
     """
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        return _fold_table(states, fills)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _fold_table(states: MutableMapping[str, AccountState],
+                fills: pa.Table | pd.DataFrame) -> set[tuple[str, int]]:
     table = fills if isinstance(fills, pa.Table) else pa.Table.from_pandas(
         fills, preserve_index=False)
     n = table.num_rows
@@ -359,19 +380,23 @@ def _grouped(parts: list[np.ndarray], rows: np.ndarray | None = None
     """Group rows by several integer key columns (codes from 0).
 
     Returns each group's first row (groups in order of first appearance) and each row's
-    group. The combined key is re-densified after every column, so it never overflows.
+    group. Columns combine into one integer key, made dense again whenever the product of
+    their ranges could overflow.
     """
     key = np.zeros(len(parts[0]), dtype=np.int64)
+    span = 1
     for p in parts:
-        _, dense = np.unique(key, return_inverse=True)
-        key = dense.ravel().astype(np.int64) * (int(p.max(initial=0)) + 1) + p
+        size = int(p.max(initial=0)) + 1
+        if span * size >= 2**62:
+            key, _ = pd.factorize(key)
+            key = key.astype(np.int64)
+            span = int(key.max(initial=0)) + 1
+        key = key * size + p
+        span *= size
     if rows is not None:
         key = key[rows]
-    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty(len(uniq), dtype=np.int64)
-    rank[order] = np.arange(len(uniq))
-    return first[order], rank[inverse.ravel()]
+    _, codes = _first_order(key)
+    return _first_rows(codes), codes
 
 
 def _decode(cols: _Columns, name: str, codes: np.ndarray) -> list[Any]:

@@ -13,6 +13,7 @@ collects them to pandas for the command line and for tests.
 from __future__ import annotations
 
 import logging
+import sys
 import tempfile
 from collections.abc import Sequence
 from datetime import datetime
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 def spark_session(master: str = "local[2]", *, time_zone: str | None = None,
-                  shuffle_partitions: int = 4) -> Any:
+                  shuffle_partitions: int = 4, python: str | None = None) -> Any:
     """Start a Spark session for the catalogue (local; the UI off, bound to loopback).
 
     Parameters
@@ -41,6 +42,9 @@ def spark_session(master: str = "local[2]", *, time_zone: str | None = None,
         ``spark.sql.session.timeZone``; the features do not depend on it.
     shuffle_partitions : int
         ``spark.sql.shuffle.partitions``: a handful suits a local session.
+    python : str, optional
+        ``spark.pyspark.python``, the interpreter of the Python workers (model scoring runs
+        there). Default for a ``local`` master: this interpreter, which has traderseg.
     """
     try:
         from pyspark.sql import SparkSession
@@ -56,7 +60,16 @@ def spark_session(master: str = "local[2]", *, time_zone: str | None = None,
     )
     if time_zone:
         builder = builder.config("spark.sql.session.timeZone", time_zone)
-    return builder.getOrCreate()
+    if python is None and master.startswith("local"):
+        python = sys.executable
+    if python:
+        builder = builder.config("spark.pyspark.python", python)
+    session = builder.getOrCreate()
+    if python:
+        # PySpark starts the workers of Python functions with the context's interpreter,
+        # which it takes from PYSPARK_PYTHON or else a bare "python3" off the PATH
+        session.sparkContext.pythonExec = python
+    return session
 
 
 def export_store(db: str | Path, folder: str | Path) -> dict[str, Path]:

@@ -37,6 +37,8 @@ component; the score is then the weighted mean of the known components.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -163,15 +165,9 @@ def value_tier(features: pd.DataFrame, *, column: str = "fees_usd__all",
     sizes = np.bincount(group, minlength=int(group.max(initial=-1)) + 1)
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
     rank[order] = np.arange(n) - starts[group[order]]
-    size = sizes[group].astype(float)
     tiers = np.full(n, "bronze", dtype=object)
-    cumulative = 0.0
-    lower = np.zeros(n, dtype=np.int64)
-    for name, share in VALUE_TIERS:
-        cumulative += share
-        upper = np.round(cumulative * size).astype(np.int64)
+    for name, lower, upper in tier_bounds(sizes[group]):
         tiers[(rank >= lower) & (rank < upper)] = name
-        lower = upper
     tiers[fees <= 0] = "bronze"
     cats = [name for name, _ in VALUE_TIERS] + ["bronze"]
     return pd.Series(pd.Categorical(tiers, categories=cats), index=features.index,
@@ -237,6 +233,30 @@ def risk_profile(features: pd.DataFrame, *, window: str = "all") -> pd.DataFrame
     parts = out[weights.index]
     w = parts.notna().mul(weights)
     out["risk_score"] = parts.mul(weights).sum(axis=1) / w.sum(axis=1)
+    return out
+
+
+def tier_bounds(size: Any) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Rank range ``[lower, upper)`` of each tier among ``size`` accounts ranked from the top.
+
+    ``upper`` is the tier's cumulative share of ``size`` rounded half to even (NumPy's
+    rounding); ``size`` may be an array (one group size per row). Accounts ranked at or
+    after the last ``upper`` are ``bronze``.
+
+    Examples
+    --------
+    >>> [(name, int(lo), int(hi)) for name, lo, hi in tier_bounds(150)]
+    [('platinum', 0, 2), ('gold', 2, 15), ('silver', 15, 75)]
+    """
+    size = np.asarray(size, dtype=float)
+    out = []
+    lower = np.zeros(size.shape, dtype=np.int64)
+    cumulative = 0.0
+    for name, share in VALUE_TIERS:
+        cumulative += share
+        upper = np.round(cumulative * size).astype(np.int64)
+        out.append((name, lower, upper))
+        lower = upper
     return out
 
 

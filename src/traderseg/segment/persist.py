@@ -220,25 +220,33 @@ def load_model(directory: str | Path) -> tuple[TraderSegmenter, dict[str, Any]]:
             f"running catalogue is version {CATALOG_VERSION!r}; recompute the features and "
             "refit the model"
         )
+    return loads_model(blob, str(model_path)), meta
+
+
+def loads_model(blob: bytes, where: str) -> TraderSegmenter:
+    """Load a segmenter from the bytes of a skops file, trusting only :data:`TRUSTED_TYPES`.
+
+    ``where`` names the bytes in errors (the file, or "broadcast model" on Spark workers).
+    """
     try:
         unknown = [t for t in sio.get_untrusted_types(data=blob) if t not in TRUSTED_TYPES]
     except Exception as exc:  # noqa: BLE001 - skops raises many kinds on a damaged file
-        raise DataError(f"{model_path}: not a readable skops model file "
+        raise DataError(f"{where}: not a readable skops model file "
                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
                         ) from None
     if unknown:
         raise ModelVersionError(
-            f"model file {model_path} references types this library does not trust: {unknown}"
+            f"model file {where} references types this library does not trust: {unknown}"
         )
     try:
         model = sio.loads(blob, trusted=list(TRUSTED_TYPES))
     except Exception as exc:  # noqa: BLE001 - as above
-        raise DataError(f"{model_path}: the model cannot be loaded "
+        raise DataError(f"{where}: the model cannot be loaded "
                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
                         ) from None
     if not isinstance(model, TraderSegmenter):
-        raise ModelVersionError(f"{model_path} holds a {type(model).__name__}, not a segmenter")
-    return upgrade_model(model), meta
+        raise ModelVersionError(f"{where} holds a {type(model).__name__}, not a segmenter")
+    return upgrade_model(model)
 
 
 def upgrade_model(model: TraderSegmenter) -> TraderSegmenter:

@@ -225,6 +225,8 @@ def assignments_frame(
 ) -> pd.DataFrame:
     """Segment, membership, runner-up and overlays of every account in ``features``.
 
+    :func:`segment_frame` beside :func:`~traderseg.segment.overlays.overlays`.
+
     Parameters
     ----------
     model : TraderSegmenter
@@ -240,6 +242,24 @@ def assignments_frame(
         ``account_id, segment, segment_name, membership, runner_up, runner_up_name,
         runner_up_membership``, then ``lifecycle_stage, value_tier, risk_score`` and the
         risk components.
+    """
+    seg = segment_frame(model, features, names_by_id)
+    return pd.concat([seg, overlays(features).reset_index(drop=True)], axis=1)
+
+
+def segment_frame(
+    model: TraderSegmenter, features: pd.DataFrame, names_by_id: dict[int, str]
+) -> pd.DataFrame:
+    """Segment, membership and runner-up of each account: row by row, no overlays.
+
+    Each row depends on that account's features alone, so a frame split in parts (Spark
+    partitions) gives the same rows as the whole.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id, segment, segment_name, membership, runner_up, runner_up_name,
+        runner_up_membership``.
     """
     needed = [str(c) for c in model.feature_names_in_]
     missing = [c for c in needed if c not in features.columns]
@@ -265,8 +285,7 @@ def assignments_frame(
             "runner_up_membership": proba[np.arange(len(X)), second],
         }
     )
-    ov = overlays(features).reset_index(drop=True)
-    return pd.concat([out, ov], axis=1)
+    return out
 
 
 def _model_and_features(
