@@ -11,10 +11,17 @@ between contenders, medians of ``--repeats`` runs:
 - ``tiles``: the same from the store's current daily tiles (plus the partial cutoff day);
 
 then the ingest of one more day of fills with its tile update (on a copy of the store
-without that day), the online state's update rate on one core and its bytes per account,
-and optionally (``--spark-fills``) Spark beside DuckDB on a smaller store, and
-(``--ingest``) ingest against a bare DuckDB ``CREATE TABLE AS SELECT`` of the same Parquet.
-Results go to ``bench/out/engine_results.json``.
+without that day). ``--parts`` picks what runs (default ``sizes,online``):
+
+- ``sizes``: the above, for each of ``--sizes``;
+- ``online``: the online state's update rate on one core, per fill (``AccountState.update``)
+  and by table (``fold_table``, the stream consumer's path), and its bytes per account;
+- ``spark`` (or ``--spark-fills N``): Spark beside DuckDB on a smaller store, features and
+  assignment with a saved model;
+- ``ingest`` (or ``--ingest``): ``traderseg ingest`` against a bare DuckDB
+  ``CREATE TABLE AS SELECT`` of the same Parquet, medians of ``--repeats``.
+
+Results go to ``bench/out/engine_results*.json``.
 """
 
 from __future__ import annotations
@@ -205,6 +212,7 @@ def online_rate(db: Path, n: int = 1_000_000, batches: tuple[int, ...] = (10_000
 def spark_vs_duckdb(n_fills: int) -> dict:
     """Spark (local[2]) beside DuckDB on a store of about ``n_fills`` fills."""
     import numpy as np
+    import pandas as pd
 
     from bench_features import build_store
     from traderseg.features.compute import compute_features
@@ -218,19 +226,46 @@ def spark_vs_duckdb(n_fills: int) -> dict:
     t = time.perf_counter()
     spark = compute_features_spark(db, as_of, WINDOWS, session=session)
     spark_s = time.perf_counter() - t
-    session.stop()
     spark = spark.reindex(index=duck.index, columns=duck.columns)
     sketch = [c for c in duck.columns if c.startswith(("notional_median", "notional_p95"))]
     exact = [c for c in duck.columns if c not in sketch]
     close = np.isclose(spark[exact], duck[exact], rtol=1e-9, atol=1e-9, equal_nan=True)
-    return {"fills": n_fills, "duckdb_s": duck_s, "spark_s": spark_s,
-            "accounts": len(duck), "exact_columns_equal": bool(close.all()),
-            "sketch_columns_equal": bool(np.isclose(spark[sketch], duck[sketch], rtol=1e-9,
-                                                    equal_nan=True).all())}
+    out = {"fills": n_fills, "duckdb_s": duck_s, "spark_s": spark_s,
+           "accounts": len(duck), "exact_columns_equal": bool(close.all()),
+           "sketch_columns_equal": bool(np.isclose(spark[sketch], duck[sketch], rtol=1e-9,
+                                                   equal_nan=True).all())}
+    # assignment with a saved model: DuckDB features + scoring vs features + scoring in Spark
+    from traderseg.segment.spark import write_assignments_spark
+    from traderseg.segment.workflow import assign_accounts, fit_segments
+
+    model = OUT / "spark_model"
+    shutil.rmtree(model, ignore_errors=True)
+    fit_segments(db, as_of, model, n_segments=8, random_state=0)
+    t = time.perf_counter()
+    ref = assign_accounts(db, model)
+    out["assign_duckdb_s"] = time.perf_counter() - t
+    target = OUT / "spark_assign.parquet"
+    shutil.rmtree(target, ignore_errors=True)
+    t = time.perf_counter()
+    write_assignments_spark(db, model, target, session=session)
+    out["assign_spark_s"] = time.perf_counter() - t
+    session.stop()
+    got = pd.read_parquet(target).set_index("account_id").reindex(ref["account_id"])
+    out["assign_segments_equal"] = bool((got["segment"].to_numpy()
+                                         == ref["segment"].to_numpy()).all())
+    out["assign_tiers_equal"] = bool((got["value_tier"].to_numpy()
+                                      == ref["value_tier"].astype(str).to_numpy()).all())
+    out["assign_membership_max_diff"] = float(np.abs(got["membership"].to_numpy()
+                                                     - ref["membership"].to_numpy()).max())
+    return out
 
 
-def ingest_vs_ctas(n_fills: int) -> dict:
-    """`traderseg ingest` (tiles included) against CREATE TABLE AS SELECT of the Parquet."""
+def ingest_vs_ctas(n_fills: int, repeats: int = 3) -> dict:
+    """`traderseg ingest` (tiles included) against CREATE TABLE AS SELECT of the Parquet.
+
+    Both write a new DuckDB file from the simulated venue's fills Parquet, alternating,
+    ``repeats`` times; medians.
+    """
     import duckdb
 
     from bench_features import build_store
@@ -239,18 +274,23 @@ def ingest_vs_ctas(n_fills: int) -> dict:
     build_store(n_fills)
     sim = OUT / f"sim_{n_fills // 1_000_000}M" / "fills"
     work = OUT / "ingest_vs_ctas"
+    runs: dict[str, list[float]] = {"ctas_s": [], "ingest_s": []}
+    for _ in range(repeats):
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        t = time.perf_counter()
+        con = duckdb.connect(str(work / "ctas.duckdb"))
+        con.execute("SET enable_progress_bar = false")
+        con.execute(f"CREATE TABLE fills AS SELECT * FROM read_parquet('{sim}/*.parquet')")
+        con.close()
+        runs["ctas_s"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        ingest([sim], work / "ingest.duckdb")
+        runs["ingest_s"].append(time.perf_counter() - t)
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    t = time.perf_counter()
-    con = duckdb.connect(str(work / "ctas.duckdb"))
-    con.execute(f"CREATE TABLE fills AS SELECT * FROM read_parquet('{sim}/*.parquet')")
-    con.close()
-    ctas = time.perf_counter() - t
-    t = time.perf_counter()
-    ingest([sim], work / "ingest.duckdb")
-    ing = time.perf_counter() - t
-    shutil.rmtree(work, ignore_errors=True)
-    return {"fills": n_fills, "ctas_s": ctas, "ingest_s": ing, "ratio": ing / ctas}
+    ctas, ing = (statistics.median(runs[k]) for k in ("ctas_s", "ingest_s"))
+    return {"fills": n_fills, "ctas_s": ctas, "ingest_s": ing, "ratio": ing / ctas,
+            "runs": {k: [round(x, 2) for x in v] for k, v in runs.items()}}
 
 
 def main() -> None:
@@ -260,8 +300,9 @@ def main() -> None:
     ap.add_argument("--spark-fills", type=int, default=0)
     ap.add_argument("--ingest", action="store_true")
     ap.add_argument("--online-fills", type=int, default=1_000_000)
-    ap.add_argument("--online-only", action="store_true",
-                    help="only the online state's rates (on the first size's store)")
+    ap.add_argument("--parts", default="sizes,online",
+                    help="what to run, of sizes,online,spark,ingest (--spark-fills and "
+                         "--ingest add theirs)")
     ap.add_argument("--one")
     ap.add_argument("--db")
     ap.add_argument("--as-of")
@@ -272,8 +313,13 @@ def main() -> None:
     sys.path.insert(0, str(HERE))
     from bench_features import build_store
 
+    parts = set(args.parts.split(","))
+    if args.spark_fills:
+        parts.add("spark")
+    if args.ingest:
+        parts.add("ingest")
     results: dict = {"sizes": []}
-    for size in [] if args.online_only else [int(s) for s in args.sizes.split(",") if s]:
+    for size in [int(s) for s in args.sizes.split(",") if s] if "sizes" in parts else []:
         db, as_of = build_store(size)
         rebuild_s = _ensure_tiles(db)
         runs: dict[str, list] = {"lean": [], "fills": [], "tiles": []}
@@ -296,18 +342,20 @@ def main() -> None:
             row["one_more_day"]["over_full_recompute"] = row["one_more_day"]["seconds"] / fills
         print(json.dumps(row), flush=True)
         results["sizes"].append(row)
-    if args.online_fills:
+    if "online" in parts and args.online_fills:
         db, _ = build_store(int(args.sizes.split(",")[0]))
         results["online"] = online_rate(db, args.online_fills)
         print(json.dumps(results["online"]), flush=True)
-    if args.spark_fills:
-        results["spark"] = spark_vs_duckdb(args.spark_fills)
+    if "spark" in parts:
+        results["spark"] = spark_vs_duckdb(args.spark_fills or 1_000_000)
         print(json.dumps(results["spark"]), flush=True)
-    if args.ingest:
-        results["ingest"] = ingest_vs_ctas(int(args.sizes.split(",")[0]))
+    if "ingest" in parts:
+        results["ingest"] = ingest_vs_ctas(int(args.sizes.split(",")[0]), args.repeats)
         print(json.dumps(results["ingest"]), flush=True)
     OUT.mkdir(exist_ok=True)
-    (OUT / "engine_results.json").write_text(json.dumps(results, indent=2))
+    name = "engine_results.json" if parts == {"sizes", "online"} else (
+        f"engine_results_{'_'.join(sorted(parts))}.json")
+    (OUT / name).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

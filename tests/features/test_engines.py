@@ -210,3 +210,32 @@ def test_online_refuses_fills_in_the_compacted_history():
     restored = AccountState.from_json(st_.to_json())
     assert restored.folded_through == st_.folded_through == max(st_.old_days)
     assert st_.folded_through < last_day
+
+
+def test_fingerprints_combine_over_disjoint_rows(tmp_path):
+    assert tiles.combine_fingerprints("3:5", "2:6") == "5:3"  # counts add, hashes xor
+    fills = random_fills(n=400, accounts=6, seed=3)
+    con = fills_store(fills, tmp_path / "s.duckdb")
+    con.execute("CREATE TABLE part_a AS SELECT * FROM fills WHERE fill_id < 'f2'")
+    con.execute("CREATE TABLE part_b AS SELECT * FROM fills WHERE fill_id >= 'f2'")
+    whole = tiles.fingerprint(con)
+    assert whole.startswith(f"{len(fills)}:")
+    assert tiles.fingerprint(con, "part_a") != whole
+    assert tiles.combine_fingerprints(tiles.fingerprint(con, "part_a"),
+                                      tiles.fingerprint(con, "part_b")) == whole
+
+
+def test_ingest_of_partly_known_fills_keeps_the_tiles_current(tmp_path):
+    fills = random_fills(n=600, accounts=8, seed=6)
+    for c in ("ts", "expiry"):
+        fills[c] = fills[c].dt.floor("us")
+    fills.iloc[:400].to_parquet(tmp_path / "first.parquet", index=False)
+    # the second file repeats 100 stored fills beside 200 new ones: the digest is rescanned
+    fills.iloc[300:].to_parquet(tmp_path / "second.parquet", index=False)
+    db = tmp_path / "store.duckdb"
+    ingest([tmp_path / "first.parquet"], db)
+    ingest([tmp_path / "second.parquet"], db)
+    con = connect(db)
+    assert tiles.status(con) == (True, "current")
+    meta = con.execute(f"SELECT fills_rows, fingerprint FROM {tiles.META}").fetchone()
+    assert meta == (len(fills), tiles.fingerprint(con))

@@ -14,6 +14,7 @@ maps), ``tiles_sketch_{name}`` (sketch buckets) and ``tiles_meta``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from datetime import datetime
@@ -51,13 +52,23 @@ def table_names() -> dict[str, str]:
 
 
 def _tile_sql(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
-    """Compile each tile part to SQL over the fills relation ``source``."""
-    backend = ibis.duckdb.from_connection(con)
-    t = batch.tiles_from_fills(backend.table(source))
+    """Compile each tile part to SQL over the fills relation ``source``.
+
+    The SQL depends only on the relation's name and schema: it is compiled once per process
+    for each (an ingest of many files refreshes the tiles once per file).
+    """
+    schema = ibis.duckdb.from_connection(con).table(source).schema()
+    return dict(_compiled_tile_sql(source, tuple(schema.items())))
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_tile_sql(source: str, schema: tuple[tuple[str, Any], ...]
+                       ) -> tuple[tuple[str, str], ...]:
+    t = batch.tiles_from_fills(ibis.table(ibis.schema(dict(schema)), name=source))
     parts = {"day": t.day}
     parts.update({f"map:{k}": v for k, v in t.maps.items()})
     parts.update({f"sketch:{k}": v for k, v in t.sketches.items()})
-    return {k: str(ibis.to_sql(v, dialect="duckdb")) for k, v in parts.items()}
+    return tuple((k, str(ibis.to_sql(v, dialect="duckdb"))) for k, v in parts.items())
 
 
 def day_sql(ts: str) -> str:
@@ -75,15 +86,23 @@ def _fills_rows(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
-def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+def fingerprint(con: duckdb.DuckDBPyConnection, relation: str = "fills") -> str:
     """Order-free digest of the fills columns the measures read (count and xor of row hashes).
 
     It changes whenever a row the tiles summarise is added, removed or altered, whatever
-    wrote it; computing it is one scan of those columns.
+    wrote it; computing it is one scan of those columns. The digest of a union of disjoint
+    row sets is :func:`combine_fingerprints` of theirs, so an ingest that only adds rows
+    digests the added rows alone.
     """
     cols = ", ".join(c for c in MEASURE_SET.read_columns())
-    row = con.execute(f"SELECT count(*), bit_xor(hash({cols})) FROM fills").fetchone()
-    return f"{int(row[0]) if row else 0}:{row[1] if row else 0}"
+    row = con.execute(f"SELECT count(*), bit_xor(hash({cols})) FROM {relation}").fetchone()
+    return f"{int(row[0]) if row else 0}:{(row[1] or 0) if row else 0}"
+
+
+def combine_fingerprints(a: str, b: str) -> str:
+    """Return the fingerprint of the union of two disjoint row sets, from theirs."""
+    (na, xa), (nb, xb) = (tuple(int(p) for p in f.split(":")) for f in (a, b))
+    return f"{na + nb}:{xa ^ xb}"
 
 
 def _meta(con: duckdb.DuckDBPyConnection) -> tuple[str, int, str] | str:
@@ -119,11 +138,11 @@ def status(con: duckdb.DuckDBPyConnection) -> tuple[bool, str]:
     return True, "current"
 
 
-def _write_meta(con: duckdb.DuckDBPyConnection) -> None:
+def _write_meta(con: duckdb.DuckDBPyConnection, digest: str | None = None) -> None:
     con.execute(f"CREATE OR REPLACE TABLE {META} (version VARCHAR, fills_rows BIGINT, "
                 "fingerprint VARCHAR, built_at TIMESTAMPTZ)")
     con.execute(f"INSERT INTO {META} VALUES (?, ?, ?, now())",
-                [TILES_VERSION, _fills_rows(con), fingerprint(con)])
+                [TILES_VERSION, _fills_rows(con), digest or fingerprint(con)])
 
 
 def rebuild(con: duckdb.DuckDBPyConnection) -> int:
@@ -137,12 +156,16 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
-def refresh(con: duckdb.DuckDBPyConnection, touched_sql: str, *, rows_before: int) -> None:
+def refresh(con: duckdb.DuckDBPyConnection, touched_sql: str, *, rows_before: int,
+            added: str | None = None) -> None:
     """Recompute the tiles of the (account_id, day) pairs selected by ``touched_sql``.
 
     Call inside the transaction that stored the new fills; ``rows_before`` is the fills
-    count before them. Tiles that were not current before are rebuilt whole.
+    count before them. Tiles that were not current before are rebuilt whole. ``added``
+    names a relation holding exactly the rows added (with the fills' columns): the new
+    fingerprint then comes from the old one and theirs instead of a scan of every fill.
     """
+    before = _meta(con)
     ok, why = status_before(con, rows_before)
     if not ok:
         logger.info("rebuilding the daily tiles: %s", why)
@@ -167,7 +190,10 @@ def refresh(con: duckdb.DuckDBPyConnection, touched_sql: str, *, rows_before: in
         con.execute(f"INSERT INTO {table} {sql[part]}")
     con.execute(f"DROP VIEW {_SRC}")
     con.execute(f"DROP TABLE {_TOUCHED}")
-    _write_meta(con)
+    digest = None
+    if added is not None and not isinstance(before, str):
+        digest = combine_fingerprints(before[2], fingerprint(con, added))
+    _write_meta(con, digest)
 
 
 def status_before(con: duckdb.DuckDBPyConnection, rows_before: int) -> tuple[bool, str]:

@@ -196,13 +196,15 @@ class SourceLoader:
             params,
         ).fetchone()
         stored = int(inserted[0]) if inserted else 0
-        if self.table is FILLS and stored:
-            # the daily tiles of the account-days this source touched, in the same transaction
-            from traderseg.features import tiles
-
-            tiles.refresh(self.con, tiles.touched_sql(_STAGE), rows_before=rows_before)
         # every staged row left after the duplicates is either inserted or already stored
         already = self.staged - duplicates - stored
+        if self.table is FILLS and stored:
+            # the daily tiles of the account-days this source touched, in the same transaction;
+            # when every staged row was new, the stage holds exactly the rows added
+            from traderseg.features import tiles
+
+            tiles.refresh(self.con, tiles.touched_sql(_STAGE), rows_before=rows_before,
+                          added=_STAGE if already == 0 else None)
         self.con.execute(
             f"""
             INSERT INTO rejects SELECT r.* FROM {_STAGE_REJECTS} r
