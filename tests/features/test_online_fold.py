@@ -13,7 +13,12 @@ from helpers.fills import random_fills
 from traderseg.errors import DataError
 from traderseg.features import measures as M
 from traderseg.features.online import AccountState, states_from_frame
-from traderseg.features.online_fold import _sketch_buckets, fold_table
+from traderseg.features.online_fold import (
+    COLUMNAR_FROM_ROWS,
+    _sketch_buckets,
+    columnar,
+    fold_table,
+)
 
 CUT = pd.Timestamp("2024-04-15T12:00:00+00:00")
 WINDOWS = ("7d", "30d", "all")
@@ -27,23 +32,32 @@ def _fills(n=1500, accounts=25, seed=3):
     return f[f["ts"] < CUT].sort_values("ts", kind="stable").reset_index(drop=True)
 
 
-def _folded(fills, sizes=None):
+# every test runs both ways: by columns whatever the size, and row by row
+BY_COLUMNS, BY_ROWS = 0, 10**9
+
+
+@pytest.fixture(params=[BY_COLUMNS, BY_ROWS], ids=["columns", "rows"])
+def way(request):
+    return request.param
+
+
+def _folded(fills, sizes=None, way=BY_COLUMNS):
     states: dict[str, AccountState] = {}
     if sizes is None:
-        fold_table(states, fills)
+        fold_table(states, fills, columnar_from=way)
         return states
     i = 0
     for k in sizes:
-        fold_table(states, fills.iloc[i:i + k])
+        fold_table(states, fills.iloc[i:i + k], columnar_from=way)
         i += k
-    fold_table(states, fills.iloc[i:])
+    fold_table(states, fills.iloc[i:], columnar_from=way)
     return states
 
 
-def test_one_batch_builds_the_same_states_bit_for_bit():
+def test_one_batch_builds_the_same_states_bit_for_bit(way):
     fills = _fills()
     one_by_one = states_from_frame(fills)
-    folded = _folded(fills)
+    folded = _folded(fills, way=way)
     assert list(folded) == list(one_by_one)  # accounts in order of first fill
     for acct, ref in one_by_one.items():
         got = folded[acct]
@@ -54,11 +68,12 @@ def test_one_batch_builds_the_same_states_bit_for_bit():
 
 
 @settings(max_examples=15, deadline=None)
-@given(st.lists(st.integers(min_value=0, max_value=400), max_size=6), st.integers(0, 3))
-def test_batches_of_any_size_give_the_same_features(sizes, seed):
+@given(st.lists(st.integers(min_value=0, max_value=400), max_size=6), st.integers(0, 3),
+       st.sampled_from([BY_COLUMNS, 150]))
+def test_batches_of_any_size_give_the_same_features(sizes, seed, threshold):
     fills = _fills(n=600, accounts=8, seed=seed)
     ref = states_from_frame(fills)
-    got = _folded(fills, sizes)
+    got = _folded(fills, sizes, threshold)
     assert set(got) == set(ref)
     for acct, r in ref.items():
         a, b = r.get(CUT, WINDOWS, None), got[acct].get(CUT, WINDOWS, None)
@@ -66,7 +81,7 @@ def test_batches_of_any_size_give_the_same_features(sizes, seed):
             assert b[k] == pytest.approx(v, rel=1e-9, abs=1e-9, nan_ok=True), (acct, k)
 
 
-def test_hand_computed_tile():
+def test_hand_computed_tile(way):
     day = pd.Timestamp("2024-02-01", tz="UTC")
     rows = [
         # 09:00 perp buy at 25x, a maker
@@ -83,7 +98,8 @@ def test_hand_computed_tile():
     fills = pd.DataFrame(rows).assign(account_id="a", underlying="BTC",
                                       fill_id=["x", "y", "z"])
     states: dict[str, AccountState] = {}
-    touched = fold_table(states, pa.Table.from_pandas(fills, preserve_index=False))
+    touched = fold_table(states, pa.Table.from_pandas(fills, preserve_index=False),
+                         columnar_from=way)
     d = int(day.value // 1000 // US_DAY)
     assert touched == {("a", d)}
     t = states["a"].tiles[d]
@@ -105,7 +121,7 @@ def test_hand_computed_tile():
     assert t.pairs == {}
 
 
-def test_leverage_just_below_the_threshold_is_not_high():
+def test_leverage_just_below_the_threshold_is_not_high(way):
     day = pd.Timestamp("2024-02-01", tz="UTC")
     fills = pd.DataFrame({"ts": [day], "kind": ["perp"], "side": ["buy"],
                           "notional_usd": [1.0], "fee_usd": [0.0], "is_maker": [False],
@@ -113,19 +129,19 @@ def test_leverage_just_below_the_threshold_is_not_high():
                           "instrument": ["P"], "underlying": ["BTC"], "account_id": ["a"],
                           "fill_id": ["f"]})
     states: dict[str, AccountState] = {}
-    fold_table(states, fills)
+    fold_table(states, fills, columnar_from=way)
     tile = next(iter(states["a"].tiles.values()))
     names = [m.name for m in M.MEASURES]
     assert tile.s[names.index("n_high_lev")] == 0
     assert tile.s[names.index("lev_n")] == 1
 
 
-def test_straddle_legs_and_option_measures_match_per_fill():
+def test_straddle_legs_and_option_measures_match_per_fill(way):
     fills = _fills(n=800, accounts=8, seed=11)
     opts = fills[fills["account_id"] == "acct005"]
     assert len(opts) and (opts["kind"] == "option").all()
     ref = states_from_frame(opts)["acct005"]
-    got = _folded(opts)["acct005"]
+    got = _folded(opts, way=way)["acct005"]
     legs = sum(t.straddle_legs() for t in ref.tiles.values())
     assert legs > 0
     assert sum(t.straddle_legs() for t in got.tiles.values()) == legs
@@ -146,34 +162,34 @@ def test_sketch_bucket_of_any_value_equals_the_declaration(x):
     assert _sketch_buckets(np.array([x]))[0] == M.NOTIONAL_SKETCH.bucket(x)
 
 
-def test_missing_nullable_columns_are_null_and_missing_required_ones_refused():
+def test_missing_nullable_columns_are_null_and_missing_required_ones_refused(way):
     fills = _fills(n=200, accounts=4, seed=2)
     no_lev = fills.drop(columns=["leverage", "iv"])
     ref = states_from_frame(no_lev)
-    got = _folded(no_lev)
+    got = _folded(no_lev, way=way)
     for a in ref:
         assert got[a].to_json() == ref[a].to_json()
     with pytest.raises(DataError, match="notional_usd"):
-        fold_table({}, fills.drop(columns=["notional_usd"]))
+        fold_table({}, fills.drop(columns=["notional_usd"]), columnar_from=way)
 
 
-def test_a_fill_in_compacted_history_is_refused_and_nothing_changes():
+def test_a_fill_in_compacted_history_is_refused_and_nothing_changes(way):
     fills = _fills(n=300, accounts=2, seed=4)
     acct = fills["account_id"].iloc[0]
     mine = fills[fills["account_id"] == acct]
-    states = _folded(mine)
+    states = _folded(mine, way=way)
     last_day = max(states[acct].tiles)
     states[acct].compact(last_day)
     before = states[acct].to_json()
     late = mine.iloc[[0]].assign(fill_id="late")
     other = fills[fills["account_id"] != acct].iloc[[0]]
     with pytest.raises(DataError, match="compacted history"):
-        fold_table(states, pd.concat([other, late]))
+        fold_table(states, pd.concat([other, late]), columnar_from=way)
     assert states[acct].to_json() == before
     assert other["account_id"].iloc[0] not in states
 
 
-def test_timestamps_as_integer_microseconds_and_any_arrow_unit():
+def test_timestamps_as_integer_microseconds_and_any_arrow_unit(way):
     fills = _fills(n=200, accounts=3, seed=6)
     ref = states_from_frame(fills)
     epoch = pd.Timestamp("1970-01-01", tz="UTC")
@@ -184,7 +200,7 @@ def test_timestamps_as_integer_microseconds_and_any_arrow_unit():
                        ms.column("ts").cast(pa.timestamp("ms", tz="UTC")))
     ref_ms = states_from_frame(fills.assign(ts=fills["ts"].dt.floor("ms")))
     for variant, want in ((as_int, ref), (ms, ref_ms)):
-        got = _folded(variant)
+        got = _folded(variant, way=way)
         for a in want:
             assert json.loads(got[a].to_json()) == json.loads(want[a].to_json())
 
@@ -193,7 +209,7 @@ def test_empty_table_touches_nothing():
     assert fold_table({}, _fills(n=50, accounts=2).iloc[:0]) == set()
 
 
-def test_sum_order_is_row_order():
+def test_sum_order_is_row_order(way):
     # 1e16 + 1 - 1e16 in row order is 0 in floating point; a pairwise sum would give 1
     day = pd.Timestamp("2024-02-01", tz="UTC")
     fills = pd.DataFrame({"ts": [day] * 3, "kind": ["spot"] * 3, "side": ["buy"] * 3,
@@ -202,7 +218,12 @@ def test_sum_order_is_row_order():
                           "underlying": ["BTC"] * 3, "account_id": ["a"] * 3,
                           "fill_id": ["1", "2", "3"]})
     ref = states_from_frame(fills)["a"]
-    got = _folded(fills)["a"]
+    got = _folded(fills, way=way)["a"]
     i = [m.name for m in M.MEASURES].index("fees_usd")
     assert next(iter(ref.tiles.values())).s[i] == 0.0
     assert next(iter(got.tiles.values())).s[i] == 0.0
+
+
+def test_small_tables_fold_row_by_row_from_the_threshold_down():
+    assert columnar(COLUMNAR_FROM_ROWS) and not columnar(COLUMNAR_FROM_ROWS - 1)
+    assert columnar(5, columnar_from=5) and not columnar(4, columnar_from=5)

@@ -285,14 +285,26 @@ _FLOAT_EXTREMES = tuple(j for j, m in enumerate(_SCALARS)
                         if m.agg in ("min", "max") and j not in _INT_EXTREMES)
 
 
-def fold_table(states: MutableMapping[str, AccountState],
-               fills: pa.Table | pd.DataFrame) -> set[tuple[str, int]]:
+COLUMNAR_FROM_ROWS = 1_000
+"""Tables of at least this many fills are folded by columns, smaller ones row by row: the
+fixed cost of evaluating every measure over columns (a few milliseconds) exceeds the per-fill
+updates of fewer fills (measured in ``bench/bench_engine.py --parts online``)."""
+
+
+def columnar(rows: int, columnar_from: int = COLUMNAR_FROM_ROWS) -> bool:
+    """Whether :func:`fold_table` folds a table of ``rows`` fills by columns."""
+    return rows >= columnar_from
+
+
+def fold_table(states: MutableMapping[str, AccountState], fills: pa.Table | pd.DataFrame, *,
+               columnar_from: int = COLUMNAR_FROM_ROWS) -> set[tuple[str, int]]:
     """Fold every fill of ``fills`` into the account's state in ``states`` (created if new).
 
     The result equals folding the rows one by one with
     :meth:`~traderseg.features.online.AccountState.update`, in row order: exactly for the
     tiles this batch creates, up to floating-point summation order for tiles that already
-    held fills. Returns the ``(account_id, day)`` tiles touched.
+    held fills. Returns the ``(account_id, day)`` tiles touched. Tables of fewer than
+    ``columnar_from`` fills are folded row by row (:data:`COLUMNAR_FROM_ROWS`).
 
     The cyclic garbage collector is paused while a batch is folded: the tiles it allocates
     form no cycles, and collections in the middle of a batch would traverse the whole
@@ -308,14 +320,14 @@ def fold_table(states: MutableMapping[str, AccountState],
     if paused:
         gc.disable()
     try:
-        return _fold_table(states, fills)
+        return _fold_table(states, fills, columnar_from)
     finally:
         if paused:
             gc.enable()
 
 
-def _fold_table(states: MutableMapping[str, AccountState],
-                fills: pa.Table | pd.DataFrame) -> set[tuple[str, int]]:
+def _fold_table(states: MutableMapping[str, AccountState], fills: pa.Table | pd.DataFrame,
+                columnar_from: int) -> set[tuple[str, int]]:
     table = fills if isinstance(fills, pa.Table) else pa.Table.from_pandas(
         fills, preserve_index=False)
     n = table.num_rows
@@ -325,6 +337,8 @@ def _fold_table(states: MutableMapping[str, AccountState],
         raise DataError("fills: ts is missing or NULL")
     if table.column("account_id").null_count:
         raise DataError("fills: account_id is NULL")
+    if not columnar(n, columnar_from):
+        return _fold_rows(states, table)
     cols = _Columns(table)
     ts = np.asarray(micros(table.column("ts")).to_numpy(zero_copy_only=False), dtype=np.int64)
     acct = pc.dictionary_encode(table.column("account_id")).combine_chunks()
@@ -402,6 +416,32 @@ def _grouped(parts: list[np.ndarray], rows: np.ndarray | None = None
 def _decode(cols: _Columns, name: str, codes: np.ndarray) -> list[Any]:
     values = cols.values[name]
     return [None if c < 0 else values[c] for c in codes.tolist()]
+
+
+def _fold_rows(states: MutableMapping[str, AccountState],
+               table: pa.Table) -> set[tuple[str, int]]:
+    """Fold a small table row by row (:meth:`AccountState.update`), refusing first."""
+    cols = {}
+    for name in table.column_names:
+        if name in _COLUMNS or name == "account_id":
+            col = table.column(name)
+            ts_kind = name in _COLUMNS and _COLUMNS[name].kind == "ts"
+            cols[name] = micros(col) if ts_kind else col
+    for name, decl in _COLUMNS.items():
+        if name not in cols and not decl.nullable:
+            raise DataError(f"fills: column {name!r} is missing")
+    records = pa.table(cols).to_pylist()
+    touched = {(r["account_id"], r["ts"] // US_PER_DAY) for r in records}
+    for acc, d in touched:
+        st = states.get(acc)
+        if st is not None and d <= st.folded_through:
+            raise DataError(f"fill at day {d} falls in the compacted history of the account")
+    for r in records:
+        st = states.get(r["account_id"])
+        if st is None:
+            st = states[r["account_id"]] = AccountState()
+        st.update(r)
+    return touched
 
 
 def _fold_map(cols: _Columns, ev: _FillEvaluator, g: np.ndarray, tiles: list[DayTile]) -> None:
