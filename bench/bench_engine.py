@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -45,7 +44,9 @@ WINDOWS = ("7d", "30d", "90d", "all")
 
 
 def _rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    from memory import peak_rss_gib
+
+    return peak_rss_gib()
 
 
 def run_one(contender: str, db: str, as_of: str) -> dict:

@@ -16,7 +16,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -33,7 +32,9 @@ MEMORY_LIMIT = ""
 
 
 def _peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    from memory import peak_rss_gib
+
+    return peak_rss_gib()
 
 
 def run_one(contender: str, db: str, as_of: str) -> dict:
