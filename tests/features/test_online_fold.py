@@ -227,3 +227,18 @@ def test_sum_order_is_row_order(way):
 def test_small_tables_fold_row_by_row_from_the_threshold_down():
     assert columnar(COLUMNAR_FROM_ROWS) and not columnar(COLUMNAR_FROM_ROWS - 1)
     assert columnar(5, columnar_from=5) and not columnar(4, columnar_from=5)
+
+
+def test_columns_holding_only_nulls_of_no_type(way):
+    # a batch without options: its option columns come from pandas as untyped NULLs
+    fills = _fills(n=300, accounts=3, seed=8)
+    fills = fills[fills["kind"] != "option"].copy()
+    for c in ("option_type", "expiry", "strike", "delta", "iv", "underlying_price"):
+        fills[c] = pd.Series([None] * len(fills), index=fills.index, dtype=object)
+    table = pa.Table.from_pandas(fills, preserve_index=False)
+    assert pa.types.is_null(table.schema.field("expiry").type)
+    ref = states_from_frame(fills)
+    states: dict[str, AccountState] = {}
+    fold_table(states, table, columnar_from=way)
+    for a in ref:
+        assert states[a].to_json() == ref[a].to_json()

@@ -198,7 +198,7 @@ def micros(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
         if col.type.unit != "us":
             col = pc.cast(col, pa.timestamp("us", tz=col.type.tz))
         return pc.cast(col, pa.int64())
-    if pa.types.is_integer(col.type):
+    if pa.types.is_integer(col.type) or pa.types.is_null(col.type):
         return pc.cast(col, pa.int64())
     raise DataError(f"fills: a timestamp column has type {col.type}")
 
