@@ -4,16 +4,14 @@ rank, fairness audit of a clean and a biased policy, review queue."""
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from helpers.cli import run_cli
-from traderseg.ingest import ingest
+from helpers.store import simulated_store
 from traderseg.segment.workflow import fit_segments
-from traderseg.simulate import simulate_venue
 from traderseg.simulate.campaigns import FEE_REBATE, apply_campaign_effect, true_effects
 from traderseg.store import connect
 
@@ -24,9 +22,7 @@ AS_OF = "2024-02-01"
 @pytest.fixture(scope="module")
 def venue(tmp_path_factory):
     root = tmp_path_factory.mktemp("growth")
-    simulate_venue(root / "sim", accounts=500, days=60, seed=4, start=date(2024, 1, 1))
-    db = root / "store.duckdb"
-    ingest([root / "sim"], db)
+    db = simulated_store(root, accounts=500, days=60, seed=4, name="store.duckdb")
     fit_segments(db, AS_OF, root / "model", n_segments=9, random_state=0)
     return root, db, root / "model"
 

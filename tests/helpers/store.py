@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -24,3 +25,15 @@ def fills_store(fills: pd.DataFrame, path: str | Path = ":memory:",
                     "SELECT account_id, archetype, created_at, churned_at FROM tr")
         con.unregister("tr")
     return con
+
+
+def simulated_store(root: Path, *, accounts: int, days: int, seed: int,
+                    start: date = date(2024, 1, 1), name: str = "venue.duckdb") -> Path:
+    """Simulate a venue into ``root / "sim"`` and ingest it into the store ``root / name``."""
+    from traderseg.ingest import ingest
+    from traderseg.simulate import simulate_venue
+
+    simulate_venue(root / "sim", accounts=accounts, days=days, seed=seed, start=start)
+    db = root / name
+    ingest([root / "sim"], db)
+    return db

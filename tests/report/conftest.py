@@ -1,13 +1,11 @@
 """A small simulated venue, a model fitted mid-way and the report at the end."""
 
-from datetime import date
 
 import pytest
 
-from traderseg.ingest import ingest
+from helpers.store import simulated_store
 from traderseg.report import build_report
 from traderseg.segment.workflow import fit_segments
-from traderseg.simulate import simulate_venue
 
 FIT_AS_OF = "2024-02-15"
 REPORT_AS_OF = "2024-03-16"
@@ -16,9 +14,7 @@ REPORT_AS_OF = "2024-03-16"
 @pytest.fixture(scope="session")
 def venue(tmp_path_factory):
     root = tmp_path_factory.mktemp("report-venue")
-    simulate_venue(root / "sim", accounts=500, days=75, seed=5, start=date(2024, 1, 1))
-    db = root / "venue.duckdb"
-    ingest([root / "sim"], db)
+    db = simulated_store(root, accounts=500, days=75, seed=5)
     fit_segments(db, FIT_AS_OF, root / "model", random_state=0)
     return root, db, root / "model"
 

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
 from helpers.cli import run_cli
+from helpers.store import simulated_store
 from traderseg.ingest import ingest
 from traderseg.segment import workflow
 from traderseg.segment.persist import METADATA_FILE, MODEL_FILE
 from traderseg.segment.synthetic import synthetic_features
 from traderseg.segment.workflow import assign_accounts, fit_segments
-from traderseg.simulate import simulate_venue
 from traderseg.store import connect
 
 AS_OF = "2024-02-10"
@@ -26,9 +25,7 @@ AS_OF = "2024-02-10"
 @pytest.fixture(scope="module")
 def venue(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
-    simulate_venue(root / "sim", accounts=300, days=40, seed=5, start=date(2024, 1, 1))
-    db = root / "venue.duckdb"
-    ingest([root / "sim"], db)
+    db = simulated_store(root, accounts=300, days=40, seed=5)
     fit_segments(db, AS_OF, root / "model", n_segments=6, random_state=0)
     return root, db, root / "model"
 

@@ -6,7 +6,6 @@ perp takers and the spot holders deleted): the behaviour the champion learned ch
 
 import math
 import shutil
-from datetime import date
 
 import duckdb
 import numpy as np
@@ -14,8 +13,8 @@ import pandas as pd
 import pytest
 
 from helpers.cli import run_cli
+from helpers.store import simulated_store
 from traderseg.errors import ConfigError, DataError
-from traderseg.ingest import ingest
 from traderseg.segment.identity import IdentityMatch
 from traderseg.segment.monitor import (
     DriftThresholds,
@@ -36,7 +35,6 @@ from traderseg.segment.refit import (
 )
 from traderseg.segment.registry import ModelRegistry, resolve_model
 from traderseg.segment.workflow import assign_accounts
-from traderseg.simulate import simulate_venue
 
 AS_OF = "2024-02-08"
 LATER = "2024-02-09"
@@ -172,9 +170,7 @@ def test_feature_psi_by_hand():
 @pytest.fixture(scope="module")
 def venue(tmp_path_factory):
     root = tmp_path_factory.mktemp("venue")
-    simulate_venue(root / "sim", accounts=300, days=38, seed=5, start=date(2024, 1, 1))
-    db = root / "venue.duckdb"
-    ingest([root / "sim"], db)
+    db = simulated_store(root, accounts=300, days=38, seed=5)
     drifted = root / "drifted.duckdb"
     shutil.copy(db, drifted)
     con = duckdb.connect(str(drifted))

@@ -1,6 +1,5 @@
 """Assignment on Spark (features and scoring on the executors) equals assignment on DuckDB."""
 
-from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -9,12 +8,11 @@ import pytest
 pyspark = pytest.importorskip("pyspark", reason="the Spark engine needs the spark extra")
 
 from helpers.cli import run_cli_text  # noqa: E402
+from helpers.store import simulated_store  # noqa: E402
 from traderseg.features.spark import spark_session  # noqa: E402
-from traderseg.ingest import ingest  # noqa: E402
 from traderseg.segment.overlays import tier_bounds, value_tier  # noqa: E402
 from traderseg.segment.spark import assign_spark_pandas  # noqa: E402
 from traderseg.segment.workflow import assign_accounts, fit_segments  # noqa: E402
-from traderseg.simulate import simulate_venue  # noqa: E402
 
 AS_OF = "2024-01-25"
 
@@ -30,9 +28,7 @@ def session():
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     root = tmp_path_factory.mktemp("spark-venue")
-    simulate_venue(root / "sim", accounts=160, days=28, seed=5, start=date(2024, 1, 1))
-    db = root / "venue.duckdb"
-    ingest([root / "sim"], db)
+    db = simulated_store(root, accounts=160, days=28, seed=5)
     fit_segments(db, AS_OF, root / "model", n_segments=4, random_state=0)
     return db, root / "model"
 
@@ -75,6 +71,10 @@ def test_cli_assign_on_spark_writes_a_parquet_folder(session, fitted, tmp_path, 
     code, text = run_cli_text([*args[:-1], str(tmp_path / "x.parquet"), "--engine", "flink"],
                               capsys)
     assert code == 2 and "expected duckdb or spark" in text
+    # a cutoff before every fill: the same one-line error as on DuckDB
+    code, text = run_cli_text([*args[:-1], str(tmp_path / "early.parquet"), "--engine", "spark",
+                               "--as-of", "2023-06-01"], capsys)
+    assert code == 2 and "no fills before 2023-06-01" in text, text
 
 
 def test_tier_bounds_round_half_to_even():

@@ -1,18 +1,16 @@
 """The store-to-segments workflow and its CLI, on a small simulated venue."""
 
 import json
-from datetime import date
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from helpers.store import simulated_store
 from traderseg.cli import _load_commands, app
 from traderseg.errors import DataError
-from traderseg.ingest import ingest
 from traderseg.segment.persist import read_metadata
 from traderseg.segment.workflow import assign_accounts, explain_account, fit_segments
-from traderseg.simulate import simulate_venue
 
 AS_OF = "2024-02-15"
 _load_commands()
@@ -22,9 +20,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def venue(tmp_path_factory):
     root = tmp_path_factory.mktemp("venue")
-    simulate_venue(root / "sim", accounts=500, days=45, seed=3, start=date(2024, 1, 1))
-    db = root / "venue.duckdb"
-    ingest([root / "sim"], db)
+    db = simulated_store(root, accounts=500, days=45, seed=3)
     return root, db
 
 

@@ -8,12 +8,12 @@ something to act on.
 """
 
 import shutil
-from datetime import date
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from helpers.store import simulated_store
 from traderseg.ingest import ingest
 from traderseg.online.book import build_book
 from traderseg.online.tables import write_decisions
@@ -21,7 +21,6 @@ from traderseg.segment.registry import ModelRegistry
 from traderseg.segment.workflow import fit_segments
 from traderseg.service import ServiceSettings, VenueStore, create_app
 from traderseg.service.keys import ROLES, KeyStore
-from traderseg.simulate import simulate_venue
 from traderseg.store import connect
 
 FIT_AS_OF = "2024-02-01"
@@ -54,9 +53,7 @@ def batch_controls(book):
 @pytest.fixture(scope="session")
 def venues(tmp_path_factory):
     root = tmp_path_factory.mktemp("service")
-    simulate_venue(root / "sim", accounts=120, days=35, seed=11, start=date(2024, 1, 1))
-    alpha = root / "alpha.duckdb"
-    ingest([root / "sim"], alpha)
+    alpha = simulated_store(root, accounts=120, days=35, seed=11, name="alpha.duckdb")
     fit_segments(alpha, FIT_AS_OF, root / "model", random_state=0)
     fills = pd.read_parquet(root / "sim" / "fills")
     keep = sorted(fills["account_id"].unique())[:BETA_ACCOUNTS]

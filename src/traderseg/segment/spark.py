@@ -123,6 +123,9 @@ def assign_spark(source: str | Path, model_dir: str | Path,
                                schema=_SCORED).cache()
     # the value tier: rank by revenue from the top, ties by account id, as value_tier
     n = scored.count()
+    if n == 0:
+        scored.unpersist()
+        raise DataError(f"no fills before {cutoff.isoformat()}")
     rank = F.row_number().over(Window.orderBy(F.desc("_revenue"), F.asc("account_id"))) - 1
     tier = F.lit("bronze")
     for name, lower, upper in reversed(tier_bounds(n)):
