@@ -147,7 +147,7 @@ def online_rate(db: Path, n: int = 1_000_000, batches: tuple[int, ...] = (10_000
 
     import duckdb
 
-    from traderseg.features.online import AccountState, records_from_frame
+    from traderseg.features.online import AccountState, fold_records, records_from_frame
     from traderseg.features.online_fold import fold_table
 
     con = duckdb.connect(str(db), read_only=True)
@@ -160,11 +160,7 @@ def online_rate(db: Path, n: int = 1_000_000, batches: tuple[int, ...] = (10_000
 
     def per_fill() -> dict[str, AccountState]:
         states: dict[str, AccountState] = {}
-        for r in records:
-            s = states.get(r["account_id"])
-            if s is None:
-                s = states[r["account_id"]] = AccountState()
-            s.update(r)
+        fold_records(states, records)
         return states
 
     def by_table(size: int) -> dict[str, AccountState]:

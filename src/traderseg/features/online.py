@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
@@ -662,13 +662,19 @@ def _num(x: Any) -> float:
 def states_from_frame(fills: pd.DataFrame) -> dict[str, AccountState]:
     """Build one state per account from a frame of canonical fills."""
     states: dict[str, AccountState] = {}
-    for rec in records_from_frame(fills):
+    fold_records(states, records_from_frame(fills))
+    return states
+
+
+def fold_records(states: MutableMapping[str, AccountState],
+                 records: Iterable[Mapping[str, Any]]) -> None:
+    """Fold fills one by one into their accounts' states (created when new), in order."""
+    for rec in records:
         acct = rec["account_id"]
         st = states.get(acct)
         if st is None:
             st = states[acct] = AccountState()
         st.update(rec)
-    return states
 
 
 def records_from_frame(fills: pd.DataFrame) -> Iterable[dict[str, Any]]:

@@ -15,10 +15,12 @@ per (account, UTC day) tile states from the same declarations
   (epoch microseconds) stay Python ints, as the per-fill path keeps them;
 - the keyed map and the sketch are counted per (group, key) and inserted in order of first
   appearance, so dictionaries iterate as after per-fill updates; sketch buckets whose
-  scaled logarithm lies within 1e-9 of an integer are recomputed with :func:`math.log`,
-  the per-fill path's function, so a last-bit difference between logarithm
-  implementations never moves a value to the neighbouring bucket;
-- paired legs (straddles) are a few option fills per batch and are folded row by row.
+  scaled logarithm lies within 1e-9 of an integer are recomputed by :meth:`Sketch.bucket`
+  (the declaration's :func:`math.log` formula, which the per-fill path computes too), so
+  a last-bit difference between logarithm implementations never moves a value to the
+  neighbouring bucket;
+- paired legs (straddles) are grouped per (account-day, expiry, strike, side), with the
+  distinct option types of each group.
 
 Fills keep their canonical column names; ``ts`` and ``expiry`` are Arrow timestamps (any
 unit; naive is UTC) or integer microseconds since the epoch. Missing nullable columns are
@@ -28,8 +30,7 @@ NULL throughout.
 from __future__ import annotations
 
 import gc
-import math
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import numpy as np
@@ -53,7 +54,7 @@ from traderseg.features.expr import (
     _NpEvaluator,
 )
 from traderseg.features.measures import MEASURE_SET
-from traderseg.features.online import AccountState, DayTile, _merge_scalars
+from traderseg.features.online import AccountState, DayTile, _merge_scalars, fold_records
 
 _SCALARS = MEASURE_SET.scalars
 _MAP = MEASURE_SET.maps[0]
@@ -234,7 +235,7 @@ def _sketch_buckets(x: np.ndarray) -> np.ndarray:
     near = ~zero & (np.abs(y - np.rint(y)) < 1e-9)
     out = b.astype(np.int64)
     for i in np.flatnonzero(near):
-        out[i] = math.ceil(math.log(float(x[i])) * _SKETCH.inv_log_gamma)
+        out[i] = _SKETCH.bucket(float(x[i]))
     out[zero] = M.ZERO_BUCKET
     return out
 
@@ -351,11 +352,7 @@ def _fold_table(states: MutableMapping[str, AccountState], fills: pa.Table | pd.
     n_groups = len(keys)
     g_acct = (keys // span).tolist()
     g_day = (keys % span + d0).tolist()
-    # refuse before changing anything
-    for ai, d in zip(g_acct, g_day, strict=True):
-        st = states.get(names[ai])
-        if st is not None and d <= st.folded_through:
-            raise DataError(f"fill at day {d} falls in the compacted history of the account")
+    _refuse_compacted(states, ((names[ai], d) for ai, d in zip(g_acct, g_day, strict=True)))
     last = np.full(len(names), np.iinfo(np.int64).min)
     np.maximum.at(last, a, ts)
 
@@ -432,16 +429,18 @@ def _fold_rows(states: MutableMapping[str, AccountState],
             raise DataError(f"fills: column {name!r} is missing")
     records = pa.table(cols).to_pylist()
     touched = {(r["account_id"], r["ts"] // US_PER_DAY) for r in records}
-    for acc, d in touched:
+    _refuse_compacted(states, touched)
+    fold_records(states, records)
+    return touched
+
+
+def _refuse_compacted(states: MutableMapping[str, AccountState],
+                      tiles: Iterable[tuple[str, int]]) -> None:
+    """Refuse, before anything changes, fills on days an account has compacted."""
+    for acc, d in tiles:
         st = states.get(acc)
         if st is not None and d <= st.folded_through:
             raise DataError(f"fill at day {d} falls in the compacted history of the account")
-    for r in records:
-        st = states.get(r["account_id"])
-        if st is None:
-            st = states[r["account_id"]] = AccountState()
-        st.update(r)
-    return touched
 
 
 def _fold_map(cols: _Columns, ev: _FillEvaluator, g: np.ndarray, tiles: list[DayTile]) -> None:

@@ -166,7 +166,7 @@ def refresh(con: duckdb.DuckDBPyConnection, touched_sql: str, *, rows_before: in
     fingerprint then comes from the old one and theirs instead of a scan of every fill.
     """
     before = _meta(con)
-    ok, why = status_before(con, rows_before)
+    ok, why = _current_over(before, rows_before)
     if not ok:
         logger.info("rebuilding the daily tiles: %s", why)
         rebuild(con)
@@ -191,14 +191,17 @@ def refresh(con: duckdb.DuckDBPyConnection, touched_sql: str, *, rows_before: in
     con.execute(f"DROP VIEW {_SRC}")
     con.execute(f"DROP TABLE {_TOUCHED}")
     digest = None
-    if added is not None and not isinstance(before, str):
+    if added is not None and not isinstance(before, str):  # current before: checked above
         digest = combine_fingerprints(before[2], fingerprint(con, added))
     _write_meta(con, digest)
 
 
-def status_before(con: duckdb.DuckDBPyConnection, rows_before: int) -> tuple[bool, str]:
-    """Whether the tiles were current over the ``rows_before`` fills held before a load."""
-    meta = _meta(con)
+def _current_over(meta: tuple[str, int, str] | str, rows_before: int) -> tuple[bool, str]:
+    """Tell whether tiles of metadata ``meta`` covered the ``rows_before`` fills of a store.
+
+    Used before a load's refresh: the new fills are in the store already, so the check is
+    the row count the tiles were built over, not a fingerprint.
+    """
     if isinstance(meta, str):
         return False, meta
     if meta[1] != rows_before:

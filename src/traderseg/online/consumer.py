@@ -180,7 +180,7 @@ class StreamConsumer:
         ).fetch_record_batch(200_000)
         count = 0
         for rb in reader:
-            self._fold_rows(pa.Table.from_batches([rb]))
+            self._fold_slice(pa.Table.from_batches([rb]))
             count += rb.num_rows
         self.cp.last_tick = None
         logger.info("online state seeded from %d stored fills of %d accounts", count,
@@ -317,7 +317,7 @@ class StreamConsumer:
         start = 0
         for i, ts in enumerate(times):
             if self.cp.open_tick is not None and ts >= self.cp.open_tick:
-                self._fold_rows(fills.slice(start, i - start))
+                self._fold_slice(fills.slice(start, i - start))
                 start = i
                 self._close_open_tick()
             if self.cp.open_tick is None:
@@ -336,12 +336,12 @@ class StreamConsumer:
             if self.open_key.get(acct, key) <= key:
                 self.open_key[acct] = key
                 self.open_fills[acct] = ids[i]
-        self._fold_rows(fills.slice(start))
+        self._fold_slice(fills.slice(start))
         self.p_count += len(times)
         self.stats.accepted += len(times)
         self.cp.fills += len(times)
 
-    def _fold_rows(self, fills: pa.Table) -> None:
+    def _fold_slice(self, fills: pa.Table) -> None:
         """Fold fills into the online state and note the tiles and accounts touched."""
         if fills.num_rows:
             touched = fold_table(self.states, fills)
