@@ -11,7 +11,7 @@ from helpers.cli import run_cli_text  # noqa: E402
 from helpers.store import simulated_store  # noqa: E402
 from traderseg.features.spark import spark_session  # noqa: E402
 from traderseg.segment.overlays import tier_bounds, value_tier  # noqa: E402
-from traderseg.segment.spark import assign_spark_pandas  # noqa: E402
+from traderseg.segment.spark import assign_spark_pandas, spark_error_line  # noqa: E402
 from traderseg.segment.workflow import assign_accounts, fit_segments  # noqa: E402
 
 AS_OF = "2024-01-25"
@@ -89,3 +89,16 @@ def test_tier_bounds_round_half_to_even():
     tiers = value_tier(f)
     assert tiers.iloc[:2].tolist() == ["platinum", "platinum"]
     assert tiers.iloc[2] == "gold"
+
+
+def test_a_spark_worker_failure_reads_as_its_cause():
+    # a Python worker's failure arrives as its traceback: the last "...Error: " line is kept
+    text = ("An exception was thrown from the Python worker.\n"
+            "Traceback (most recent call last):\n"
+            '  File "worker.py", line 3, in score\n'
+            "traderseg.errors.SchemaError: risk profile needs feature columns ['x']\n")
+    assert spark_error_line(text) == (
+        "traderseg.errors.SchemaError: risk profile needs feature columns ['x']")
+    assert spark_error_line("\n  [TABLE_OR_VIEW_NOT_FOUND] no table fills\n") == (
+        "[TABLE_OR_VIEW_NOT_FOUND] no table fills")
+    assert spark_error_line("") == "failed"

@@ -17,6 +17,7 @@ feature distribution on the driver).
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,6 +80,10 @@ def assign_spark(source: str | Path, model_dir: str | Path,
                  workdir: str | Path | None = None) -> Any:
     """Assign every account with a saved model, on Spark; a lazy Spark DataFrame.
 
+    The scored rows behind it stay cached in the session (the value tier's bounds need
+    their count); :func:`assign_spark_pandas` and :func:`write_assignments_spark` release
+    them after their action.
+
     Parameters
     ----------
     source : str or Path
@@ -100,6 +105,12 @@ def assign_spark(source: str | Path, model_dir: str | Path,
     pyspark.sql.DataFrame
         The columns of :func:`~traderseg.segment.workflow.assign_accounts`, ``as_of`` last.
     """
+    return _assigned(source, model_dir, as_of, session, workdir)[0]
+
+
+def _assigned(source: str | Path, model_dir: str | Path, as_of: str | datetime | None,
+              session: Any, workdir: str | Path | None) -> tuple[Any, Any]:
+    """Build the assignments and return them with the cached scored rows they read."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -134,9 +145,10 @@ def assign_spark(source: str | Path, model_dir: str | Path,
     tier = F.when(F.col("_revenue") <= 0, F.lit("bronze")).otherwise(tier)
     head = ["account_id", "segment", "segment_name", "membership", "runner_up",
             "runner_up_name", "runner_up_membership", "lifecycle_stage"]
-    return (scored.withColumn("_rank", rank)
-            .select(*head, tier.alias("value_tier"), *_RISK,
-                    F.lit(pd.Timestamp(cutoff).to_pydatetime()).alias("as_of")))
+    out = (scored.withColumn("_rank", rank)
+           .select(*head, tier.alias("value_tier"), *_RISK,
+                   F.lit(pd.Timestamp(cutoff).to_pydatetime()).alias("as_of")))
+    return out, scored
 
 
 def _cutoff(meta: dict[str, Any], as_of: str | datetime | None) -> datetime:
@@ -153,9 +165,12 @@ def assign_spark_pandas(source: str | Path, model_dir: str | Path,
                         as_of: str | datetime | None = None, *,
                         session: Any = None) -> pd.DataFrame:
     """:func:`assign_spark` collected to pandas, ordered by account (small stores, tests)."""
-    with _workdir() as tmp:
-        df = assign_spark(source, model_dir, as_of, session=session, workdir=tmp)
-        df = df.drop("as_of").toPandas()
+    with _workdir() as tmp, _spark_errors():
+        df, scored = _assigned(source, model_dir, as_of, session, tmp)
+        try:
+            df = df.drop("as_of").toPandas()
+        finally:
+            scored.unpersist()
     # Spark hands timestamps back in its session time zone: the cutoff is set here instead
     df["as_of"] = pd.Timestamp(_cutoff(read_metadata(resolve_model(model_dir)), as_of))
     return df.sort_values("account_id", kind="stable").reset_index(drop=True)
@@ -166,14 +181,39 @@ def write_assignments_spark(source: str | Path, model_dir: str | Path, out: str 
                             session: Any = None) -> pd.DataFrame:
     """Assign on Spark and write Parquet from the executors; returns the segment counts.
 
-    Only the accounts per segment come back to the driver.
+    Only the accounts per segment come back to the driver (counted from the cached scores).
     """
-    with _workdir() as tmp:
-        df = assign_spark(source, model_dir, as_of, session=session, workdir=tmp).cache()
+    with _workdir() as tmp, _spark_errors():
+        df, scored = _assigned(source, model_dir, as_of, session, tmp)
         try:
             df.write.mode("errorifexists").parquet(str(out))
-            counts = (df.groupBy("segment", "segment_name").count()
+            counts = (scored.groupBy("segment", "segment_name").count()
                       .withColumnRenamed("count", "accounts").orderBy("segment").toPandas())
         finally:
-            df.unpersist()
+            scored.unpersist()
     return counts
+
+
+@contextmanager
+def _spark_errors() -> Iterator[None]:
+    """Turn a failure inside Spark (a Python worker's traceback) into one-line DataError."""
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    except PySparkException as exc:
+        raise DataError(f"Spark: {spark_error_line(str(exc))}") from None
+
+
+def spark_error_line(text: str) -> str:
+    """Pick the line that says what went wrong from a Spark error's text.
+
+    A worker's failure arrives as the Python traceback; its last ``SomeError: message``
+    line is the cause. Otherwise the first non-empty line.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    causes = [line for line in lines if _CAUSE.match(line)]
+    return causes[-1] if causes else (lines[0] if lines else "failed")
+
+
+_CAUSE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): ")
