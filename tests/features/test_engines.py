@@ -239,3 +239,31 @@ def test_ingest_of_partly_known_fills_keeps_the_tiles_current(tmp_path):
     assert tiles.status(con) == (True, "current")
     meta = con.execute(f"SELECT fills_rows, fingerprint FROM {tiles.META}").fetchone()
     assert meta == (len(fills), tiles.fingerprint(con))
+
+
+def test_each_refresh_path_equals_a_rebuild(tmp_path):
+    """New account-days tile from the added rows alone; known ones re-read the store."""
+    fills = random_fills(n=900, accounts=10, seed=8)
+    for c in ("ts", "expiry"):
+        fills[c] = fills[c].dt.floor("us")
+    early = fills[fills["ts"] < "2024-02-15"]
+    late = fills[fills["ts"] >= "2024-02-15"]
+    again = early.sample(25, random_state=2).copy()  # more fills on days already tiled
+    again["fill_id"] = again["fill_id"] + "-more"
+    parts = {"a": early.iloc[:-5], "b": late, "c": again, "d": early.iloc[-5:]}
+    db = tmp_path / "store.duckdb"
+    for name, part in parts.items():
+        path = tmp_path / f"fills-{name}.parquet"
+        part.to_parquet(path, index=False)
+        ingest([path], db)
+        con = connect(db)
+        assert tiles.status(con) == (True, "current"), name
+        incremental = _tile_tables(con)
+        tiles.rebuild(con)
+        for table, frame in _tile_tables(con).items():
+            pd.testing.assert_frame_equal(incremental[table], frame, check_dtype=False,
+                                          obj=f"{table} after {name}")
+        con.close()
+    con = connect(db, read_only=True)
+    assert con.execute("SELECT count(*) FROM tiles_day").fetchone()[0] > 0
+    con.close()

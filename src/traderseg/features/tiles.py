@@ -39,6 +39,7 @@ TILES_VERSION = (
 META = "tiles_meta"
 _SRC = "_tile_source"
 _TOUCHED = "_tile_touched"
+_OLD = "_tile_touched_before"
 
 
 def table_names() -> dict[str, str]:
@@ -173,22 +174,37 @@ def refresh(con: duckdb.DuckDBPyConnection, touched_sql: str, *, rows_before: in
         return
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_TOUCHED} AS {touched_sql}")
-    span = con.execute(f"SELECT min(day), max(day) FROM {_TOUCHED}").fetchone()
-    lo, hi = (0, 0) if span is None or span[0] is None else (int(span[0]), int(span[1]) + 1)
+    cols = ", ".join(MEASURE_SET.read_columns())
+    # with ``added``, an account-day without a tile before held no fills: its tiles come
+    # from the added rows alone; only the account-days that had fills read the store
+    old = _TOUCHED
+    if added is not None:
+        old = _OLD
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_OLD} AS SELECT t.* FROM {_TOUCHED} t "
+                    f"SEMI JOIN tiles_day d ON d.account_id = t.account_id AND d.day = t.day")
+    span = con.execute(f"SELECT min(day), max(day) FROM {old}").fetchone()
+    any_old = span is not None and span[0] is not None
+    lo, hi = (int(span[0]), int(span[1]) + 1) if span and any_old else (0, 0)
     # a literal time range besides the join, so the scan skips the row groups of other days
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {_SRC} AS SELECT f.* FROM fills f "
-        f"SEMI JOIN {_TOUCHED} t ON f.account_id = t.account_id AND {day_sql('f.ts')} = t.day "
+    parts = [
+        f"SELECT {cols} FROM fills f "
+        f"SEMI JOIN {old} t ON f.account_id = t.account_id AND {day_sql('f.ts')} = t.day "
         f"WHERE f.ts >= to_timestamp({lo * 86400}) AND f.ts < to_timestamp({hi * 86400})"
-    )
+    ] if any_old or added is None else []
+    if added is not None:
+        parts.append(f"SELECT {cols} FROM {added} a ANTI JOIN {_OLD} t "
+                     f"ON a.account_id = t.account_id AND {day_sql('a.ts')} = t.day")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_SRC} AS {' UNION ALL '.join(parts)}")
     sql = _tile_sql(con, _SRC)
     for part, table in table_names().items():
-        con.execute(
-            f"DELETE FROM {table} USING {_TOUCHED} t "
-            f"WHERE {table}.account_id = t.account_id AND {table}.day = t.day"
-        )
+        if any_old:
+            con.execute(
+                f"DELETE FROM {table} USING {old} t "
+                f"WHERE {table}.account_id = t.account_id AND {table}.day = t.day"
+            )
         con.execute(f"INSERT INTO {table} {sql[part]}")
     con.execute(f"DROP VIEW {_SRC}")
+    con.execute(f"DROP TABLE IF EXISTS {_OLD}")
     con.execute(f"DROP TABLE {_TOUCHED}")
     digest = None
     if added is not None and not isinstance(before, str):  # current before: checked above
