@@ -21,6 +21,12 @@ class Settings(BaseSettings):
         Threads DuckDB may use; ``None`` lets DuckDB decide.
     duckdb_memory_limit : str or None
         DuckDB memory limit such as ``"4GB"``; ``None`` lets DuckDB decide.
+    sql_cache : bool
+        Keep the catalogue's compiled SQL on disk between runs
+        (:mod:`traderseg.features.sqlcache`); templates are always kept in memory.
+    sql_cache_dir : Path or None
+        Folder of that cache; ``None``: ``$XDG_CACHE_HOME/traderseg/sql`` or
+        ``~/.cache/traderseg/sql``.
     """
 
     model_config = SettingsConfigDict(env_prefix="TRADERSEG_")
@@ -28,6 +34,8 @@ class Settings(BaseSettings):
     market_data_dir: Path = PACKAGE_DATA
     duckdb_threads: int | None = None
     duckdb_memory_limit: str | None = None
+    sql_cache: bool = True
+    sql_cache_dir: Path | None = None
 
 
 def get_settings() -> Settings:

@@ -23,12 +23,13 @@ Semantics
   carries an event. ``event_activity_ratio`` is ``((event_fills + r) / (event_days + 1)) /
   ((calm_fills + r) / (calm_days + 1))`` with ``r`` the account's fills per day.
 - **Quantiles** (median, p95 of notional) come from a mergeable log-bucket sketch within
-  1% of the exact order statistic; ``exact_quantiles=True`` computes them exactly
-  (interpolated) from the fills instead.
+  2% (``SKETCH_RELATIVE_ERROR``) of the exact order statistic; ``exact_quantiles=True``
+  computes them exactly (interpolated) from the fills instead.
 
 Execution: tiles in the store (kept by ``ingest``, :mod:`traderseg.features.tiles`) when
 they are current, plus the partial cutoff day from the fills; otherwise tiles computed
 from the fills in the same query. Either way every window is merged in one aggregation.
+On DuckDB the compiled SQL is reused at later cutoffs (:mod:`traderseg.features.sqlcache`).
 """
 
 from __future__ import annotations
@@ -129,6 +130,17 @@ def event_days_of(market: ir.Table | None, cutoff: datetime) -> list[date] | Non
     m = m.filter(m.ts < cutoff)
     days = m.select(d=m.ts.date()).distinct().execute()["d"]
     return sorted(pd.Timestamp(x).date() for x in days)
+
+
+def _event_days_duckdb(con: duckdb.DuckDBPyConnection, cutoff: datetime) -> list[date] | None:
+    """:func:`event_days_of` read with one query on a DuckDB store (UTC days)."""
+    rows = con.execute(
+        "SELECT count(*) FILTER (WHERE event IS NOT NULL), "
+        "list(DISTINCT CAST(ts AS DATE) ORDER BY CAST(ts AS DATE)) "
+        "FILTER (WHERE event IS NOT NULL AND ts < ?) FROM market", [cutoff]).fetchone()
+    if rows is None or not rows[0]:
+        return None
+    return [pd.Timestamp(x).date() for x in (rows[1] or [])]
 
 
 def features_expr(
@@ -259,29 +271,48 @@ def compute_features(
             raise SchemaError("the store has no 'fills' table; run `traderseg ingest` first")
         fills = backend.table("fills")
         market = backend.table("market") if use_market_events and "market" in tables else None
-        stored = None
+        from traderseg.features import tiles as tile_store
+
+        use_tiles = False
         tiles_why = "not used"
         if tiles != "never":
-            from traderseg.features import tiles as tile_store
-
-            stored, tiles_why = tile_store.stored_tiles(backend, cutoff)
-            if stored is None and tiles == "require":
+            use_tiles, tiles_why = tile_store.usable(backend)
+            if not use_tiles and tiles == "require":
                 raise DataError(f"the store's tiles are not current ({tiles_why}); "
                                 "run with --rebuild-tiles")
         logger.info("features as of %s from %s", cutoff.isoformat(),
-                    "the store's daily tiles" if stored is not None else "the fills")
-        expr = features_expr(
-            fills, cutoff, windows, market=market, exact_quantiles=exact_quantiles,
-            tiles=stored,
-        )
-        df = expr.to_pyarrow().to_pandas().set_index("account_id")
+                    "the store's daily tiles" if use_tiles else "the fills")
+        raw = getattr(backend, "con", None)
+        con = raw if isinstance(raw, duckdb.DuckDBPyConnection) else None
+        event_days = (_event_days_duckdb(con, cutoff) if con is not None and market is not None
+                      else event_days_of(market, cutoff))
+
+        def build(cut: datetime) -> ir.Table:
+            stored = tile_store.tile_tables(backend, cut) if use_tiles else None
+            return features_expr(fills, cut, windows, exact_quantiles=exact_quantiles,
+                                 tiles=stored, event_days=event_days)
+
+        if con is not None:
+            from traderseg.features import sqlcache
+
+            key = sqlcache.cache_key(
+                "features", tuple(windows), exact_quantiles, use_tiles,
+                tuple((k, str(v)) for k, v in fills.schema().items()),
+                None if event_days is None else tuple(batch.day_number(d) for d in event_days),
+                cutoff=cutoff)
+            sql = sqlcache.cached_sql(key, cutoff, lambda cut: str(
+                ibis.to_sql(build(cut), dialect="duckdb", pretty=False)))
+            table = con.sql(sql).to_arrow_table()
+        else:
+            table = build(cutoff).to_pyarrow()
+        df = table.to_pandas().set_index("account_id")
     finally:
         if owned:
             backend.disconnect()
     if df.empty:
         raise DataError(f"no fills before {cutoff.isoformat()}")
     out = df[feature_columns(windows)].astype("float64")
-    out.attrs["source"] = "tiles" if stored is not None else "fills"
+    out.attrs["source"] = "tiles" if use_tiles else "fills"
     out.attrs["tiles_status"] = tiles_why
     return out
 

@@ -225,18 +225,19 @@ def _current_over(meta: tuple[str, int, str] | str, rows_before: int) -> tuple[b
     return True, "current"
 
 
-def stored_tiles(backend: Any, cutoff: datetime) -> tuple[batch.Tiles | None, str]:
-    """Return the stored tiles of the days before the cutoff's day, and their status.
-
-    The tiles are None when they are not current; the status says why.
-    """
+def usable(backend: Any) -> tuple[bool, str]:
+    """Whether the backend's store has current tiles, and why not."""
     con = getattr(backend, "con", None)
     if not isinstance(con, duckdb.DuckDBPyConnection):
-        return None, "the backend is not a DuckDB store"
+        return False, "the backend is not a DuckDB store"
     ok, why = status(con)
     if not ok:
         logger.info("features from the fills: %s", why)
-        return None, why
+    return ok, why
+
+
+def tile_tables(backend: Any, cutoff: datetime) -> batch.Tiles:
+    """Return the stored tiles of the days before the cutoff's day (check :func:`usable`)."""
     names = table_names()
     day = batch.day_number(cutoff.date())
     ref = batch.tiles_from_fills(backend.table("fills"))
@@ -255,4 +256,13 @@ def stored_tiles(backend: Any, cutoff: datetime) -> tuple[batch.Tiles | None, st
         {m.name: part(f"map:{m.name}") for m in MEASURE_SET.maps},
         {s.name: part(f"sketch:{s.name}") for s in MEASURE_SET.sketches},
         day_part.select("account_id", "day", *batch.day_sums()),
-    ), why
+    )
+
+
+def stored_tiles(backend: Any, cutoff: datetime) -> tuple[batch.Tiles | None, str]:
+    """Return the stored tiles of the days before the cutoff's day, and their status.
+
+    The tiles are None when they are not current; the status says why.
+    """
+    ok, why = usable(backend)
+    return (tile_tables(backend, cutoff) if ok else None), why

@@ -1,0 +1,146 @@
+"""The catalogue's compiled SQL, reused across cutoffs (features.sqlcache)."""
+
+from datetime import UTC, datetime, timedelta
+
+import ibis
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers.fills import market_with_events, random_fills
+from helpers.store import fills_store
+from traderseg.features import sqlcache, tiles
+from traderseg.features.compute import compute_features, features_expr
+
+NOON = datetime(2024, 3, 30, 12, 0, tzinfo=UTC)  # day 19812 since 1970-01-01
+
+
+def _sql(day_of_cutoff: int, year: int, month: int, day: int, us: str, k: int = 7) -> str:
+    return (f"SELECT * FROM t WHERE d >= {day_of_cutoff - 7} AND d < {day_of_cutoff + 1} "
+            f"AND ts < MAKE_TIMESTAMPTZ({year}, {month}, {day}, 12, 0, 0.0, 'UTC') "
+            f"AND ts >= MAKE_TIMESTAMPTZ({year}, {month}, {day}, 0, 0, 0.0, 'UTC') "
+            f"AND x = {us} AND k = {k} AND name = 'd 19812'")
+
+
+def test_a_template_renders_every_literal_at_a_new_cutoff():
+    # 2024-03-30 12:00 is day 19812 and 1,711,800,000,000,000 microseconds
+    at_c = _sql(19812, 2024, 3, 30, "1711800000000000.0")
+    at_c3 = _sql(19815, 2024, 4, 2, "1712059200000000.0")
+    t = sqlcache.derive(at_c, NOON, at_c3, NOON + timedelta(days=3))
+    assert t is not None
+    assert [s.kind for s in t.slots] == ["day", "day", "cutoff", "day_start", "us"]
+    assert [s.offset for s in t.slots] == [-7, 1, 0, 0, 0]
+    # 2024-12-31 12:00 is day 20088 and 1,735,646,400,000,000 microseconds
+    assert t.render(datetime(2024, 12, 31, 12, tzinfo=UTC)) == _sql(
+        20088, 2024, 12, 31, "1735646400000000.0")
+    # a quoted string holding a day number is never a literal to move
+    assert "'d 19812'" in t.render(datetime(2025, 1, 1, 12, tzinfo=UTC))
+    assert sqlcache.Template.from_json(t.to_json()) == t
+
+
+def test_no_template_when_anything_else_differs():
+    at_c = _sql(19812, 2024, 3, 30, "1711800000000000.0")
+    later = NOON + timedelta(days=3)
+    # another constant changed
+    assert sqlcache.derive(at_c, NOON, _sql(19815, 2024, 4, 2, "1712059200000000.0", k=8),
+                           later) is None
+    # a day number moved by one day more than the cutoffs: not the cutoff's
+    assert sqlcache.derive(at_c, NOON, _sql(19816, 2024, 4, 2, "1712059200000000.0"),
+                           later) is None
+    # the same cutoff twice, or cutoffs not whole days apart
+    assert sqlcache.derive(at_c, NOON, at_c, NOON) is None
+    assert sqlcache.derive(at_c, NOON, _sql(19815, 2024, 4, 2, "1712059200000000.0"),
+                           later + timedelta(seconds=1)) is None
+    # the text between tokens differs
+    assert sqlcache.derive(at_c, NOON, _sql(19815, 2024, 4, 2, "1712059200000000.0")
+                           .replace(" AND k", "  AND k"), later) is None
+
+
+def test_the_key_holds_the_time_of_day_not_the_date():
+    k = sqlcache.cache_key("x", cutoff=NOON)
+    assert sqlcache.cache_key("x", cutoff=NOON + timedelta(days=40)) == k
+    assert sqlcache.cache_key("x", cutoff=NOON + timedelta(microseconds=1)) != k
+    assert sqlcache.cache_key("x", cutoff=NOON.replace(hour=0)) != k
+    assert sqlcache.cache_key("y", cutoff=NOON) != k
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sqlcache") / "s.duckdb"
+    fills = random_fills(n=1500, accounts=20, seed=12)
+    con = fills_store(fills, path)
+    con.register("m", market_with_events())
+    con.execute("INSERT INTO market BY NAME SELECT * FROM m")
+    tiles.rebuild(con)
+    yield con
+    con.close()
+
+
+@settings(max_examples=4, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(days=st.lists(st.integers(20, 110), min_size=3, max_size=3, unique=True),
+       seconds=st.sampled_from([0, 1, 43_200, 86_399]),
+       windows=st.sampled_from([("all",), ("7d", "all"), ("30d", "2w")]),
+       from_tiles=st.booleans())
+def test_template_of_two_cutoffs_equals_the_compiled_sql_at_a_third(
+        store, days, seconds, windows, from_tiles):
+    backend = ibis.duckdb.from_connection(store)
+    fills = backend.table("fills")
+
+    def compiled(cut: datetime) -> str:
+        t = tiles.tile_tables(backend, cut) if from_tiles else None
+        expr = features_expr(fills, cut, windows, tiles=t, event_days=[])
+        return str(ibis.to_sql(expr, dialect="duckdb", pretty=False))
+
+    c1, c2, c3 = (datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=d, seconds=seconds)
+                  for d in days)
+    t = sqlcache.derive(compiled(c1), c1, compiled(c2), c2)
+    assert t is not None
+    assert t.render(c3) == compiled(c3)
+
+
+def test_compute_features_compiles_once_per_key_and_then_renders(store, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.setenv("TRADERSEG_SQL_CACHE_DIR", str(tmp_path / "cache"))
+    sqlcache.clear_memory()
+    compiles = []
+    real = ibis.to_sql
+
+    def counting(*args, **kwargs):
+        compiles.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ibis, "to_sql", counting)
+    # market events on Jan 11, Jan 12, Feb 10, Mar 18 and Apr 10: the same ones before each
+    cuts = ["2024-03-20T06:00", "2024-03-20T06:00", "2024-03-25T06:00", "2024-04-02T06:00"]
+    frames = [compute_features(store, c, ("7d", "all"), tiles="require") for c in cuts]
+    assert len(compiles) == 2  # the first cutoff, then the second one; the rest render
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+    # a new process (memory cleared) renders from the folder
+    sqlcache.clear_memory()
+    again = compute_features(store, "2024-04-02T06:00", ("7d", "all"), tiles="require")
+    assert len(compiles) == 2
+    # an event between the cutoffs makes another key
+    compute_features(store, "2024-04-12T06:00", ("7d", "all"), tiles="require")
+    assert len(compiles) == 3
+    # the results equal a computation with the cache off
+    monkeypatch.setenv("TRADERSEG_SQL_CACHE", "false")
+    sqlcache.clear_memory()
+    for cut, got in zip(cuts, frames, strict=True):
+        pd.testing.assert_frame_equal(
+            got, compute_features(store, cut, ("7d", "all"), tiles="require"))
+    pd.testing.assert_frame_equal(again, frames[-1])
+    sqlcache.clear_memory()
+
+
+def test_a_damaged_cache_file_is_ignored(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRADERSEG_SQL_CACHE_DIR", str(tmp_path))
+    sqlcache.clear_memory()
+    first = compute_features(store, "2024-03-01T07:00", ("all",), tiles="never")
+    (path,) = tmp_path.glob("*.json")
+    path.write_text("{not json")
+    sqlcache.clear_memory()
+    pd.testing.assert_frame_equal(
+        compute_features(store, "2024-03-01T07:00", ("all",), tiles="never"), first)
+    sqlcache.clear_memory()
