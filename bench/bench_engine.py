@@ -9,6 +9,9 @@ between contenders, medians of ``--repeats`` runs:
 - ``lean``: ``../shared/bench/lean_features.py``'s query (22 core lifetime features);
 - ``fills``: the whole catalogue over four windows (7d, 30d, 90d, all) from the fills;
 - ``tiles``: the same from the store's current daily tiles (plus the partial cutoff day);
+- ``fills_warm``, ``tiles_warm``: the same with the compiled SQL cache
+  (``traderseg.features.sqlcache``) holding the template made by the two days before, as a
+  daily refresh finds it; the cold contenders each start from an empty cache folder;
 
 then the ingest of one more day of fills with its tile update (on a copy of the store
 without that day). ``--parts`` picks what runs (default ``sizes,online``):
@@ -33,6 +36,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -66,16 +70,35 @@ def run_one(contender: str, db: str, as_of: str) -> dict:
         t0 = time.perf_counter()
         rows = len(con.execute(lean.SQL, [as_of]).fetchall())
     else:
+        from traderseg.features import sqlcache
         from traderseg.features.compute import compute_features
 
-        mode = {"fills": "never", "tiles": "require"}[contender]
+        mode = {"fills": "never", "tiles": "require"}[contender.removesuffix("_warm")]
         rows = len(compute_features(db, as_of, WINDOWS, tiles=mode))
+        return {"contender": contender, "seconds": time.perf_counter() - t0, "accounts": rows,
+                "peak_rss_gib": _rss_gib(), "sql": dict(sqlcache.counts)}
     return {"contender": contender, "seconds": time.perf_counter() - t0, "accounts": rows,
             "peak_rss_gib": _rss_gib()}
 
 
-def _spawn(*args: str) -> dict:
+def prime(db: str, as_of: str) -> dict:
+    """Compute both contenders at the two days before ``as_of`` (the cache learns a template)."""
+    import pandas as pd
+
+    from traderseg.features import sqlcache
+    from traderseg.features.compute import compute_features
+
+    for mode in ("never", "require"):
+        for back in (2, 1):
+            cut = pd.Timestamp(as_of) - pd.Timedelta(days=back)
+            compute_features(db, cut, WINDOWS, tiles=mode)
+    return {"sql": dict(sqlcache.counts)}
+
+
+def _spawn(*args: str, cache: str | None = None) -> dict:
     env = dict(os.environ, PYTHONPATH=str(HERE))
+    if cache is not None:
+        env["TRADERSEG_SQL_CACHE_DIR"] = cache
     proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
                           env=env)
     if proc.returncode != 0:
@@ -301,11 +324,15 @@ def main() -> None:
                     help="what to run, of sizes,online,spark,ingest (--spark-fills and "
                          "--ingest add theirs)")
     ap.add_argument("--one")
+    ap.add_argument("--prime", action="store_true")
     ap.add_argument("--db")
     ap.add_argument("--as-of")
     args = ap.parse_args()
     if args.one:
         print(json.dumps(run_one(args.one, args.db, args.as_of)))
+        return
+    if args.prime:
+        print(json.dumps(prime(args.db, args.as_of)))
         return
     sys.path.insert(0, str(HERE))
     from bench_features import build_store
@@ -319,21 +346,32 @@ def main() -> None:
     for size in [int(s) for s in args.sizes.split(",") if s] if "sizes" in parts else []:
         db, as_of = build_store(size)
         rebuild_s = _ensure_tiles(db)
-        runs: dict[str, list] = {"lean": [], "fills": [], "tiles": []}
-        for _ in range(args.repeats):  # alternate, so the machine's noise hits all alike
-            for c in runs:
-                runs[c].append(_spawn("--one", c, "--db", str(db), "--as-of", as_of))
-        row = {"size": size, "tile_rebuild_s": rebuild_s}
+        runs: dict[str, list] = {c: [] for c in
+                                 ("lean", "fills", "tiles", "fills_warm", "tiles_warm")}
+        with tempfile.TemporaryDirectory() as caches:
+            warm = str(Path(caches) / "warm")
+            primed = _spawn("--prime", "--db", str(db), "--as-of", as_of, cache=warm)
+            for i in range(args.repeats):  # alternate, so the machine's noise hits all alike
+                for c in runs:
+                    cache = warm if c.endswith("_warm") else str(Path(caches) / f"{c}-{i}")
+                    runs[c].append(_spawn("--one", c, "--db", str(db), "--as-of", as_of,
+                                          cache=cache))
+        row = {"size": size, "tile_rebuild_s": rebuild_s, "primed": primed}
         for c, rs in runs.items():
             ok = [r for r in rs if "error" not in r]
             row[c] = {"median_s": statistics.median(r["seconds"] for r in ok) if ok else None,
                       "runs_s": [round(r.get("seconds", float("nan")), 2) for r in rs],
                       "peak_rss_gib": max((r["peak_rss_gib"] for r in ok), default=None),
+                      "sql": [r.get("sql") for r in ok],
                       "errors": [r["error"] for r in rs if "error" in r]}
         lean, fills, tl = (row[c]["median_s"] for c in ("lean", "fills", "tiles"))
         if lean and fills and tl:
             row["fills_over_lean"] = fills / lean
             row["tiles_over_fills"] = tl / fills
+        fw, tw = (row[c]["median_s"] for c in ("fills_warm", "tiles_warm"))
+        if lean and fw and tw:
+            row["fills_warm_over_lean"] = fw / lean
+            row["tiles_warm_over_fills_warm"] = tw / fw
         row["one_more_day"] = one_more_day(db, as_of)
         if fills:
             row["one_more_day"]["over_full_recompute"] = row["one_more_day"]["seconds"] / fills

@@ -33,6 +33,7 @@ import logging
 import os
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -254,6 +255,10 @@ class _Pending:
 
 _MEMORY: dict[str, Template | _Pending] = {}
 
+counts: Counter[str] = Counter()
+"""What this process did: ``compiled``, ``rendered`` (from a template) and ``repeated`` (the
+text of the same cutoff again)."""
+
 
 def _decode(text: str) -> Template | _Pending:
     d = json.loads(text)
@@ -312,9 +317,12 @@ def cached_sql(key: str, cutoff: datetime, compile_at: Callable[[datetime], str]
     cutoff = cutoff.astimezone(UTC)
     entry = _load(key)
     if isinstance(entry, Template):
+        counts["rendered"] += 1
         return entry.render(cutoff)
     if isinstance(entry, _Pending) and entry.cutoff == cutoff:
+        counts["repeated"] += 1
         return entry.sql
+    counts["compiled"] += 1
     sql = compile_at(cutoff)
     if isinstance(entry, _Pending):
         template = derive(entry.sql, entry.cutoff, sql, cutoff)
