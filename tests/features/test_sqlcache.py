@@ -144,3 +144,22 @@ def test_a_damaged_cache_file_is_ignored(store, tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(
         compute_features(store, "2024-03-01T07:00", ("all",), tiles="never"), first)
     sqlcache.clear_memory()
+
+
+def test_the_tile_sql_is_compiled_once_across_runs(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRADERSEG_SQL_CACHE_DIR", str(tmp_path))
+    sqlcache.clear_memory()
+    tiles._compiled_tile_sql.cache_clear()
+    compiles = []
+    real = ibis.to_sql
+    monkeypatch.setattr(ibis, "to_sql", lambda *a, **k: compiles.append(1) or real(*a, **k))
+    first = tiles._tile_sql(store, "fills")
+    n = len(compiles)
+    assert n == len(first) > 0  # one compile per tile part, the first time only
+    # a new run: nothing in memory, the folder holds the text
+    sqlcache.clear_memory()
+    tiles._compiled_tile_sql.cache_clear()
+    assert tiles._tile_sql(store, "fills") == first
+    assert len(compiles) == n
+    tiles._compiled_tile_sql.cache_clear()
+    sqlcache.clear_memory()

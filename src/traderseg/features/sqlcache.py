@@ -221,14 +221,14 @@ def _versions() -> tuple[str, ...]:
             sqlglot.__version__, _code_digest())
 
 
-def cache_key(*parts: Any, cutoff: datetime) -> str:
+def cache_key(*parts: Any, cutoff: datetime | None = None) -> str:
     """Key of the SQL of ``parts`` (anything that shapes it) at cutoffs like ``cutoff``.
 
     The cutoff adds whether it falls at midnight and its time of day; its date is what a
-    template abstracts.
+    template abstracts. SQL without a cutoff (the tiles') has none.
     """
-    aware = cutoff.astimezone(UTC)
-    text = repr((_versions(), parts, aware.time().isoformat()))
+    when = None if cutoff is None else cutoff.astimezone(UTC).time().isoformat()
+    text = repr((_versions(), parts, when))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -333,6 +333,18 @@ def cached_sql(key: str, cutoff: datetime, compile_at: Callable[[datetime], str]
                     entry.cutoff.isoformat(), cutoff.isoformat())
     _store(key, _Pending(cutoff, sql))
     return sql
+
+
+def cached_text(key: str, make: Callable[[], str]) -> str:
+    """Return the text of ``key`` (SQL that no cutoff enters), made by ``make`` on a miss."""
+    entry = _load(key)
+    if isinstance(entry, Template) and not entry.slots:
+        counts["repeated"] += 1
+        return entry.parts[0]
+    counts["compiled"] += 1
+    text = make()
+    _store(key, Template((text,), ()))
+    return text
 
 
 def clear_memory() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 from datetime import datetime
 from typing import Any
@@ -65,11 +66,18 @@ def _tile_sql(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
 @functools.lru_cache(maxsize=16)
 def _compiled_tile_sql(source: str, schema: tuple[tuple[str, Any], ...]
                        ) -> tuple[tuple[str, str], ...]:
-    t = batch.tiles_from_fills(ibis.table(ibis.schema(dict(schema)), name=source))
-    parts = {"day": t.day}
-    parts.update({f"map:{k}": v for k, v in t.maps.items()})
-    parts.update({f"sketch:{k}": v for k, v in t.sketches.items()})
-    return tuple((k, str(ibis.to_sql(v, dialect="duckdb"))) for k, v in parts.items())
+    from traderseg.features import sqlcache
+
+    def compile_parts() -> str:
+        t = batch.tiles_from_fills(ibis.table(ibis.schema(dict(schema)), name=source))
+        parts = {"day": t.day}
+        parts.update({f"map:{k}": v for k, v in t.maps.items()})
+        parts.update({f"sketch:{k}": v for k, v in t.sketches.items()})
+        return json.dumps({k: str(ibis.to_sql(v, dialect="duckdb")) for k, v in parts.items()})
+
+    # kept between runs too (no cutoff enters it): an ingest compiles nothing once it is there
+    key = sqlcache.cache_key("tiles", source, tuple((k, str(v)) for k, v in schema))
+    return tuple(json.loads(sqlcache.cached_text(key, compile_parts)).items())
 
 
 def day_sql(ts: str) -> str:
