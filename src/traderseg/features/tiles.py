@@ -200,8 +200,9 @@ def refresh(con: duckdb.DuckDBPyConnection, touched_sql: str, *, rows_before: in
         f"WHERE f.ts >= to_timestamp({lo * 86400}) AND f.ts < to_timestamp({hi * 86400})"
     ] if any_old or added is None else []
     if added is not None:
-        parts.append(f"SELECT {cols} FROM {added} a ANTI JOIN {_OLD} t "
-                     f"ON a.account_id = t.account_id AND {day_sql('a.ts')} = t.day")
+        parts.append(f"SELECT {cols} FROM {added} a" + (
+            f" ANTI JOIN {_OLD} t ON a.account_id = t.account_id AND {day_sql('a.ts')} = t.day"
+            if any_old else ""))
     con.execute(f"CREATE OR REPLACE TEMP VIEW {_SRC} AS {' UNION ALL '.join(parts)}")
     sql = _tile_sql(con, _SRC)
     for part, table in table_names().items():
