@@ -163,3 +163,22 @@ def test_the_tile_sql_is_compiled_once_across_runs(store, tmp_path, monkeypatch)
     assert len(compiles) == n
     tiles._compiled_tile_sql.cache_clear()
     sqlcache.clear_memory()
+
+
+@pytest.mark.parametrize("micros", [0, 5, 100_000, 999_999])
+def test_timestamps_render_as_ibis_compiles_them(micros):
+    # a few microseconds render as 5e-06 seconds: the template must follow that form too
+    t = ibis.table({"ts": "timestamp('UTC')", "d": "int64"}, name="f")
+
+    def compiled(cut: datetime) -> str:
+        day0 = datetime(cut.year, cut.month, cut.day, tzinfo=UTC)
+        return str(ibis.to_sql(t.filter(t.ts < cut, t.ts >= day0 - timedelta(days=30)),
+                               dialect="duckdb", pretty=False))
+
+    c1 = datetime(2024, 3, 30, 12, 0, 0, micros, tzinfo=UTC)
+    c2, c3 = c1 + timedelta(days=1), c1 + timedelta(days=400)
+    template = sqlcache.derive(compiled(c1), c1, compiled(c2), c2)
+    assert template is not None
+    assert [s.kind for s in template.slots] == ["cutoff", "day_start"]
+    assert template.slots[1].offset == -30
+    assert template.render(c3) == compiled(c3)

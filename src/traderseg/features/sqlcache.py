@@ -53,7 +53,7 @@ _TOKEN = re.compile(
     r"|(?P<num>[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)"
 )
 _TS_ARGS = re.compile(
-    r"^\s*(\d+),\s*(\d+),\s*(\d+),\s*(\d+),\s*(\d+),\s*([0-9.]+),\s*'UTC'\s*$")
+    r"^\s*(\d+),\s*(\d+),\s*(\d+),\s*(\d+),\s*(\d+),\s*([0-9.]+(?:e[+-]?\d+)?),\s*'UTC'\s*$")
 
 
 @dataclass(frozen=True)
