@@ -250,7 +250,15 @@ def test_each_refresh_path_equals_a_rebuild(tmp_path):
     late = fills[fills["ts"] >= "2024-02-15"]
     again = early.sample(25, random_state=2).copy()  # more fills on days already tiled
     again["fill_id"] = again["fill_id"] + "-more"
-    parts = {"a": early.iloc[:-5], "b": late, "c": again, "d": early.iloc[-5:]}
+    beyond = late.sample(20, random_state=3).copy()  # days no tile holds yet
+    beyond["ts"] = beyond["ts"] + pd.Timedelta(days=40)
+    beyond["fill_id"] = beyond["fill_id"] + "-beyond"
+    mixed = pd.concat([beyond, early.sample(10, random_state=4).assign(
+        fill_id=lambda f: f["fill_id"] + "-mixed")])
+    known = pd.concat([late.iloc[:30], late.iloc[:5].assign(  # partly stored already
+        fill_id=lambda f: f["fill_id"] + "-new")])
+    parts = {"a": early.iloc[:-5], "b": late, "c": again, "d": early.iloc[-5:],
+             "e": mixed, "f": known}
     db = tmp_path / "store.duckdb"
     for name, part in parts.items():
         path = tmp_path / f"fills-{name}.parquet"

@@ -1,5 +1,6 @@
 """The catalogue's compiled SQL, reused across cutoffs (features.sqlcache)."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import ibis
@@ -77,24 +78,27 @@ def store(tmp_path_factory):
     con.close()
 
 
-@settings(max_examples=4, deadline=None,
+@settings(max_examples=6, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(days=st.lists(st.integers(20, 110), min_size=3, max_size=3, unique=True),
        seconds=st.sampled_from([0, 1, 43_200, 86_399]),
+       micros=st.sampled_from([0, 5, 250_000]),
        windows=st.sampled_from([("all",), ("7d", "all"), ("30d", "2w")]),
-       from_tiles=st.booleans())
+       from_tiles=st.booleans(), exact=st.booleans(), events=st.booleans())
 def test_template_of_two_cutoffs_equals_the_compiled_sql_at_a_third(
-        store, days, seconds, windows, from_tiles):
+        store, days, seconds, micros, windows, from_tiles, exact, events):
     backend = ibis.duckdb.from_connection(store)
     fills = backend.table("fills")
 
     def compiled(cut: datetime) -> str:
         t = tiles.tile_tables(backend, cut) if from_tiles else None
-        expr = features_expr(fills, cut, windows, tiles=t, event_days=[])
+        ev = [datetime(2024, 1, 5).date(), datetime(2024, 1, 9).date()] if events else []
+        expr = features_expr(fills, cut, windows, tiles=t, event_days=ev,
+                             exact_quantiles=exact)
         return str(ibis.to_sql(expr, dialect="duckdb", pretty=False))
 
-    c1, c2, c3 = (datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=d, seconds=seconds)
-                  for d in days)
+    c1, c2, c3 = (datetime(2024, 1, 1, tzinfo=UTC)
+                  + timedelta(days=d, seconds=seconds, microseconds=micros) for d in days)
     t = sqlcache.derive(compiled(c1), c1, compiled(c2), c2)
     assert t is not None
     assert t.render(c3) == compiled(c3)
@@ -139,10 +143,19 @@ def test_a_damaged_cache_file_is_ignored(store, tmp_path, monkeypatch):
     sqlcache.clear_memory()
     first = compute_features(store, "2024-03-01T07:00", ("all",), tiles="never")
     (path,) = tmp_path.glob("*.json")
-    path.write_text("{not json")
-    sqlcache.clear_memory()
-    pd.testing.assert_frame_equal(
-        compute_features(store, "2024-03-01T07:00", ("all",), tiles="never"), first)
+    good = path.read_text()
+    entry = json.loads(good)
+    tampered = json.loads(entry["entry"])
+    tampered["pending"]["sql"] = "SELECT 1 AS account_id"
+    for bad in ("{not json",
+                # content changed, digest not
+                json.dumps({**entry, "entry": json.dumps(tampered)}),
+                # another key's file under this name
+                json.dumps({**entry, "key": "0" * 32})):
+        path.write_text(bad)
+        sqlcache.clear_memory()
+        pd.testing.assert_frame_equal(
+            compute_features(store, "2024-03-01T07:00", ("all",), tiles="never"), first)
     sqlcache.clear_memory()
 
 
@@ -182,3 +195,25 @@ def test_timestamps_render_as_ibis_compiles_them(micros):
     assert [s.kind for s in template.slots] == ["cutoff", "day_start"]
     assert template.slots[1].offset == -30
     assert template.render(c3) == compiled(c3)
+
+
+def test_stored_tile_types_are_part_of_the_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRADERSEG_SQL_CACHE_DIR", str(tmp_path / "cache"))
+    sqlcache.clear_memory()
+    con = fills_store(random_fills(n=400, accounts=6, seed=5), tmp_path / "s.duckdb")
+    tiles.rebuild(con)
+    for cut in ("2024-03-01", "2024-03-02"):  # a template is made
+        compute_features(con, cut, ("all",), tiles="require")
+    before = sqlcache.counts["compiled"]
+    compute_features(con, "2024-03-03", ("all",), tiles="require")
+    assert sqlcache.counts["compiled"] == before  # rendered
+    # a store whose tiles hold another type (an older layout kept counts as HUGEINT)
+    con.execute("ALTER TABLE tiles_day ALTER n TYPE HUGEINT")
+    got = compute_features(con, "2024-03-04", ("all",), tiles="require")
+    assert sqlcache.counts["compiled"] == before + 1  # another key: compiled, not rendered
+    monkeypatch.setenv("TRADERSEG_SQL_CACHE", "false")
+    sqlcache.clear_memory()
+    pd.testing.assert_frame_equal(got, compute_features(con, "2024-03-04", ("all",),
+                                                        tiles="require"))
+    con.close()
+    sqlcache.clear_memory()

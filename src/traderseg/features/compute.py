@@ -296,7 +296,10 @@ def compute_features(
             from traderseg.features import sqlcache
 
             key = sqlcache.cache_key(
-                "features", tuple(windows), exact_quantiles, use_tiles,
+                "features", tuple(windows), exact_quantiles,
+                # the stored tiles' column types shape the SQL (a cast to the declared type
+                # is left out where the column has it already)
+                tile_store.stored_schemas(con) if use_tiles else None,
                 tuple((k, str(v)) for k, v in fills.schema().items()),
                 None if event_days is None else tuple(batch.day_number(d) for d in event_days),
                 cutoff=cutoff)

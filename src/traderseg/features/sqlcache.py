@@ -22,7 +22,9 @@ default ``$XDG_CACHE_HOME/traderseg/sql`` or ``~/.cache/traderseg/sql``;
 ``TRADERSEG_SQL_CACHE=false`` keeps them in memory only). The key holds the package
 version, the catalogue and measure versions, the Ibis and sqlglot versions and a digest of
 the source of the modules that build the SQL, so an edited formula never meets a stale
-entry. A file that cannot be read is ignored.
+entry. Each file holds its key and a digest of its content; a file that cannot be read, or
+whose key or digest does not match, is ignored. The folder is created readable by its owner
+only: its SQL runs on the store.
 """
 
 from __future__ import annotations
@@ -201,10 +203,10 @@ def derive(sql: str, cutoff: datetime, other: str, other_cutoff: datetime) -> Te
 @lru_cache(maxsize=1)
 def _code_digest() -> str:
     """Digest of the source of the modules whose code shapes the SQL."""
-    from traderseg.features import batch, catalog, compute, expr, measures, tiles
+    from traderseg.features import batch, catalog, compute, expr, measures, sqlcache, tiles
 
     h = hashlib.sha256()
-    for mod in (batch, catalog, compute, expr, measures, tiles):
+    for mod in (batch, catalog, compute, expr, measures, sqlcache, tiles):
         h.update(Path(str(mod.__file__)).read_bytes())
     return h.hexdigest()[:16]
 
@@ -260,18 +262,26 @@ counts: Counter[str] = Counter()
 text of the same cutoff again)."""
 
 
-def _decode(text: str) -> Template | _Pending:
+def _decode(text: str, key: str) -> Template | _Pending:
+    """Read an entry written by :func:`_encode` for ``key``; ``ValueError`` if it is not one."""
     d = json.loads(text)
-    if "pending" in d:
-        p = d["pending"]
+    body = d["entry"]
+    if d["key"] != key or d["digest"] != hashlib.sha256(body.encode()).hexdigest():
+        raise ValueError("the file is not the entry of its key")
+    e = json.loads(body)
+    if "pending" in e:
+        p = e["pending"]
         return _Pending(datetime.fromisoformat(str(p["cutoff"])).astimezone(UTC), str(p["sql"]))
-    return Template.from_json(text)
+    return Template.from_json(body)
 
 
-def _encode(entry: Template | _Pending) -> str:
+def _encode(entry: Template | _Pending, key: str) -> str:
     if isinstance(entry, _Pending):
-        return json.dumps({"pending": {"cutoff": entry.cutoff.isoformat(), "sql": entry.sql}})
-    return entry.to_json()
+        body = json.dumps({"pending": {"cutoff": entry.cutoff.isoformat(), "sql": entry.sql}})
+    else:
+        body = entry.to_json()
+    return json.dumps({"key": key, "digest": hashlib.sha256(body.encode()).hexdigest(),
+                       "entry": body})
 
 
 def _load(key: str) -> Template | _Pending | None:
@@ -283,7 +293,7 @@ def _load(key: str) -> Template | _Pending | None:
         return None
     path = folder / f"{key}.json"
     try:
-        entry = _decode(path.read_text())
+        entry = _decode(path.read_text(), key)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -298,14 +308,19 @@ def _store(key: str, entry: Template | _Pending) -> None:
     folder = cache_dir()
     if folder is None:
         return
+    tmp = None
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
         with os.fdopen(fd, "w") as fh:
-            fh.write(_encode(entry))
+            fh.write(_encode(entry, key))
         os.replace(tmp, folder / f"{key}.json")
+        tmp = None
     except OSError as exc:  # a read-only home must not stop a computation
         logger.info("SQL cache: cannot write to %s (%s)", folder, exc)
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def cached_sql(key: str, cutoff: datetime, compile_at: Callable[[datetime], str]) -> str:

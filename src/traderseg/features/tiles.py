@@ -245,6 +245,17 @@ def usable(backend: Any) -> tuple[bool, str]:
     return ok, why
 
 
+def stored_schemas(con: duckdb.DuckDBPyConnection) -> tuple[tuple[str, str, str], ...]:
+    """(table, column, type) of every tile table in the store, in order."""
+    names = sorted(table_names().values())
+    rows = con.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_catalog = current_database() AND table_schema = 'main' "
+        "AND table_name IN (SELECT unnest(?)) "
+        "ORDER BY table_name, ordinal_position", [names]).fetchall()
+    return tuple((str(t), str(c), str(d)) for t, c, d in rows)
+
+
 def tile_tables(backend: Any, cutoff: datetime) -> batch.Tiles:
     """Return the stored tiles of the days before the cutoff's day (check :func:`usable`)."""
     names = table_names()
