@@ -217,3 +217,27 @@ def test_stored_tile_types_are_part_of_the_key(tmp_path, monkeypatch):
                                                         tiles="require"))
     con.close()
     sqlcache.clear_memory()
+
+
+def test_entries_unused_for_thirty_days_are_deleted_at_the_next_write(store, tmp_path,
+                                                                      monkeypatch):
+    import os
+    import time
+
+    monkeypatch.setenv("TRADERSEG_SQL_CACHE_DIR", str(tmp_path))
+    sqlcache.clear_memory()
+    now = time.time()
+    day = 86_400
+    stale, kept = tmp_path / ("a" * 32 + ".json"), tmp_path / ("b" * 32 + ".json")
+    for path, age in ((stale, 30 * day + 60), (kept, 30 * day - 60)):
+        path.write_text("{}")
+        os.utime(path, (now - age, now - age))
+    compute_features(store, "2024-03-05T09:00", ("all",), tiles="never")  # writes an entry
+    assert not stale.exists() and kept.exists()
+    # reading an entry counts as a use
+    (mine,) = set(tmp_path.glob("*.json")) - {kept}
+    os.utime(mine, (now - 40 * day, now - 40 * day))
+    sqlcache.clear_memory()
+    compute_features(store, "2024-03-05T09:00", ("all",), tiles="never")
+    assert mine.stat().st_mtime > now - day
+    sqlcache.clear_memory()

@@ -24,7 +24,9 @@ version, the catalogue and measure versions, the Ibis and sqlglot versions and a
 the source of the modules that build the SQL, so an edited formula never meets a stale
 entry. Each file holds its key and a digest of its content; a file that cannot be read, or
 whose key or digest does not match, is ignored. The folder is created readable by its owner
-only: its SQL runs on the store.
+only: its SQL runs on the store. Writing an entry deletes those not used for
+:data:`UNUSED_DAYS` days (a file's time is its last use), so new event days, which start new
+keys, do not fill it forever.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -257,6 +260,9 @@ class _Pending:
 
 _MEMORY: dict[str, Template | _Pending] = {}
 
+UNUSED_DAYS = 30
+"""An entry not read or written for this many days is deleted when another is written."""
+
 counts: Counter[str] = Counter()
 """What this process did: ``compiled``, ``rendered`` (from a template) and ``repeated`` (the
 text of the same cutoff again)."""
@@ -300,7 +306,21 @@ def _load(key: str) -> Template | _Pending | None:
         logger.info("SQL cache: ignoring %s (%s)", path, exc)
         return None
     _MEMORY[key] = entry
+    try:
+        os.utime(path)  # the file's time is its last use: see _prune
+    except OSError:
+        pass
     return entry
+
+
+def _prune(folder: Path, now: float) -> None:
+    """Delete the entries of ``folder`` not used for :data:`UNUSED_DAYS` days."""
+    for old in folder.glob("*.json"):
+        try:
+            if now - old.stat().st_mtime > UNUSED_DAYS * 86_400:
+                old.unlink()
+        except OSError:
+            continue
 
 
 def _store(key: str, entry: Template | _Pending) -> None:
@@ -316,6 +336,7 @@ def _store(key: str, entry: Template | _Pending) -> None:
             fh.write(_encode(entry, key))
         os.replace(tmp, folder / f"{key}.json")
         tmp = None
+        _prune(folder, time.time())
     except OSError as exc:  # a read-only home must not stop a computation
         logger.info("SQL cache: cannot write to %s (%s)", folder, exc)
     finally:
