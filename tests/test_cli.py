@@ -3,6 +3,7 @@
 import pytest
 from typer.testing import CliRunner
 
+from helpers.cli import run_cli
 from traderseg.cli import _load_commands, app
 
 _load_commands()
@@ -40,3 +41,22 @@ def test_every_command_has_help_text(path, cmd):
     result = runner.invoke(app, [*path, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
+
+
+def test_a_bad_setting_in_the_environment_is_one_line_naming_the_variable(
+        tmp_path, capsys, monkeypatch):
+    import duckdb
+
+    duckdb.connect(str(tmp_path / "s.duckdb")).close()
+    monkeypatch.setenv("TRADERSEG_SQL_CACHE", "maybe")
+    monkeypatch.setenv("TRADERSEG_DUCKDB_THREADS", "two")
+    code, out, err = run_cli(["features", "--db", str(tmp_path / "s.duckdb"), "--as-of",
+                              "2024-02-01", "--out", str(tmp_path / "f.parquet")], capsys)
+    assert code == 2
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "TRADERSEG_SQL_CACHE='maybe'" in err and "TRADERSEG_DUCKDB_THREADS='two'" in err
+    monkeypatch.setenv("TRADERSEG_SQL_CACHE", "false")
+    monkeypatch.setenv("TRADERSEG_DUCKDB_THREADS", "2")
+    from traderseg.settings import get_settings
+
+    assert get_settings().sql_cache is False and get_settings().duckdb_threads == 2

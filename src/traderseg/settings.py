@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from traderseg.errors import ConfigError
 
 PACKAGE_DATA = Path(__file__).parent / "data"
 
@@ -39,5 +42,17 @@ class Settings(BaseSettings):
 
 
 def get_settings() -> Settings:
-    """Return settings read from the environment now."""
-    return Settings()
+    """Return settings read from the environment now.
+
+    Raises
+    ------
+    ConfigError
+        A ``TRADERSEG_*`` variable holds a value of the wrong kind; the message names it.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"TRADERSEG_{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
+            for e in exc.errors())
+        raise ConfigError(f"environment: {problems}") from None
