@@ -241,3 +241,16 @@ def test_entries_unused_for_thirty_days_are_deleted_at_the_next_write(store, tmp
     compute_features(store, "2024-03-05T09:00", ("all",), tiles="never")
     assert mine.stat().st_mtime > now - day
     sqlcache.clear_memory()
+
+
+def test_prune_keeps_an_entry_used_exactly_thirty_days_ago(tmp_path):
+    import os
+
+    now = 2_000_000_000.0
+    at_limit, past = tmp_path / "a.json", tmp_path / "b.json"
+    limit = sqlcache.UNUSED_DAYS * 86_400
+    for path, age in ((at_limit, limit), (past, limit + 1)):
+        path.write_text("{}")
+        os.utime(path, (now - age, now - age))
+    sqlcache._prune(tmp_path, now)
+    assert at_limit.exists() and not past.exists()

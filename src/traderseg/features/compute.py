@@ -132,17 +132,6 @@ def event_days_of(market: ir.Table | None, cutoff: datetime) -> list[date] | Non
     return sorted(pd.Timestamp(x).date() for x in days)
 
 
-def _event_days_duckdb(con: duckdb.DuckDBPyConnection, cutoff: datetime) -> list[date] | None:
-    """:func:`event_days_of` read with one query on a DuckDB store (UTC days)."""
-    rows = con.execute(
-        "SELECT count(*) FILTER (WHERE event IS NOT NULL), "
-        "list(DISTINCT CAST(ts AS DATE) ORDER BY CAST(ts AS DATE)) "
-        "FILTER (WHERE event IS NOT NULL AND ts < ?) FROM market", [cutoff]).fetchone()
-    if rows is None or not rows[0]:
-        return None
-    return [pd.Timestamp(x).date() for x in (rows[1] or [])]
-
-
 def features_expr(
     fills: ir.Table,
     as_of: str | datetime,
@@ -284,8 +273,7 @@ def compute_features(
                     "the store's daily tiles" if use_tiles else "the fills")
         raw = getattr(backend, "con", None)
         con = raw if isinstance(raw, duckdb.DuckDBPyConnection) else None
-        event_days = (_event_days_duckdb(con, cutoff) if con is not None and market is not None
-                      else event_days_of(market, cutoff))
+        event_days = event_days_of(market, cutoff)
 
         def build(cut: datetime) -> ir.Table:
             stored = tile_store.tile_tables(backend, cut) if use_tiles else None

@@ -50,7 +50,6 @@ from traderseg.features.batch import cutoff_micros, day_number
 
 logger = logging.getLogger(__name__)
 
-_US_PER_DAY = 86_400_000_000
 _TOKEN = re.compile(
     r"(?P<ts>MAKE_TIMESTAMPTZ\((?P<args>[^)]*)\))"
     r"|(?P<quoted>\"(?:[^\"]|\"\")*\"|'(?:[^']|'')*')"

@@ -183,8 +183,15 @@ def refresh(con: duckdb.DuckDBPyConnection, touched_sql: str, *, rows_before: in
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_TOUCHED} AS {touched_sql}")
     cols = ", ".join(MEASURE_SET.read_columns())
-    # with ``added``, an account-day without a tile before held no fills: its tiles come
-    # from the added rows alone; only the account-days that had fills read the store
+
+    def stored(days: str, lo: int, hi: int) -> str:
+        # a literal time range besides the join, so the scan skips the row groups of other days
+        return (f"SELECT {cols} FROM fills f SEMI JOIN {days} t ON f.account_id = t.account_id "
+                f"AND {day_sql('f.ts')} = t.day WHERE f.ts >= to_timestamp({lo * 86400}) "
+                f"AND f.ts < to_timestamp({hi * 86400})")
+
+    # the account-days whose tiles are replaced: with ``added``, only those that had a tile
+    # before (an account-day without one held no fills: the added rows are all of it)
     old = _TOUCHED
     if added is not None:
         old = _OLD
@@ -192,18 +199,15 @@ def refresh(con: duckdb.DuckDBPyConnection, touched_sql: str, *, rows_before: in
                     f"SEMI JOIN tiles_day d ON d.account_id = t.account_id AND d.day = t.day")
     span = con.execute(f"SELECT min(day), max(day) FROM {old}").fetchone()
     any_old = span is not None and span[0] is not None
-    lo, hi = (int(span[0]), int(span[1]) + 1) if span and any_old else (0, 0)
-    # a literal time range besides the join, so the scan skips the row groups of other days
-    parts = [
-        f"SELECT {cols} FROM fills f "
-        f"SEMI JOIN {old} t ON f.account_id = t.account_id AND {day_sql('f.ts')} = t.day "
-        f"WHERE f.ts >= to_timestamp({lo * 86400}) AND f.ts < to_timestamp({hi * 86400})"
-    ] if any_old or added is None else []
-    if added is not None:
-        parts.append(f"SELECT {cols} FROM {added} a" + (
-            f" ANTI JOIN {_OLD} t ON a.account_id = t.account_id AND {day_sql('a.ts')} = t.day"
-            if any_old else ""))
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {_SRC} AS {' UNION ALL '.join(parts)}")
+    lo, hi = (int(span[0]), int(span[1]) + 1) if span is not None and any_old else (0, 0)
+    if added is None:
+        source = stored(_TOUCHED, lo, hi)
+    elif any_old:
+        source = (f"{stored(_OLD, lo, hi)} UNION ALL SELECT {cols} FROM {added} a ANTI JOIN "
+                  f"{_OLD} t ON a.account_id = t.account_id AND {day_sql('a.ts')} = t.day")
+    else:
+        source = f"SELECT {cols} FROM {added}"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_SRC} AS {source}")
     sql = _tile_sql(con, _SRC)
     for part, table in table_names().items():
         if any_old:
@@ -278,11 +282,3 @@ def tile_tables(backend: Any, cutoff: datetime) -> batch.Tiles:
         day_part.select("account_id", "day", *batch.day_sums()),
     )
 
-
-def stored_tiles(backend: Any, cutoff: datetime) -> tuple[batch.Tiles | None, str]:
-    """Return the stored tiles of the days before the cutoff's day, and their status.
-
-    The tiles are None when they are not current; the status says why.
-    """
-    ok, why = usable(backend)
-    return (tile_tables(backend, cutoff) if ok else None), why
