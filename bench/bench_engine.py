@@ -56,6 +56,7 @@ def _rss_gib() -> float:
 def run_one(contender: str, db: str, as_of: str) -> dict:
     """Run one contender in this process."""
     t0 = time.perf_counter()
+    sql = None
     if contender == "lean":
         import importlib.util
 
@@ -75,10 +76,9 @@ def run_one(contender: str, db: str, as_of: str) -> dict:
 
         mode = {"fills": "never", "tiles": "require"}[contender.removesuffix("_warm")]
         rows = len(compute_features(db, as_of, WINDOWS, tiles=mode))
-        return {"contender": contender, "seconds": time.perf_counter() - t0, "accounts": rows,
-                "peak_rss_gib": _rss_gib(), "sql": dict(sqlcache.counts)}
+        sql = dict(sqlcache.counts)
     return {"contender": contender, "seconds": time.perf_counter() - t0, "accounts": rows,
-            "peak_rss_gib": _rss_gib()}
+            "peak_rss_gib": _rss_gib(), "sql": sql}
 
 
 def prime(db: str, as_of: str) -> dict:
