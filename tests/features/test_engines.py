@@ -9,8 +9,17 @@ from hypothesis import strategies as st
 from helpers.fills import market_with_events, random_fills
 from helpers.store import fills_store
 from traderseg.features import tiles
+from traderseg.features.batch import day_number
 from traderseg.features.compute import compute_features
-from traderseg.features.online import AccountState, records_from_frame, states_from_frame
+from traderseg.features.online import (
+    VALUE_NAMES,
+    AccountState,
+    read_plan,
+    read_values,
+    records_from_frame,
+    states_from_frame,
+    values_frame,
+)
 from traderseg.ingest import ingest
 from traderseg.store import connect
 
@@ -275,3 +284,37 @@ def test_each_refresh_path_equals_a_rebuild(tmp_path):
     con = connect(db, read_only=True)
     assert con.execute("SELECT count(*) FROM tiles_day").fetchone()[0] > 0
     con.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fills=_fills(), cut_hours=st.integers(1, 21 * 24),
+       events=st.none() | st.sets(st.integers(-3, 22), max_size=4))
+def test_many_accounts_read_at_once_equal_one_at_a_time(fills, cut_hours, events):
+    """The stream's read of many accounts (values over arrays) equals each account's own.
+
+    The window values must be equal bit for bit: a missing minimum or maximum stays
+    missing (NaN) where the newest day or the older days have none.
+    """
+    cut = pd.Timestamp("2024-04-01", tz="UTC") + pd.Timedelta(hours=cut_hours)
+    before = fills[fills["ts"] < cut]
+    if before.empty:
+        return
+    windows = ("1d", "7d", "all")
+    states = states_from_frame(before)
+    first_day = day_number(pd.Timestamp("2024-04-01").date())
+    evs = None if events is None else {first_day + d for d in events}
+    accounts = sorted(states)
+    at = cut.to_pydatetime()
+    plan = read_plan(at, windows, evs)
+    block = read_values(states, accounts, plan)
+    for i, a in enumerate(accounts):
+        one = states[a].window_values(at, windows, evs)
+        for w, arr in block.items():
+            expect = [np.nan if one[w][k] is None else float(one[w][k]) for k in VALUE_NAMES]
+            np.testing.assert_array_equal(arr[i], np.array(expect), err_msg=f"{a} {w}")
+    ev_dates = None if evs is None else [
+        (pd.Timestamp("1970-01-01") + pd.Timedelta(days=d)).date() for d in evs]
+    got = values_frame([block], windows, accounts)
+    want = pd.DataFrame.from_dict({a: states[a].get(cut, windows, ev_dates) for a in accounts},
+                                  orient="index")
+    _same(want, got)

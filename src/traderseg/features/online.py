@@ -20,6 +20,8 @@ lifetime window's day-level values need.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import math
 import operator
@@ -264,6 +266,13 @@ exec(compile(_sum_source(), "<traderseg online sum>", "exec"), _ns)  # noqa: S10
 _sum_scalars: Callable[[list[Any], list[Any]], list[Any]] = _ns["_sum_scalars"]
 _NAMES = tuple(m.name for m in _SCALARS)
 _Q_NAMES = tuple(f"{_SKETCH.name}_q{round(q * 100):02d}" for q in _SKETCH.quantiles)
+# the values a read returns besides the scalar measures, in the order of ``_parts``
+_EXTRA_NAMES = (_PAIR.name, "days", "first_day", "last_day", "pnl_day_sq", "ev_fills",
+                "ev_notional", "top_notional", "instrument_breadth", "underlying_count",
+                *_Q_NAMES, "cutoff_us", "span_days", "events_known", "ev_days")
+VALUE_NAMES = (*_NAMES, *_EXTRA_NAMES)
+_MINS = [i for i, m in enumerate(_SCALARS) if m.agg == "min"]
+_MAXES = [i for i, m in enumerate(_SCALARS) if m.agg == "max"]
 
 _FORMULAS = compile_py({f.name: effective_formula(f) for f in CATALOG})
 _NP_FORMULAS = compile_np({f.name: effective_formula(f) for f in CATALOG})
@@ -333,13 +342,53 @@ class DayTile:
 
 
 class _Older(NamedTuple):
-    """A window's days before the newest, merged, and their day-level sums."""
+    """A window's days before the newest, merged, their day-level sums and read summaries.
+
+    The summaries (sorted sketch buckets with cumulative counts; the instruments in use,
+    their underlyings and notional ranking) are what a read combines with the newest day,
+    so a read walks the newest day's few entries instead of the window's.
+    """
 
     tile: DayTile
     days: int
     first: int | None
     last: int | None
     pnl_sq: float
+    buckets: list[int]  # sketch buckets, ascending
+    cum: list[int]  # cumulative counts of ``buckets``
+    ranked: list[tuple[float, tuple[Any, ...]]]  # (notional, key) of keys in use, descending
+    underlyings: frozenset[Any]
+
+
+def _older_summary(tile: DayTile, days: int, first: int | None, last: int | None,
+                   pnl_sq: float) -> _Older:
+    items = sorted(tile.sketch.items())
+    ranked = sorted(((e[1], k) for k, e in tile.maps.items() if e[0] > 0),
+                    key=operator.itemgetter(0), reverse=True)
+    return _Older(tile, days, first, last, pnl_sq, [b for b, _ in items],
+                  list(itertools.accumulate(c for _, c in items)), ranked,
+                  frozenset(k[1] for _, k in ranked))
+
+
+class ReadPlan(NamedTuple):
+    """What reads at one cutoff share: computed once for every account read at it."""
+
+    cutoff_us: int
+    end: int  # day number just past the cutoff's day
+    windows: tuple[tuple[str, int | None], ...]  # (window, first day; None for all)
+    events: tuple[int, ...] | None  # event day numbers, ascending (None: none known)
+
+
+def read_plan(cutoff: datetime, windows: Sequence[str], event_days: set[int] | None) -> ReadPlan:
+    """Plan the reads of ``windows`` (and ``all``) at an aware ``cutoff``."""
+    from traderseg.features.compute import window_days
+
+    wins = []
+    for w in sorted({*windows, "all"}):
+        start = window_start(cutoff, window_days(w))
+        wins.append((w, None if start is None else day_number(start.date())))
+    evs = None if event_days is None else tuple(sorted(event_days))
+    return ReadPlan(cutoff_micros(cutoff), cutoff_end_day(cutoff), tuple(wins), evs)
 
 
 class AccountState:
@@ -353,7 +402,7 @@ class AccountState:
         self.old_days: dict[int, tuple[float, float, float]] = {}  # day -> (n, notional, pnl)
         self.folded_through = -1  # last compacted day (kept so update() need not scan old_days)
         self.last_us: int | None = None
-        # merged tiles of the days before the newest, per window start (see _values)
+        # merged tiles of the days before the newest, per window start (see _parts)
         self._cache: dict[tuple[int | None, int], _Older] | None = None
 
     # -- updating ------------------------------------------------------------------------
@@ -447,15 +496,16 @@ class AccountState:
 
         ``cutoff`` is an aware datetime after every fill seen; ``event_days`` are day
         numbers (:func:`~traderseg.features.batch.day_number`), or None when no market
-        events are known. :func:`feature_frame` turns many of these into features.
+        events are known. :func:`read_values` reads many accounts at once.
         """
-        from traderseg.features.compute import window_days
-
-        if self.last_us is None:
-            raise DataError("the account has no fills")
-        if self.last_us >= cutoff_micros(cutoff):
-            raise DataError("the state holds fills at or after the cutoff")
-        return {w: self._values(cutoff, window_days(w), event_days) for w in {*windows, "all"}}
+        plan = read_plan(cutoff, windows, event_days)
+        out = {}
+        for w, lo in plan.windows:
+            base, cur, extra = self._parts(lo, plan)
+            v = dict(zip(_NAMES, base if cur is None else _sum_scalars(base, cur), strict=True))
+            v.update(zip(_EXTRA_NAMES, extra, strict=True))
+            out[w] = v
+        return out
 
     def _older(self, lo: int | None, top: int) -> _Older:
         """Merge the window's days before ``top`` (and the compacted days for ``all``).
@@ -478,18 +528,28 @@ class AccountState:
         if lo is None and self.base is not None:
             tile.merge_from(self.base, same_day=False)
             rows += [(d, v[2]) for d, v in self.old_days.items()]
-        out = _Older(tile, len(rows), min((r[0] for r in rows), default=None),
-                     max((r[0] for r in rows), default=None),
-                     sum(r[1] * r[1] for r in rows))
+        out = _older_summary(tile, len(rows), min((r[0] for r in rows), default=None),
+                             max((r[0] for r in rows), default=None),
+                             sum(r[1] * r[1] for r in rows))
         if cache is None or any(k[1] != top for k in cache):
             cache = self._cache = {}
         cache[key] = out
         return out
 
-    def _values(self, cutoff: datetime, n_days: int | None,
-                evs: set[int] | None) -> dict[str, Any]:
-        start = window_start(cutoff, n_days)
-        lo = None if start is None else day_number(start.date())
+    def _parts(self, lo: int | None, plan: ReadPlan) -> tuple[list[Any], list[Any] | None,
+                                                               list[Any]]:
+        """Read one window: the older days' and the newest day's scalar measures, the rest.
+
+        The newest day's are None when it is outside the window; the other values come in
+        the order of ``_EXTRA_NAMES``.
+
+        The scalar measures are combined by the caller: one account at a time
+        (:meth:`window_values`) or many at once over arrays (:func:`read_values`).
+        """
+        if self.last_us is None:
+            raise DataError("the account has no fills")
+        if self.last_us >= plan.cutoff_us:
+            raise DataError("the state holds fills at or after the cutoff")
         tiles = self.tiles
         top = max(tiles) if tiles else -1
         cur = tiles.get(top) if (lo is None or top >= lo) else None
@@ -497,74 +557,78 @@ class AccountState:
             top = -1
         older = self._older(lo, top)
         base = older.tile
-        v: dict[str, Any] = dict(zip(_NAMES, base.s if cur is None
-                                     else _sum_scalars(base.s, cur.s), strict=True))
-        v[_PAIR.name] = base.straddles + (0 if cur is None else cur.straddle_legs())
         if cur is None:
-            v["days"] = older.days
-            v["first_day"] = older.first
-            v["last_day"] = older.last
-            v["pnl_day_sq"] = older.pnl_sq
+            days, first, last, pnl_sq = older.days, older.first, older.last, older.pnl_sq
+            straddles = base.straddles
         else:
-            v["days"] = older.days + 1
-            v["first_day"] = top if older.first is None else min(older.first, top)
-            v["last_day"] = top if older.last is None else max(older.last, top)
+            days = older.days + 1
+            first = top if older.first is None else min(older.first, top)
+            last = top if older.last is None else max(older.last, top)
             pnl = cur.s[_PNL]
-            v["pnl_day_sq"] = older.pnl_sq + pnl * pnl
-        ev = evs or set()
+            pnl_sq = older.pnl_sq + pnl * pnl
+            straddles = base.straddles + cur.straddle_legs()
+        # market-event days in the window
         ev_fills = ev_notional = 0.0
-        for e in sorted(ev):
-            if lo is not None and e < lo:
-                continue
-            t = tiles.get(e)
-            if t is not None:
-                ev_fills += t.s[_N]
-                ev_notional += t.s[_NOTIONAL]
-            elif lo is None and e in self.old_days:
-                o = self.old_days[e]
-                ev_fills += o[0]
-                ev_notional += o[1]
-        v["ev_fills"] = ev_fills
-        v["ev_notional"] = ev_notional
+        evs = plan.events
+        ev_days = 0.0
+        if evs:
+            for e in evs[0 if lo is None else bisect.bisect_left(evs, lo):]:
+                t = tiles.get(e)
+                if t is not None:
+                    ev_fills += t.s[_N]
+                    ev_notional += t.s[_NOTIONAL]
+                elif lo is None and e in self.old_days:
+                    o = self.old_days[e]
+                    ev_fills += o[0]
+                    ev_notional += o[1]
+            if first is not None:
+                ev_days = float(bisect.bisect_left(evs, plan.end)
+                                - bisect.bisect_left(evs, first))
+        # the keyed map: instruments in use, their underlyings, the largest notional
+        ranked = older.ranked
+        breadth = len(ranked)
+        n_under = len(older.underlyings)
         top_notional = None
-        breadth = 0
-        underlyings: set[Any] = set()
-        other: dict[tuple[Any, ...], list[Any]] = {} if cur is None else cur.maps
-        for k, entry in base.maps.items():
-            c, x = entry[0], entry[1]
-            add = other.get(k)
-            if add is not None:
-                c += add[0]
-                x += add[1]
-            if c > 0:
-                breadth += 1
-                underlyings.add(k[1])
-                if top_notional is None or x > top_notional:
-                    top_notional = x
-        for k, entry in other.items():
-            if entry[0] > 0 and k not in base.maps:
-                breadth += 1
-                underlyings.add(k[1])
-                if top_notional is None or entry[1] > top_notional:
-                    top_notional = entry[1]
-        v["top_notional"] = top_notional
-        v["instrument_breadth"] = breadth
-        v["underlying_count"] = len(underlyings)
-        sketch = base.sketch
-        if cur is not None and cur.sketch:
-            sketch = dict(sketch)
+        if cur is not None and cur.maps:
+            bm = base.maps
+            extra_under: set[Any] = set()
+            for k, e in cur.maps.items():
+                old = bm.get(k)
+                if old is None:
+                    c, x, was = e[0], e[1], False
+                else:
+                    c, x, was = old[0] + e[0], old[1] + e[1], old[0] > 0
+                if c > 0:
+                    if not was:
+                        breadth += 1
+                        if k[1] not in older.underlyings:
+                            extra_under.add(k[1])
+                    if top_notional is None or x > top_notional:
+                        top_notional = x
+            n_under += len(extra_under)
+            for x, k in ranked:
+                if k not in cur.maps:
+                    if top_notional is None or x > top_notional:
+                        top_notional = x
+                    break
+        elif ranked:
+            top_notional = ranked[0][0]
+        # the sketch's quantiles
+        if cur is None or not cur.sketch:
+            buckets, cum = older.buckets, older.cum
+        else:
+            merged = dict(base.sketch)
             for b_, c in cur.sketch.items():
-                sketch[b_] = sketch.get(b_, 0) + c
-        for name, q in zip(_Q_NAMES, _quantiles(sketch, _SKETCH.quantiles), strict=True):
-            v[name] = q
-        end = cutoff_end_day(cutoff)
-        first = v["first_day"]
-        v["cutoff_us"] = float(cutoff_micros(cutoff))
-        v["span_days"] = None if first is None else float(end - first)
-        v["events_known"] = 0.0 if evs is None else 1.0
-        v["ev_days"] = 0.0 if first is None else float(
-            sum(1 for e in ev if first <= e < end))
-        return v
+                merged[b_] = merged.get(b_, 0) + c
+            items = sorted(merged.items())
+            buckets = [b for b, _ in items]
+            cum = list(itertools.accumulate(c for _, c in items))
+        quantiles = _quantiles(buckets, cum)
+        return (base.s, None if cur is None else cur.s, [
+            straddles, days, first, last, pnl_sq, ev_fills, ev_notional, top_notional,
+            breadth, n_under, *quantiles, float(plan.cutoff_us),
+            None if first is None else float(plan.end - first),
+            0.0 if evs is None else 1.0, 0.0 if first is None else ev_days])
 
     # -- snapshots -----------------------------------------------------------------------
     def to_json(self) -> str:
@@ -589,24 +653,56 @@ class AccountState:
         return st
 
 
-def feature_frame(values: Sequence[Mapping[str, Mapping[str, Any]]], windows: Sequence[str],
-                  index: Sequence[str]) -> pd.DataFrame:
-    """Features of many reads at once, from :meth:`AccountState.window_values` of each.
+def read_values(states: Mapping[str, AccountState], accounts: Sequence[str],
+                plan: ReadPlan) -> dict[str, np.ndarray]:
+    """Window values of many accounts at one cutoff: per window, one row per account.
 
-    Row ``i`` equals ``get`` of the state ``values[i]`` was read from, at the same cutoff
-    (the formulas run over arrays, :func:`~traderseg.features.expr.compile_np`); the
-    columns are in the order ``get`` returns them.
+    The columns are ``VALUE_NAMES``; the scalar measures of the older days and of the
+    newest day are combined over the arrays as :meth:`AccountState.window_values` combines
+    them one account at a time (a missing minimum or maximum is NaN, as it is None there).
+    :func:`values_frame` turns these into features.
     """
-    n = len(values)
-    if len(index) != n:
-        raise ValueError("one index label per row of values")
+    out: dict[str, np.ndarray] = {}
+    n = len(accounts)
+    for w, lo in plan.windows:
+        bases: list[list[Any]] = []
+        curs: list[Any] = []
+        extras: list[list[Any]] = []
+        for a in accounts:
+            base, cur, extra = states[a]._parts(lo, plan)
+            bases.append(base)
+            curs.append(_IDENTITY if cur is None else cur)
+            extras.append(extra)
+        if n == 0:
+            out[w] = np.empty((0, len(VALUE_NAMES)))
+            continue
+        b = np.array(bases, dtype=np.float64)
+        c = np.array(curs, dtype=np.float64)
+        s = b + c
+        s[:, _MINS] = np.fmin(b[:, _MINS], c[:, _MINS])
+        s[:, _MAXES] = np.fmax(b[:, _MAXES], c[:, _MAXES])
+        out[w] = np.concatenate([s, np.array(extras, dtype=np.float64)], axis=1)
+    return out
+
+
+def values_frame(blocks: Sequence[Mapping[str, np.ndarray]], windows: Sequence[str],
+                 index: Sequence[str]) -> pd.DataFrame:
+    """Features of the rows of :func:`read_values` blocks (stacked in order).
+
+    Row ``i`` equals ``get`` of the state it was read from, at the same cutoff (the
+    formulas run over arrays, :func:`~traderseg.features.expr.compile_np`); the columns are
+    in the order ``get`` returns them.
+    """
+    n = len(index)
     per_window: dict[str, dict[str, Any]] = {}
     for w in {*windows, "all"}:
         if n == 0:
             per_window[w] = {f.name: np.empty(0) for f in CATALOG}
             continue
-        rows = [v[w] for v in values]
-        env = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in rows[0]}
+        arr = np.concatenate([blk[w] for blk in blocks], axis=0)
+        if len(arr) != n:
+            raise ValueError("one index label per row of values")
+        env = {k: arr[:, j] for j, k in enumerate(VALUE_NAMES)}
         per_window[w] = _NP_FORMULAS(env, n)
     cols: dict[str, np.ndarray] = {}
     for w in windows:
@@ -618,29 +714,32 @@ def feature_frame(values: Sequence[Mapping[str, Mapping[str, Any]]], windows: Se
     return pd.DataFrame(cols, index=pd.Index(list(index), name="account_id"))
 
 
-def _quantiles(sketch: Mapping[int, int], qs: Sequence[float]) -> list[float | None]:
-    """Quantiles ``qs`` of a sketch's bucket counts (None when empty), one sort for all.
+def _representative(bucket: int) -> float:
+    return 0.0 if bucket <= M.ZERO_BUCKET else 2.0 * math.exp(
+        float(bucket) * math.log(_SKETCH.gamma)) / (_SKETCH.gamma + 1.0)
 
-    The rank of ``q`` among ``total`` values is ``floor(q * (total - 1))``; a bucket
-    answers with its representative value, ``2 gamma^b / (gamma + 1)``.
+
+def _quantiles(buckets: Sequence[int], cum: Sequence[int]) -> list[float | None]:
+    """Return the sketch's quantiles from its ascending buckets and cumulative counts.
+
+    The rank of ``q`` among ``total`` values is ``floor(q * (total - 1))``; the answer is
+    the first bucket whose cumulative count exceeds it, reported by its representative
+    value, ``2 gamma^b / (gamma + 1)``. None when the sketch is empty.
     """
-    total = sum(sketch.values())
-    if total == 0:
-        return [None] * len(qs)
-    items = sorted(sketch.items())
+    if not cum or cum[-1] == 0:
+        return [None] * len(_SKETCH.quantiles)
+    last = float(cum[-1] - 1)
     out: list[float | None] = []
-    for q in qs:
-        rank = math.floor(q * float(total - 1))
-        cum = 0
-        for b, c in items:
-            cum += c
-            if cum > rank:
-                out.append(0.0 if b <= M.ZERO_BUCKET else 2.0 * math.exp(
-                    float(b) * math.log(_SKETCH.gamma)) / (_SKETCH.gamma + 1.0))
-                break
+    for q in _SKETCH.quantiles:
+        b = buckets[bisect.bisect_right(cum, math.floor(q * last))]
+        r = _REPR.get(b)
+        if r is None:
+            r = _REPR[b] = _representative(b)
+        out.append(r)
     return out
 
 
+_REPR: dict[int, float] = {}
 _NAN = float("nan")
 _COLUMNS: dict[tuple[str, bool], list[tuple[str, str]]] = {}
 

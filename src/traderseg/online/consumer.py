@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from traderseg.errors import ConfigError
 from traderseg.features.batch import day_number
-from traderseg.features.online import AccountState, feature_frame
+from traderseg.features.online import AccountState, read_plan, read_values, values_frame
 from traderseg.features.online_fold import fold_table, micros
 from traderseg.online import state as S
 from traderseg.online.decide import DecisionEngine, empty_assignments
@@ -192,7 +192,7 @@ class StreamConsumer:
         self.p_ids: set[str] = set()
         self.p_rejects: list[tuple[str, str, str, str | None]] = []
         self.p_decisions: list[pd.DataFrame] = []
-        self.p_ticks: list[tuple[pd.Timestamp, list[str], list[dict[str, dict[str, Any]]],
+        self.p_ticks: list[tuple[pd.Timestamp, list[str], dict[str, np.ndarray],
                                  dict[str, str]]] = []
         self.p_batches: list[Batch] = []
         self.p_tiles: set[tuple[str, int]] = set()
@@ -358,12 +358,11 @@ class StreamConsumer:
             at = pd.Timestamp(at_us * 1000, tz="UTC")
             accts = sorted(self.open_fills)
             evs = self._event_days(at_us)
-            cutoff = at.to_pydatetime()
-            windows = self.engine.windows
+            plan = read_plan(at.to_pydatetime(), self.engine.windows, evs)
             # the merged window values now; the formulas run over arrays at the checkpoint
-            records = [self.states[a].window_values(cutoff, windows, evs) for a in accts]
+            block = read_values(self.states, accts, plan)
             # the model and the policy run at the checkpoint, over every interval since
-            self.p_ticks.append((at, accts, records, dict(self.open_fills)))
+            self.p_ticks.append((at, accts, block, dict(self.open_fills)))
             self.p_accounts.update(accts)
             self.stats.decide_seconds += time.monotonic() - t0
         self.stats.ticks += 1
@@ -387,8 +386,7 @@ class StreamConsumer:
         """Run the engine over the intervals closed since the last checkpoint."""
         t0 = time.monotonic()
         every = [a for _, accts_, _, _ in self.p_ticks for a in accts_]
-        feats = feature_frame([r for _, _, recs, _ in self.p_ticks for r in recs],
-                              self.engine.windows, every)
+        feats = values_frame([blk for _, _, blk, _ in self.p_ticks], self.engine.windows, every)
         intervals = []
         start = 0
         for at, accts_, _, ids in self.p_ticks:

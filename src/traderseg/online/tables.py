@@ -99,6 +99,13 @@ def control_text(name: str, value: Any) -> str | None:
     return str(value)
 
 
+def _texts(name: str, values: pd.Series) -> pd.Series:
+    """:func:`control_text` of every value of a column (computed once per distinct value)."""
+    codes, uniq = pd.factorize(values)
+    table = np.array([control_text(name, v) for v in uniq] + [None], dtype=object)
+    return pd.Series(table[codes], index=values.index, dtype=object)
+
+
 def read_controls(con: duckdb.DuckDBPyConnection,
                   accounts: Sequence[str] | None = None) -> pd.DataFrame:
     """Read the current controls (all accounts, or those in ``accounts``), ordered by account."""
@@ -143,18 +150,25 @@ def audit_changes(old: pd.DataFrame, new: pd.DataFrame, *, actor: str,
         return pd.DataFrame(columns=cols)
     new = new.reset_index(drop=True)
     acct = new["account_id"].astype(str)
-    texts = {n: new[n].map(lambda v, n=n: control_text(n, v)) for n in CONTROL_NAMES}
+    # each distinct value is written out once: a stream's checkpoint repeats few of them
+    texts = {n: _texts(n, new[n]) for n in CONTROL_NAMES}
     first = ~acct.duplicated(keep="first")
     old_idx = old.set_index(old["account_id"].astype(str)) if len(old) else None
-    rules = [json.loads(r) if isinstance(r, str) else dict(r) for r in new["rules"]]
+    in_db = acct.isin(old_idx.index) if old_idx is not None else None
+    codes, uniq = pd.factorize(new["rules"].map(
+        lambda r: r if isinstance(r, str) else json.dumps(dict(r), sort_keys=True)))
+    rules = [json.loads(r) for r in uniq]
+    policy = new["policy_version"].astype(str).to_numpy()
+    model = new["model_version"].astype(str).to_numpy()
+    effective = pd.to_datetime(new["as_of"], utc=True).dt.tz_localize(None).to_numpy()
+    fill_ids = new["fill_id"].to_numpy()
     parts = []
     for k, name in enumerate(CONTROL_NAMES):
         cur = texts[name]
         before = cur.groupby(acct).shift(1)
         had = ~first
-        if old_idx is not None:
-            prev_db = acct.map(old_idx[name].map(lambda v, n=name: control_text(n, v)))
-            in_db = acct.isin(old_idx.index)
+        if old_idx is not None and in_db is not None:
+            prev_db = acct.map(_texts(name, old_idx[name]))
             before = before.where(~first, prev_db)
             had = had | (first & in_db)
         changed = ~had | (before.fillna("\0") != cur.fillna("\0"))
@@ -166,11 +180,11 @@ def audit_changes(old: pd.DataFrame, new: pd.DataFrame, *, actor: str,
             "account_id": acct.to_numpy()[idx], "control": name,
             "old_value": before.where(had, None).to_numpy()[idx],
             "new_value": cur.to_numpy()[idx],
-            "rule": [str(rules[i].get(name, "default")) for i in idx],
-            "policy_version": new["policy_version"].astype(str).to_numpy()[idx],
-            "model_version": new["model_version"].astype(str).to_numpy()[idx],
-            "fill_id": new["fill_id"].to_numpy()[idx],
-            "effective_at": new["as_of"].to_numpy()[idx],
+            "rule": [str(rules[c].get(name, "default")) for c in codes[idx]],
+            "policy_version": policy[idx],
+            "model_version": model[idx],
+            "fill_id": fill_ids[idx],
+            "effective_at": effective[idx],
         }))
     if not parts:
         return pd.DataFrame(columns=cols)
