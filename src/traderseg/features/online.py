@@ -592,12 +592,12 @@ class AccountState:
         if cur is not None and cur.maps:
             bm = base.maps
             extra_under: set[Any] = set()
-            for k, e in cur.maps.items():
+            for k, add in cur.maps.items():
                 old = bm.get(k)
                 if old is None:
-                    c, x, was = e[0], e[1], False
+                    c, x, was = add[0], add[1], False
                 else:
-                    c, x, was = old[0] + e[0], old[1] + e[1], old[0] > 0
+                    c, x, was = old[0] + add[0], old[1] + add[1], old[0] > 0
                 if c > 0:
                     if not was:
                         breadth += 1
