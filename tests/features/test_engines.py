@@ -318,3 +318,35 @@ def test_many_accounts_read_at_once_equal_one_at_a_time(fills, cut_hours, events
     want = pd.DataFrame.from_dict({a: states[a].get(cut, windows, ev_dates) for a in accounts},
                                   orient="index")
     _same(want, got)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fills=_fills(), step_hours=st.integers(5, 30), compact=st.booleans())
+def test_reads_kept_across_days_equal_a_read_from_nothing(fills, step_hours, compact):
+    """A state read again and again as its fills arrive (the lifetime merge then grows one
+    day at a time) reads exactly as a state built at once from the same fills."""
+    fills = fills.sort_values(["ts", "fill_id"], kind="stable")
+    windows = ("7d", "all")
+    live: dict[str, AccountState] = {}
+    start = pd.Timestamp("2024-04-01", tz="UTC")
+    done = 0
+    for h in range(step_hours, 21 * 24 + step_hours, step_hours):
+        cut = start + pd.Timedelta(hours=h)
+        new = fills[(fills["ts"] < cut)].iloc[done:]
+        done += len(new)
+        for rec in records_from_frame(new):
+            live.setdefault(rec["account_id"], AccountState()).update(rec)
+        if compact and h == 10 * 24:
+            for s_ in live.values():
+                s_.compact(day_number(cut.date()) - 8)
+        fresh = states_from_frame(fills[fills["ts"] < cut])
+        if compact and h >= 10 * 24:
+            for a, s_ in fresh.items():
+                s_.compact(min(live[a].folded_through + 1, day_number(cut.date()) - 8))
+        at = cut.to_pydatetime()
+        for a, s_ in live.items():
+            got = s_.window_values(at, windows, None)
+            want = fresh[a].window_values(at, windows, None)
+            assert got == want or all(
+                (x == y) or (x != x and y != y) for w in want for x, y in
+                zip(got[w].values(), want[w].values(), strict=True)), (a, cut)

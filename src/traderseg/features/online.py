@@ -21,7 +21,6 @@ lifetime window's day-level values need.
 from __future__ import annotations
 
 import bisect
-import itertools
 import json
 import math
 import operator
@@ -269,8 +268,8 @@ _Q_NAMES = tuple(f"{_SKETCH.name}_q{round(q * 100):02d}" for q in _SKETCH.quanti
 # the values a read returns besides the scalar measures, in the order of ``_parts``
 _EXTRA_NAMES = (_PAIR.name, "days", "first_day", "last_day", "pnl_day_sq", "ev_fills",
                 "ev_notional", "top_notional", "instrument_breadth", "underlying_count",
-                *_Q_NAMES, "cutoff_us", "span_days", "events_known", "ev_days")
-VALUE_NAMES = (*_NAMES, *_EXTRA_NAMES)
+                "cutoff_us", "span_days", "events_known", "ev_days")
+VALUE_NAMES = (*_NAMES, *_EXTRA_NAMES, *_Q_NAMES)
 _MINS = [i for i, m in enumerate(_SCALARS) if m.agg == "min"]
 _MAXES = [i for i, m in enumerate(_SCALARS) if m.agg == "max"]
 
@@ -344,9 +343,8 @@ class DayTile:
 class _Older(NamedTuple):
     """A window's days before the newest, merged, their day-level sums and read summaries.
 
-    The summaries (sorted sketch buckets with cumulative counts; the instruments in use,
-    their underlyings and notional ranking) are what a read combines with the newest day,
-    so a read walks the newest day's few entries instead of the window's.
+    The summary of the keyed map (the instruments in use, their underlyings, ranked by
+    notional) is what a read combines with the newest day's few entries.
     """
 
     tile: DayTile
@@ -354,19 +352,17 @@ class _Older(NamedTuple):
     first: int | None
     last: int | None
     pnl_sq: float
-    buckets: list[int]  # sketch buckets, ascending
-    cum: list[int]  # cumulative counts of ``buckets``
+    top: int  # the newest day when merged (-1: none)
+    n_tiles: int  # day tiles merged (compacted days not counted)
     ranked: list[tuple[float, tuple[Any, ...]]]  # (notional, key) of keys in use, descending
     underlyings: frozenset[Any]
 
 
 def _older_summary(tile: DayTile, days: int, first: int | None, last: int | None,
-                   pnl_sq: float) -> _Older:
-    items = sorted(tile.sketch.items())
+                   pnl_sq: float, top: int, n_tiles: int) -> _Older:
     ranked = sorted(((e[1], k) for k, e in tile.maps.items() if e[0] > 0),
                     key=operator.itemgetter(0), reverse=True)
-    return _Older(tile, days, first, last, pnl_sq, [b for b, _ in items],
-                  list(itertools.accumulate(c for _, c in items)), ranked,
+    return _Older(tile, days, first, last, pnl_sq, top, n_tiles, ranked,
                   frozenset(k[1] for _, k in ranked))
 
 
@@ -501,9 +497,12 @@ class AccountState:
         plan = read_plan(cutoff, windows, event_days)
         out = {}
         for w, lo in plan.windows:
-            base, cur, extra = self._parts(lo, plan)
+            base, cur, extra, sketches = self._parts(lo, plan)
             v = dict(zip(_NAMES, base if cur is None else _sum_scalars(base, cur), strict=True))
             v.update(zip(_EXTRA_NAMES, extra, strict=True))
+            qs = sketch_quantiles([sketches])
+            v.update((name, None if math.isnan(q) else float(q))
+                     for name, q in zip(_Q_NAMES, qs[0], strict=True))
             out[w] = v
         return out
 
@@ -512,36 +511,62 @@ class AccountState:
 
         They change rarely: the merge is kept until a fill lands on one of them (see
         :meth:`update`) or a newer day starts, so repeated reads within a day combine two
-        tiles instead of the whole window.
+        tiles instead of the whole window. When a newer day starts, the lifetime merge
+        takes in the previous newest day alone: the merge order (compacted days, then the
+        days in ascending order) is the one a merge from nothing follows, so the result is
+        the same to the last bit.
         """
         key = (lo, top)
         cache = self._cache
+        prev = None
         if cache is not None:
             hit = cache.get(key)
             if hit is not None:
                 return hit
-        tile = DayTile()
-        days = sorted(d for d in self.tiles if d != top and (lo is None or d >= lo))
-        rows = [(d, self.tiles[d].s[_PNL]) for d in days]
-        for d in days:
-            tile.merge_from(self.tiles[d], same_day=False)
-        if lo is None and self.base is not None:
-            tile.merge_from(self.base, same_day=False)
-            rows += [(d, v[2]) for d, v in self.old_days.items()]
-        out = _older_summary(tile, len(rows), min((r[0] for r in rows), default=None),
-                             max((r[0] for r in rows), default=None),
-                             sum(r[1] * r[1] for r in rows))
-        if cache is None or any(k[1] != top for k in cache):
+            if lo is None:
+                prev = next((o for k, o in cache.items() if k[0] is None and k[1] < top), None)
+        tiles = self.tiles
+        days = sorted(d for d in tiles if d != top and (lo is None or d >= lo))
+        if (prev is not None and len(days) == prev.n_tiles + 1 and days[-1] == prev.top):
+            # the days merged before and the previous newest day: extend that merge
+            tile = prev.tile
+            newest = tiles[prev.top]
+            tile.merge_from(newest, same_day=False)
+            pnl = newest.s[_PNL]
+            out = _older_summary(tile, prev.days + 1,
+                                 prev.top if prev.first is None else prev.first, prev.top,
+                                 prev.pnl_sq + pnl * pnl, top, len(days))
+        else:
+            tile = DayTile()
+            rows: list[tuple[int, float]] = []
+            if lo is None and self.base is not None:
+                tile.merge_from(self.base, same_day=False)
+                rows = [(d, v[2]) for d, v in self.old_days.items()]
+            for d in days:
+                tile.merge_from(tiles[d], same_day=False)
+            rows += [(d, tiles[d].s[_PNL]) for d in days]
+            out = _older_summary(tile, len(rows), min((r[0] for r in rows), default=None),
+                                 max((r[0] for r in rows), default=None),
+                                 sum(r[1] * r[1] for r in rows), top, len(days))
+        if cache is None:
             cache = self._cache = {}
+        elif any(k[1] != top for k in cache):
+            # a newer day: the merges kept for the older one are stale, except the lifetime
+            # merge, which the next lifetime read extends (whichever window is read first)
+            cache = self._cache = {k: v for k, v in cache.items() if k[0] is None}
+        if lo is None:
+            for k in [k for k in cache if k[0] is None]:
+                del cache[k]
         cache[key] = out
         return out
 
-    def _parts(self, lo: int | None, plan: ReadPlan) -> tuple[list[Any], list[Any] | None,
-                                                               list[Any]]:
+    def _parts(self, lo: int | None, plan: ReadPlan) -> tuple[
+            list[Any], list[Any] | None, list[Any], tuple[dict[int, int], dict[int, int] | None]]:
         """Read one window: the older days' and the newest day's scalar measures, the rest.
 
         The newest day's are None when it is outside the window; the other values come in
-        the order of ``_EXTRA_NAMES``.
+        the order of ``_EXTRA_NAMES``; the last item holds the older days' and the newest
+        day's sketches, whose quantiles :func:`sketch_quantiles` reads.
 
         The scalar measures are combined by the caller: one account at a time
         (:meth:`window_values`) or many at once over arrays (:func:`read_values`).
@@ -613,22 +638,12 @@ class AccountState:
                     break
         elif ranked:
             top_notional = ranked[0][0]
-        # the sketch's quantiles
-        if cur is None or not cur.sketch:
-            buckets, cum = older.buckets, older.cum
-        else:
-            merged = dict(base.sketch)
-            for b_, c in cur.sketch.items():
-                merged[b_] = merged.get(b_, 0) + c
-            items = sorted(merged.items())
-            buckets = [b for b, _ in items]
-            cum = list(itertools.accumulate(c for _, c in items))
-        quantiles = _quantiles(buckets, cum)
         return (base.s, None if cur is None else cur.s, [
             straddles, days, first, last, pnl_sq, ev_fills, ev_notional, top_notional,
-            breadth, n_under, *quantiles, float(plan.cutoff_us),
+            breadth, n_under, float(plan.cutoff_us),
             None if first is None else float(plan.end - first),
-            0.0 if evs is None else 1.0, 0.0 if first is None else ev_days])
+            0.0 if evs is None else 1.0, 0.0 if first is None else ev_days],
+            (base.sketch, None if cur is None else cur.sketch))
 
     # -- snapshots -----------------------------------------------------------------------
     def to_json(self) -> str:
@@ -668,11 +683,13 @@ def read_values(states: Mapping[str, AccountState], accounts: Sequence[str],
         bases: list[list[Any]] = []
         curs: list[Any] = []
         extras: list[list[Any]] = []
+        sketches = []
         for a in accounts:
-            base, cur, extra = states[a]._parts(lo, plan)
+            base, cur, extra, sk = states[a]._parts(lo, plan)
             bases.append(base)
             curs.append(_IDENTITY if cur is None else cur)
             extras.append(extra)
+            sketches.append(sk)
         if n == 0:
             out[w] = np.empty((0, len(VALUE_NAMES)))
             continue
@@ -681,7 +698,8 @@ def read_values(states: Mapping[str, AccountState], accounts: Sequence[str],
         s = b + c
         s[:, _MINS] = np.fmin(b[:, _MINS], c[:, _MINS])
         s[:, _MAXES] = np.fmax(b[:, _MAXES], c[:, _MAXES])
-        out[w] = np.concatenate([s, np.array(extras, dtype=np.float64)], axis=1)
+        out[w] = np.concatenate([s, np.array(extras, dtype=np.float64),
+                                 sketch_quantiles(sketches)], axis=1)
     return out
 
 
@@ -715,27 +733,58 @@ def values_frame(blocks: Sequence[Mapping[str, np.ndarray]], windows: Sequence[s
 
 
 def _representative(bucket: int) -> float:
-    return 0.0 if bucket <= M.ZERO_BUCKET else 2.0 * math.exp(
-        float(bucket) * math.log(_SKETCH.gamma)) / (_SKETCH.gamma + 1.0)
+    """Value reported for a sketch bucket (kept per bucket once computed)."""
+    r = _REPR.get(bucket)
+    if r is None:
+        r = _REPR[bucket] = 0.0 if bucket <= M.ZERO_BUCKET else 2.0 * math.exp(
+            float(bucket) * math.log(_SKETCH.gamma)) / (_SKETCH.gamma + 1.0)
+    return r
 
 
-def _quantiles(buckets: Sequence[int], cum: Sequence[int]) -> list[float | None]:
-    """Return the sketch's quantiles from its ascending buckets and cumulative counts.
+def sketch_quantiles(sketches: Sequence[tuple[Mapping[int, int], Mapping[int, int] | None]]
+                     ) -> np.ndarray:
+    """Quantiles of many merged sketches at once: one row per pair, one column per quantile.
 
+    Each pair holds two sketches (bucket -> count) read as one, the second possibly None.
     The rank of ``q`` among ``total`` values is ``floor(q * (total - 1))``; the answer is
-    the first bucket whose cumulative count exceeds it, reported by its representative
-    value, ``2 gamma^b / (gamma + 1)``. None when the sketch is empty.
+    the first bucket, in ascending order, whose cumulative count exceeds it, reported by
+    its representative value ``2 gamma^b / (gamma + 1)``. NaN when a row is empty.
     """
-    if not cum or cum[-1] == 0:
-        return [None] * len(_SKETCH.quantiles)
-    last = float(cum[-1] - 1)
-    out: list[float | None] = []
-    for q in _SKETCH.quantiles:
-        b = buckets[bisect.bisect_right(cum, math.floor(q * last))]
-        r = _REPR.get(b)
-        if r is None:
-            r = _REPR[b] = _representative(b)
-        out.append(r)
+    n = len(sketches)
+    qs = _SKETCH.quantiles
+    out = np.full((n, len(qs)), np.nan)
+    if n == 0:
+        return out
+    buckets: list[int] = []
+    counts: list[int] = []
+    lens = np.empty(n, dtype=np.int64)
+    for i, (a, b) in enumerate(sketches):
+        buckets.extend(a.keys())
+        counts.extend(a.values())
+        k = len(a)
+        if b:
+            buckets.extend(b.keys())
+            counts.extend(b.values())
+            k += len(b)
+        lens[i] = k
+    if not buckets:
+        return out
+    rows = np.repeat(np.arange(n), lens)
+    bk = np.array(buckets, dtype=np.int64)
+    order = np.lexsort((bk, rows))
+    bk = bk[order]
+    cum = np.cumsum(np.array(counts, dtype=np.int64)[order])
+    ext = np.concatenate([[0], cum])
+    ends = np.cumsum(lens)
+    before = ext[ends - lens]
+    total = ext[ends] - before
+    live = np.flatnonzero(total > 0)
+    last = (total[live] - 1).astype(np.float64)
+    for j, q in enumerate(qs):
+        # the same float product as the batch SQL's and the Python sketch's
+        rank = np.floor(q * last).astype(np.int64)
+        at = np.searchsorted(cum, before[live] + rank, side="right")
+        out[live, j] = [_representative(b) for b in bk[at].tolist()]
     return out
 
 
