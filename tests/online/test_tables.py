@@ -6,6 +6,8 @@ import json
 
 import duckdb
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from traderseg.online.tables import (
     CONTROLS_TABLE,
@@ -80,3 +82,43 @@ def test_audit_changes_compares_with_the_stored_row_first():
 def test_missing_tables_read_as_empty():
     con = duckdb.connect()
     assert read_controls(con).empty and read_audit(con).empty
+
+
+def _one_by_one(old: pd.DataFrame, new: pd.DataFrame) -> list[tuple]:
+    """The audit rows written the plain way: each row against the account's last one."""
+    from traderseg.online.tables import control_text
+
+    last = {r["account_id"]: r for r in old.to_dict("records")}
+    out = []
+    for r in new.to_dict("records"):
+        before = last.get(r["account_id"])
+        rules = json.loads(r["rules"])
+        for name in CONTROL_NAMES:
+            t = control_text(name, r[name])
+            b = None if before is None else control_text(name, before[name])
+            if before is None or b != t:
+                out.append((r["account_id"], name, b, t, rules.get(name, "default"),
+                            r["fill_id"], r["as_of"]))
+        last[r["account_id"]] = r
+    return out
+
+
+_levs = st.sampled_from([5.0, 10.0, 20.0, float("nan")])
+
+
+@settings(max_examples=60, deadline=None)
+@given(stored=st.lists(st.tuples(st.sampled_from("abc"), _levs, st.booleans()), max_size=3,
+                       unique_by=lambda t: t[0]),
+       rows=st.lists(st.tuples(st.sampled_from("abcd"), _levs, st.booleans(),
+                               st.sampled_from(["r1", "r2"])), max_size=12))
+def test_audit_rows_equal_comparing_each_row_with_the_one_before(stored, rows):
+    old = pd.DataFrame([row(a, lev=lev, review=rev) for a, lev, rev in stored],
+                       columns=CONTROLS_TABLE.names)
+    new = pd.DataFrame([row(a, lev=lev, review=rev, rule=rule, fill=f"f{i}",
+                            at=T0 + pd.Timedelta(minutes=i))
+                        for i, (a, lev, rev, rule) in enumerate(rows)],
+                       columns=CONTROLS_TABLE.names)
+    got = audit_changes(old, new, actor="stream", recorded_at=T0)
+    want = _one_by_one(old, new)
+    assert [(r.account_id, r.control, r.old_value, r.new_value, r.rule, r.fill_id,
+             r.effective_at) for r in got.itertuples()] == want

@@ -277,7 +277,8 @@ class DecisionEngine:
                                                               if c in inputs.columns])], axis=1)
         rows_out["model_version"] = self.model_version
         rows_out["as_of"] = pd.to_datetime(at_us * 1000, utc=True)
-        trig = [ids.get(a) for (_, f, ids) in intervals for a in f.index.astype(str)]
+        tick = np.repeat(np.arange(len(sizes)), sizes).tolist()
+        trig = [intervals[k][2].get(a) for k, a in zip(tick, accts, strict=True)]
         rows_out["fill_id"] = trig
         rows_out["updated_at"] = pd.NaT
         touched = list(dict.fromkeys(accts))

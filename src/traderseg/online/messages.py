@@ -38,6 +38,10 @@ class Validated:
 
 def _column(values: list[Any]) -> pa.Array:
     """Build an Arrow column from message values: typed when they agree, else text."""
+    try:  # text, as Redis and CSV-like sources carry every field
+        return pa.array(values, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
     present = [v for v in values if v is not None]
     if not present:
         return pa.nulls(len(values), pa.string())

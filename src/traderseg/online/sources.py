@@ -402,8 +402,8 @@ class RedisSource(Source):
             if fields is None:  # deleted while pending
                 ids.append(entry_id)
                 continue
-            msgs.append(Message(dict(fields), f"{self.addr.stream}:{entry_id}",
-                                json.dumps(fields, sort_keys=True)))
+            # the raw text of a message is written only if it is rejected (``_raw``)
+            msgs.append(Message(fields, f"{self.addr.stream}:{entry_id}"))
             ids.append(entry_id)
         return msgs, ids
 

@@ -99,11 +99,11 @@ def control_text(name: str, value: Any) -> str | None:
     return str(value)
 
 
-def _texts(name: str, values: pd.Series) -> pd.Series:
+def _texts(name: str, values: pd.Series) -> np.ndarray:
     """:func:`control_text` of every value of a column (computed once per distinct value)."""
     codes, uniq = pd.factorize(values)
     table = np.array([control_text(name, v) for v in uniq] + [None], dtype=object)
-    return pd.Series(table[codes], index=values.index, dtype=object)
+    return table[codes]
 
 
 def read_controls(con: duckdb.DuckDBPyConnection,
@@ -149,51 +149,65 @@ def audit_changes(old: pd.DataFrame, new: pd.DataFrame, *, actor: str,
     if new.empty:
         return pd.DataFrame(columns=cols)
     new = new.reset_index(drop=True)
-    acct = new["account_id"].astype(str)
-    # each distinct value is written out once: a stream's checkpoint repeats few of them
-    texts = {n: _texts(n, new[n]) for n in CONTROL_NAMES}
-    first = ~acct.duplicated(keep="first")
-    old_idx = old.set_index(old["account_id"].astype(str)) if len(old) else None
-    in_db = acct.isin(old_idx.index) if old_idx is not None else None
+    acct = new["account_id"].astype(str).to_numpy(dtype=object)
+    n = len(acct)
+    # the row before each row of the same account in ``new`` (-1: none)
+    prev_row = np.full(n, -1, dtype=np.int64)
+    last: dict[str, int] = {}
+    for i, a in enumerate(acct):
+        j = last.get(a)
+        if j is not None:
+            prev_row[i] = j
+        last[a] = i
+    later = prev_row >= 0
+    if len(old):
+        pos = pd.Index(old["account_id"].astype(str)).get_indexer(pd.Index(acct))
+        from_db = ~later & (pos >= 0)
+    else:
+        pos = np.full(n, -1, dtype=np.int64)
+        from_db = np.zeros(n, dtype=bool)
+    had = later | from_db
     codes, uniq = pd.factorize(new["rules"].map(
         lambda r: r if isinstance(r, str) else json.dumps(dict(r), sort_keys=True)))
     rules = [json.loads(r) for r in uniq]
-    policy = new["policy_version"].astype(str).to_numpy()
-    model = new["model_version"].astype(str).to_numpy()
-    effective = pd.to_datetime(new["as_of"], utc=True).dt.tz_localize(None).to_numpy()
-    fill_ids = new["fill_id"].to_numpy()
-    parts = []
+    rows_, ks, olds, news, rule = [], [], [], [], []
     for k, name in enumerate(CONTROL_NAMES):
-        cur = texts[name]
-        before = cur.groupby(acct).shift(1)
-        had = ~first
-        if old_idx is not None and in_db is not None:
-            prev_db = acct.map(_texts(name, old_idx[name]))
-            before = before.where(~first, prev_db)
-            had = had | (first & in_db)
-        changed = ~had | (before.fillna("\0") != cur.fillna("\0"))
-        idx = np.flatnonzero(changed.to_numpy())
+        # each distinct value is written out once: a stream's checkpoint repeats few of them
+        cur = _texts(name, new[name])
+        before = np.full(n, None, dtype=object)
+        before[later] = cur[prev_row[later]]
+        if from_db.any():
+            before[from_db] = _texts(name, old[name])[pos[from_db]]
+        idx = np.flatnonzero(~had | (before != cur))
         if len(idx) == 0:
             continue
-        parts.append(pd.DataFrame({
-            "_row": idx, "_k": k,
-            "account_id": acct.to_numpy()[idx], "control": name,
-            "old_value": before.where(had, None).to_numpy()[idx],
-            "new_value": cur.to_numpy()[idx],
-            "rule": [str(rules[c].get(name, "default")) for c in codes[idx]],
-            "policy_version": policy[idx],
-            "model_version": model[idx],
-            "fill_id": fill_ids[idx],
-            "effective_at": effective[idx],
-        }))
-    if not parts:
+        rows_.append(idx)
+        ks.append(np.full(len(idx), k))
+        olds.append(before[idx])
+        news.append(cur[idx])
+        rule += [str(rules[c].get(name, "default")) for c in codes[idx]]
+    if not rows_:
         return pd.DataFrame(columns=cols)
-    out = pd.concat(parts, ignore_index=True).sort_values(["_row", "_k"], kind="stable")
+    row = np.concatenate(rows_)
+    order = np.lexsort((np.concatenate(ks), row))
+    row = row[order]
+    out = pd.DataFrame({
+        "account_id": acct[row],
+        "control": np.array(CONTROL_NAMES, dtype=object)[np.concatenate(ks)[order]],
+        "old_value": np.concatenate(olds)[order],
+        "new_value": np.concatenate(news)[order],
+        "rule": np.array(rule, dtype=object)[order],
+        "policy_version": new["policy_version"].astype(str).to_numpy()[row],
+        "model_version": new["model_version"].astype(str).to_numpy()[row],
+        "fill_id": new["fill_id"].to_numpy()[row],
+        "effective_at": pd.to_datetime(new["as_of"], utc=True).to_numpy()[row],
+        "recorded_at": recorded_at,
+        "actor": actor,
+    })
     out["effective_at"] = pd.to_datetime(out["effective_at"], utc=True)
-    out["recorded_at"] = recorded_at
-    out["actor"] = actor
-    out["old_value"] = out["old_value"].astype(object).where(out["old_value"].notna(), None)
-    return out[cols].reset_index(drop=True)
+    for c in ("old_value", "new_value"):
+        out[c] = out[c].astype(object).where(out[c].notna(), None)
+    return out[cols]
 
 
 def write_decisions(con: duckdb.DuckDBPyConnection, new: pd.DataFrame, *,
