@@ -300,6 +300,16 @@ class DayTile:
                 legs += n
         return legs
 
+    def copy(self) -> DayTile:
+        """Return an independent copy."""
+        t = DayTile()
+        t.s = list(self.s)
+        t.maps = {k: list(v) for k, v in self.maps.items()}
+        t.sketch = dict(self.sketch)
+        t.pairs = {k: [set(g[0]), g[1]] for k, g in self.pairs.items()}
+        t.straddles = self.straddles
+        return t
+
     def merge_from(self, other: DayTile, *, same_day: bool = True) -> None:
         """Fold ``other`` into this tile."""
         _merge_scalars(self.s, other.s)
@@ -356,14 +366,22 @@ class _Older(NamedTuple):
     n_tiles: int  # day tiles merged (compacted days not counted)
     ranked: list[tuple[float, tuple[Any, ...]]]  # (notional, key) of keys in use, descending
     underlyings: frozenset[Any]
+    sketch_buckets: np.ndarray  # the sketch's buckets, ascending
+    sketch_counts: np.ndarray  # their counts
 
 
 def _older_summary(tile: DayTile, days: int, first: int | None, last: int | None,
                    pnl_sq: float, top: int, n_tiles: int) -> _Older:
     ranked = sorted(((e[1], k) for k, e in tile.maps.items() if e[0] > 0),
                     key=operator.itemgetter(0), reverse=True)
+    items = sorted(tile.sketch.items())
     return _Older(tile, days, first, last, pnl_sq, top, n_tiles, ranked,
-                  frozenset(k[1] for _, k in ranked))
+                  frozenset(k[1] for _, k in ranked),
+                  np.array([b for b, _ in items], dtype=np.int64),
+                  np.array([c for _, c in items], dtype=np.int64))
+
+
+SketchParts = tuple[np.ndarray, np.ndarray, "Mapping[int, int] | None"]
 
 
 class ReadPlan(NamedTuple):
@@ -528,8 +546,9 @@ class AccountState:
         tiles = self.tiles
         days = sorted(d for d in tiles if d != top and (lo is None or d >= lo))
         if (prev is not None and len(days) == prev.n_tiles + 1 and days[-1] == prev.top):
-            # the days merged before and the previous newest day: extend that merge
-            tile = prev.tile
+            # the days merged before and the previous newest day: extend a copy of that
+            # merge (a merge, once made, never changes: reads may still hold it)
+            tile = prev.tile.copy()
             newest = tiles[prev.top]
             tile.merge_from(newest, same_day=False)
             pnl = newest.s[_PNL]
@@ -561,12 +580,12 @@ class AccountState:
         return out
 
     def _parts(self, lo: int | None, plan: ReadPlan) -> tuple[
-            list[Any], list[Any] | None, list[Any], tuple[dict[int, int], dict[int, int] | None]]:
+            list[Any], list[Any] | None, list[Any], SketchParts]:
         """Read one window: the older days' and the newest day's scalar measures, the rest.
 
         The newest day's are None when it is outside the window; the other values come in
-        the order of ``_EXTRA_NAMES``; the last item holds the older days' and the newest
-        day's sketches, whose quantiles :func:`sketch_quantiles` reads.
+        the order of ``_EXTRA_NAMES``; the last item holds the older days' sketch (buckets
+        and counts) and the newest day's, whose quantiles :func:`sketch_quantiles` reads.
 
         The scalar measures are combined by the caller: one account at a time
         (:meth:`window_values`) or many at once over arrays (:func:`read_values`).
@@ -638,12 +657,14 @@ class AccountState:
                     break
         elif ranked:
             top_notional = ranked[0][0]
-        return (base.s, None if cur is None else cur.s, [
+        # the newest day's tile changes with every fill: a read keeps copies of its parts
+        return (base.s, None if cur is None else list(cur.s), [
             straddles, days, first, last, pnl_sq, ev_fills, ev_notional, top_notional,
             breadth, n_under, float(plan.cutoff_us),
             None if first is None else float(plan.end - first),
             0.0 if evs is None else 1.0, 0.0 if first is None else ev_days],
-            (base.sketch, None if cur is None else cur.sketch))
+            (older.sketch_buckets, older.sketch_counts,
+             None if cur is None or not cur.sketch else dict(cur.sketch)))
 
     # -- snapshots -----------------------------------------------------------------------
     def to_json(self) -> str:
@@ -668,9 +689,32 @@ class AccountState:
         return st
 
 
-def read_values(states: Mapping[str, AccountState], accounts: Sequence[str],
-                plan: ReadPlan) -> dict[str, np.ndarray]:
-    """Window values of many accounts at one cutoff: per window, one row per account.
+Parts = dict[str, tuple[list[Any], list[Any], list[Any], list[Any]]]
+
+
+def read_parts(states: Mapping[str, AccountState], accounts: Sequence[str], plan: ReadPlan,
+               into: Parts | None = None) -> Parts:
+    """Read many accounts at one cutoff, keeping what each state gives (see :func:`combine`).
+
+    Per window: the older days' scalar measures, the newest day's, the other values and
+    the two sketches of each account, appended to ``into`` when given (reads at several
+    cutoffs then combine at once). The parts hold no reference to anything a later fill
+    changes.
+    """
+    out: Parts = {} if into is None else into
+    for w, lo in plan.windows:
+        bases, curs, extras, sketches = out.setdefault(w, ([], [], [], []))
+        for a in accounts:
+            base, cur, extra, sk = states[a]._parts(lo, plan)
+            bases.append(base)
+            curs.append(_IDENTITY if cur is None else cur)
+            extras.append(extra)
+            sketches.append(sk)
+    return out
+
+
+def combine(parts: Parts) -> dict[str, np.ndarray]:
+    """Window values from :func:`read_parts`: per window, one row per account read.
 
     The columns are ``VALUE_NAMES``; the scalar measures of the older days and of the
     newest day are combined over the arrays as :meth:`AccountState.window_values` combines
@@ -678,19 +722,8 @@ def read_values(states: Mapping[str, AccountState], accounts: Sequence[str],
     :func:`values_frame` turns these into features.
     """
     out: dict[str, np.ndarray] = {}
-    n = len(accounts)
-    for w, lo in plan.windows:
-        bases: list[list[Any]] = []
-        curs: list[Any] = []
-        extras: list[list[Any]] = []
-        sketches = []
-        for a in accounts:
-            base, cur, extra, sk = states[a]._parts(lo, plan)
-            bases.append(base)
-            curs.append(_IDENTITY if cur is None else cur)
-            extras.append(extra)
-            sketches.append(sk)
-        if n == 0:
+    for w, (bases, curs, extras, sketches) in parts.items():
+        if not bases:
             out[w] = np.empty((0, len(VALUE_NAMES)))
             continue
         b = np.array(bases, dtype=np.float64)
@@ -701,6 +734,12 @@ def read_values(states: Mapping[str, AccountState], accounts: Sequence[str],
         out[w] = np.concatenate([s, np.array(extras, dtype=np.float64),
                                  sketch_quantiles(sketches)], axis=1)
     return out
+
+
+def read_values(states: Mapping[str, AccountState], accounts: Sequence[str],
+                plan: ReadPlan) -> dict[str, np.ndarray]:
+    """Window values of many accounts at one cutoff (:func:`combine` of :func:`read_parts`)."""
+    return combine(read_parts(states, accounts, plan))
 
 
 def values_frame(blocks: Sequence[Mapping[str, np.ndarray]], windows: Sequence[str],
@@ -741,42 +780,48 @@ def _representative(bucket: int) -> float:
     return r
 
 
-def sketch_quantiles(sketches: Sequence[tuple[Mapping[int, int], Mapping[int, int] | None]]
-                     ) -> np.ndarray:
-    """Quantiles of many merged sketches at once: one row per pair, one column per quantile.
+def sketch_quantiles(sketches: Sequence[SketchParts]) -> np.ndarray:
+    """Quantiles of many merged sketches at once: one row per read, one column per quantile.
 
-    Each pair holds two sketches (bucket -> count) read as one, the second possibly None.
-    The rank of ``q`` among ``total`` values is ``floor(q * (total - 1))``; the answer is
-    the first bucket, in ascending order, whose cumulative count exceeds it, reported by
-    its representative value ``2 gamma^b / (gamma + 1)``. NaN when a row is empty.
+    Each read holds the older days' sketch (buckets ascending, counts) and the newest day's
+    (bucket -> count, or None), read as one. The rank of ``q`` among ``total`` values is
+    ``floor(q * (total - 1))``; the answer is the first bucket, in ascending order, whose
+    cumulative count exceeds it, reported by its representative value
+    ``2 gamma^b / (gamma + 1)``. NaN when a read's sketches are empty.
     """
     n = len(sketches)
     qs = _SKETCH.quantiles
     out = np.full((n, len(qs)), np.nan)
     if n == 0:
         return out
-    buckets: list[int] = []
-    counts: list[int] = []
+    older_b: list[np.ndarray] = []
+    older_c: list[np.ndarray] = []
+    new_b: list[int] = []
+    new_c: list[int] = []
     lens = np.empty(n, dtype=np.int64)
-    for i, (a, b) in enumerate(sketches):
-        buckets.extend(a.keys())
-        counts.extend(a.values())
-        k = len(a)
-        if b:
-            buckets.extend(b.keys())
-            counts.extend(b.values())
-            k += len(b)
-        lens[i] = k
-    if not buckets:
+    new_lens = np.zeros(n, dtype=np.int64)
+    for i, (ob, oc, cur) in enumerate(sketches):
+        older_b.append(ob)
+        older_c.append(oc)
+        lens[i] = len(ob)
+        if cur:
+            new_b.extend(cur.keys())
+            new_c.extend(cur.values())
+            new_lens[i] = len(cur)
+    bk = np.concatenate([*older_b, np.array(new_b, dtype=np.int64)])
+    if bk.size == 0:
         return out
-    rows = np.repeat(np.arange(n), lens)
-    bk = np.array(buckets, dtype=np.int64)
-    order = np.lexsort((bk, rows))
+    ct = np.concatenate([*older_c, np.array(new_c, dtype=np.int64)])
+    ids = np.arange(n)
+    rows = np.concatenate([np.repeat(ids, lens), np.repeat(ids, new_lens)])
+    low = int(bk.min())
+    # one sort by (read, bucket); each read's older part is sorted already
+    order = np.argsort(rows * (int(bk.max()) - low + 1) + (bk - low), kind="stable")
     bk = bk[order]
-    cum = np.cumsum(np.array(counts, dtype=np.int64)[order])
+    cum = np.cumsum(ct[order])
     ext = np.concatenate([[0], cum])
-    ends = np.cumsum(lens)
-    before = ext[ends - lens]
+    ends = np.cumsum(lens + new_lens)
+    before = ext[ends - lens - new_lens]
     total = ext[ends] - before
     live = np.flatnonzero(total > 0)
     last = (total[live] - 1).astype(np.float64)
@@ -784,7 +829,8 @@ def sketch_quantiles(sketches: Sequence[tuple[Mapping[int, int], Mapping[int, in
         # the same float product as the batch SQL's and the Python sketch's
         rank = np.floor(q * last).astype(np.int64)
         at = np.searchsorted(cum, before[live] + rank, side="right")
-        out[live, j] = [_representative(b) for b in bk[at].tolist()]
+        found, where = np.unique(bk[at], return_inverse=True)
+        out[live, j] = np.array([_representative(b) for b in found.tolist()])[where]
     return out
 
 

@@ -33,7 +33,14 @@ import pyarrow as pa
 
 from traderseg.errors import ConfigError
 from traderseg.features.batch import day_number
-from traderseg.features.online import AccountState, read_plan, read_values, values_frame
+from traderseg.features.online import (
+    AccountState,
+    Parts,
+    combine,
+    read_parts,
+    read_plan,
+    values_frame,
+)
 from traderseg.features.online_fold import fold_table, micros
 from traderseg.online import state as S
 from traderseg.online.decide import DecisionEngine, empty_assignments
@@ -192,8 +199,8 @@ class StreamConsumer:
         self.p_ids: set[str] = set()
         self.p_rejects: list[tuple[str, str, str, str | None]] = []
         self.p_decisions: list[pd.DataFrame] = []
-        self.p_ticks: list[tuple[pd.Timestamp, list[str], dict[str, np.ndarray],
-                                 dict[str, str]]] = []
+        self.p_ticks: list[tuple[pd.Timestamp, list[str], dict[str, str]]] = []
+        self.p_reads: Parts = {}  # what the states gave at each interval end, in order
         self.p_batches: list[Batch] = []
         self.p_tiles: set[tuple[str, int]] = set()
         self.p_accounts: set[str] = set()
@@ -359,10 +366,10 @@ class StreamConsumer:
             accts = sorted(self.open_fills)
             evs = self._event_days(at_us)
             plan = read_plan(at.to_pydatetime(), self.engine.windows, evs)
-            # the merged window values now; the formulas run over arrays at the checkpoint
-            block = read_values(self.states, accts, plan)
-            # the model and the policy run at the checkpoint, over every interval since
-            self.p_ticks.append((at, accts, block, dict(self.open_fills)))
+            # the states' parts now; they are combined, and the formulas, the model and the
+            # policy run, over arrays at the checkpoint, for every interval since the last
+            read_parts(self.states, accts, plan, into=self.p_reads)
+            self.p_ticks.append((at, accts, dict(self.open_fills)))
             self.p_accounts.update(accts)
             self.stats.decide_seconds += time.monotonic() - t0
         self.stats.ticks += 1
@@ -385,11 +392,11 @@ class StreamConsumer:
     def _decide_pending(self) -> None:
         """Run the engine over the intervals closed since the last checkpoint."""
         t0 = time.monotonic()
-        every = [a for _, accts_, _, _ in self.p_ticks for a in accts_]
-        feats = values_frame([blk for _, _, blk, _ in self.p_ticks], self.engine.windows, every)
+        every = [a for _, accts_, _ in self.p_ticks for a in accts_]
+        feats = values_frame([combine(self.p_reads)], self.engine.windows, every)
         intervals = []
         start = 0
-        for at, accts_, _, ids in self.p_ticks:
+        for at, accts_, ids in self.p_ticks:
             intervals.append((at, feats.iloc[start:start + len(accts_)], ids))
             start += len(accts_)
         accts = sorted(set(every))
@@ -406,6 +413,7 @@ class StreamConsumer:
         self.stats.decisions += len(d.rows)
         self.cp.decisions += len(d.rows)
         self.p_ticks = []
+        self.p_reads = {}
         self.stats.decide_seconds += time.monotonic() - t0
 
     def _event_days(self, at_us: int) -> set[int] | None:
