@@ -529,33 +529,39 @@ class AccountState:
 
         They change rarely: the merge is kept until a fill lands on one of them (see
         :meth:`update`) or a newer day starts, so repeated reads within a day combine two
-        tiles instead of the whole window. When a newer day starts, the lifetime merge
-        takes in the previous newest day alone: the merge order (compacted days, then the
-        days in ascending order) is the one a merge from nothing follows, so the result is
-        the same to the last bit.
+        tiles instead of the whole window. When a newer day starts and no day has left the
+        window, the merge kept for the previous newest day takes in that day alone. The
+        merge order (compacted days, then the days in ascending order) is the one a merge
+        from nothing follows, so the result is the same to the last bit.
         """
         key = (lo, top)
         cache = self._cache
-        prev = None
         if cache is not None:
             hit = cache.get(key)
             if hit is not None:
                 return hit
-            if lo is None:
-                prev = next((o for k, o in cache.items() if k[0] is None and k[1] < top), None)
         tiles = self.tiles
         days = sorted(d for d in tiles if d != top and (lo is None or d >= lo))
-        if (prev is not None and len(days) == prev.n_tiles + 1 and days[-1] == prev.top):
-            # the days merged before and the previous newest day: extend a copy of that
-            # merge (a merge, once made, never changes: reads may still hold it)
+        out = None
+        for (plo, ptop), prev in (cache or {}).items():
+            # the days merged before plus the previous newest day must be exactly ``days``.
+            # No day before the previous newest has gained a fill since (that would have
+            # emptied the cache), so ``days`` holds no day the earlier merge lacked but the
+            # previous newest day when that is its last; then the count tells whether a
+            # day has left the window.
+            if (ptop >= top or (plo is None) != (lo is None) or not days
+                    or len(days) != prev.n_tiles + 1 or days[-1] != ptop):
+                continue
+            # extend a copy: a merge, once made, never changes (reads may still hold it)
             tile = prev.tile.copy()
-            newest = tiles[prev.top]
+            newest = tiles[ptop]
             tile.merge_from(newest, same_day=False)
             pnl = newest.s[_PNL]
             out = _older_summary(tile, prev.days + 1,
-                                 prev.top if prev.first is None else prev.first, prev.top,
+                                 ptop if prev.first is None else prev.first, ptop,
                                  prev.pnl_sq + pnl * pnl, top, len(days))
-        else:
+            break
+        if out is None:
             tile = DayTile()
             rows: list[tuple[int, float]] = []
             if lo is None and self.base is not None:
@@ -569,14 +575,13 @@ class AccountState:
                                  sum(r[1] * r[1] for r in rows), top, len(days))
         if cache is None:
             cache = self._cache = {}
-        elif any(k[1] != top for k in cache):
-            # a newer day: the merges kept for the older one are stale, except the lifetime
-            # merge, which the next lifetime read extends (whichever window is read first)
-            cache = self._cache = {k: v for k, v in cache.items() if k[0] is None}
-        if lo is None:
-            for k in [k for k in cache if k[0] is None]:
-                del cache[k]
         cache[key] = out
+        if len(cache) > 2:
+            # keep the merges of the two newest days read (the older ones extend no more)
+            tops = sorted({k[1] for k in cache})
+            if len(tops) > 2:
+                for k in [k for k in cache if k[1] < tops[-2]]:
+                    del cache[k]
         return out
 
     def _parts(self, lo: int | None, plan: ReadPlan) -> tuple[
