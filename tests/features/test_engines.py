@@ -14,8 +14,9 @@ from traderseg.features.compute import compute_features
 from traderseg.features.online import (
     VALUE_NAMES,
     AccountState,
+    combine,
+    read_parts,
     read_plan,
-    read_values,
     records_from_frame,
     states_from_frame,
     values_frame,
@@ -306,7 +307,7 @@ def test_many_accounts_read_at_once_equal_one_at_a_time(fills, cut_hours, events
     accounts = sorted(states)
     at = cut.to_pydatetime()
     plan = read_plan(at, windows, evs)
-    block = read_values(states, accounts, plan)
+    block = combine(read_parts(states, accounts, plan))
     for i, a in enumerate(accounts):
         one = states[a].window_values(at, windows, evs)
         for w, arr in block.items():
@@ -350,3 +351,33 @@ def test_reads_kept_across_days_equal_a_read_from_nothing(fills, step_hours, com
             assert got == want or all(
                 (x == y) or (x != x and y != y) for w in want for x, y in
                 zip(got[w].values(), want[w].values(), strict=True)), (a, cut)
+
+
+def test_sketch_quantiles_of_reads_by_hand():
+    """Ranks floor(q * (total - 1)); the answer is the first bucket whose cumulative count
+    is *above* the rank (a count equal to the rank is not enough)."""
+    from traderseg.features.measures import MEASURE_SET, ZERO_BUCKET
+    from traderseg.features.online import sketch_quantiles
+
+    g = MEASURE_SET.sketches[0].gamma
+    assert MEASURE_SET.sketches[0].quantiles == (0.5, 0.95)
+
+    def value(b):
+        return 2.0 * g**b / (g + 1.0)
+
+    def arr(*xs):
+        return np.array(xs, dtype=np.int64)
+
+    got = sketch_quantiles([
+        # buckets 10, 11, 12 once each (older 10, newest 11 and 12): ranks 1 and 1;
+        # cumulative counts 1, 2, 3, so both answer 11 (10 if a count equal to the rank won)
+        (arr(10), arr(1), {12: 1, 11: 1}),
+        (arr(), arr(), None),  # nothing: NaN
+        # 5 twice, 20 once older and once newest: total 4, ranks 1 and 2; cumulative 2, 4:
+        # the median is 5 and p95 is 20 (5 if a count equal to the rank won)
+        (arr(5, 20), arr(2, 1), {20: 1}),
+        (arr(ZERO_BUCKET), arr(3), None),  # the zero bucket reports 0
+    ])
+    want = np.array([[value(11), value(11)], [np.nan, np.nan], [value(5), value(20)],
+                     [0.0, 0.0]])
+    np.testing.assert_allclose(got, want, rtol=1e-12)

@@ -362,7 +362,6 @@ class _Older(NamedTuple):
     first: int | None
     last: int | None
     pnl_sq: float
-    top: int  # the newest day when merged (-1: none)
     n_tiles: int  # day tiles merged (compacted days not counted)
     ranked: list[tuple[float, tuple[Any, ...]]]  # (notional, key) of keys in use, descending
     underlyings: frozenset[Any]
@@ -371,11 +370,11 @@ class _Older(NamedTuple):
 
 
 def _older_summary(tile: DayTile, days: int, first: int | None, last: int | None,
-                   pnl_sq: float, top: int, n_tiles: int) -> _Older:
+                   pnl_sq: float, n_tiles: int) -> _Older:
     ranked = sorted(((e[1], k) for k, e in tile.maps.items() if e[0] > 0),
                     key=operator.itemgetter(0), reverse=True)
     items = sorted(tile.sketch.items())
-    return _Older(tile, days, first, last, pnl_sq, top, n_tiles, ranked,
+    return _Older(tile, days, first, last, pnl_sq, n_tiles, ranked,
                   frozenset(k[1] for _, k in ranked),
                   np.array([b for b, _ in items], dtype=np.int64),
                   np.array([c for _, c in items], dtype=np.int64))
@@ -510,7 +509,7 @@ class AccountState:
 
         ``cutoff`` is an aware datetime after every fill seen; ``event_days`` are day
         numbers (:func:`~traderseg.features.batch.day_number`), or None when no market
-        events are known. :func:`read_values` reads many accounts at once.
+        events are known. :func:`read_parts` reads many accounts at once.
         """
         plan = read_plan(cutoff, windows, event_days)
         out = {}
@@ -559,7 +558,7 @@ class AccountState:
             pnl = newest.s[_PNL]
             out = _older_summary(tile, prev.days + 1,
                                  ptop if prev.first is None else prev.first, ptop,
-                                 prev.pnl_sq + pnl * pnl, top, len(days))
+                                 prev.pnl_sq + pnl * pnl, len(days))
             break
         if out is None:
             tile = DayTile()
@@ -572,7 +571,7 @@ class AccountState:
             rows += [(d, tiles[d].s[_PNL]) for d in days]
             out = _older_summary(tile, len(rows), min((r[0] for r in rows), default=None),
                                  max((r[0] for r in rows), default=None),
-                                 sum(r[1] * r[1] for r in rows), top, len(days))
+                                 sum(r[1] * r[1] for r in rows), len(days))
         if cache is None:
             cache = self._cache = {}
         cache[key] = out
@@ -593,7 +592,7 @@ class AccountState:
         and counts) and the newest day's, whose quantiles :func:`sketch_quantiles` reads.
 
         The scalar measures are combined by the caller: one account at a time
-        (:meth:`window_values`) or many at once over arrays (:func:`read_values`).
+        (:meth:`window_values`) or many at once over arrays (:func:`combine`).
         """
         if self.last_us is None:
             raise DataError("the account has no fills")
@@ -741,15 +740,9 @@ def combine(parts: Parts) -> dict[str, np.ndarray]:
     return out
 
 
-def read_values(states: Mapping[str, AccountState], accounts: Sequence[str],
-                plan: ReadPlan) -> dict[str, np.ndarray]:
-    """Window values of many accounts at one cutoff (:func:`combine` of :func:`read_parts`)."""
-    return combine(read_parts(states, accounts, plan))
-
-
 def values_frame(blocks: Sequence[Mapping[str, np.ndarray]], windows: Sequence[str],
                  index: Sequence[str]) -> pd.DataFrame:
-    """Features of the rows of :func:`read_values` blocks (stacked in order).
+    """Features of the rows of :func:`combine` blocks (stacked in order).
 
     Row ``i`` equals ``get`` of the state it was read from, at the same cutoff (the
     formulas run over arrays, :func:`~traderseg.features.expr.compile_np`); the columns are
@@ -777,11 +770,10 @@ def values_frame(blocks: Sequence[Mapping[str, np.ndarray]], windows: Sequence[s
 
 
 def _representative(bucket: int) -> float:
-    """Value reported for a sketch bucket (kept per bucket once computed)."""
+    """:meth:`~traderseg.features.measures.Sketch.representative`, kept once computed."""
     r = _REPR.get(bucket)
     if r is None:
-        r = _REPR[bucket] = 0.0 if bucket <= M.ZERO_BUCKET else 2.0 * math.exp(
-            float(bucket) * math.log(_SKETCH.gamma)) / (_SKETCH.gamma + 1.0)
+        r = _REPR[bucket] = _SKETCH.representative(bucket)
     return r
 
 
