@@ -381,3 +381,31 @@ def test_sketch_quantiles_of_reads_by_hand():
     want = np.array([[value(11), value(11)], [np.nan, np.nan], [value(5), value(20)],
                      [0.0, 0.0]])
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+_bucket = st.integers(min_value=-40, max_value=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.dictionaries(_bucket, st.integers(1, 4), max_size=6),
+                          st.dictionaries(_bucket, st.integers(1, 4), max_size=4)),
+                min_size=1, max_size=8))
+def test_sketch_quantiles_equal_ranks_in_the_expanded_values(reads):
+    """Many reads at once, each the quantile of its buckets written out one value per count
+    and sorted: the older part and the newest day's merge whatever buckets they share."""
+    from traderseg.features.measures import MEASURE_SET
+    from traderseg.features.online import sketch_quantiles
+
+    sk = MEASURE_SET.sketches[0]
+    parts = []
+    want = np.full((len(reads), len(sk.quantiles)), np.nan)
+    for i, (older, newest) in enumerate(reads):
+        ob = sorted(older)
+        parts.append((np.array(ob, dtype=np.int64),
+                      np.array([older[b] for b in ob], dtype=np.int64), newest or None))
+        values = sorted([b for b, c in older.items() for _ in range(c)]
+                        + [b for b, c in newest.items() for _ in range(c)])
+        for j, q in enumerate(sk.quantiles):
+            if values:
+                want[i, j] = sk.representative(values[int(np.floor(q * (len(values) - 1)))])
+    np.testing.assert_array_equal(sketch_quantiles(parts), want)

@@ -265,7 +265,7 @@ exec(compile(_sum_source(), "<traderseg online sum>", "exec"), _ns)  # noqa: S10
 _sum_scalars: Callable[[list[Any], list[Any]], list[Any]] = _ns["_sum_scalars"]
 _NAMES = tuple(m.name for m in _SCALARS)
 _Q_NAMES = tuple(f"{_SKETCH.name}_q{round(q * 100):02d}" for q in _SKETCH.quantiles)
-# the values a read returns besides the scalar measures, in the order of ``_parts``
+# the values a read returns besides the scalar measures, in the order of ``AccountState._reads``
 _EXTRA_NAMES = (_PAIR.name, "days", "first_day", "last_day", "pnl_day_sq", "ev_fills",
                 "ev_notional", "top_notional", "instrument_breadth", "underlying_count",
                 "cutoff_us", "span_days", "events_known", "ev_days")
@@ -367,6 +367,7 @@ class _Older(NamedTuple):
     underlyings: frozenset[Any]
     sketch_buckets: np.ndarray  # the sketch's buckets, ascending
     sketch_counts: np.ndarray  # their counts
+    values: np.ndarray  # the tile's scalar measures as floats (NaN for a missing min or max)
 
 
 def _older_summary(tile: DayTile, days: int, first: int | None, last: int | None,
@@ -377,7 +378,8 @@ def _older_summary(tile: DayTile, days: int, first: int | None, last: int | None
     return _Older(tile, days, first, last, pnl_sq, n_tiles, ranked,
                   frozenset(k[1] for _, k in ranked),
                   np.array([b for b, _ in items], dtype=np.int64),
-                  np.array([c for _, c in items], dtype=np.int64))
+                  np.array([c for _, c in items], dtype=np.int64),
+                  np.array(tile.s, dtype=np.float64))
 
 
 SketchParts = tuple[np.ndarray, np.ndarray, "Mapping[int, int] | None"]
@@ -415,7 +417,7 @@ class AccountState:
         self.old_days: dict[int, tuple[float, float, float]] = {}  # day -> (n, notional, pnl)
         self.folded_through = -1  # last compacted day (kept so update() need not scan old_days)
         self.last_us: int | None = None
-        # merged tiles of the days before the newest, per window start (see _parts)
+        # merged tiles of the days before the newest, per window start (see _reads)
         self._cache: dict[tuple[int | None, int], _Older] | None = None
 
     # -- updating ------------------------------------------------------------------------
@@ -513,8 +515,9 @@ class AccountState:
         """
         plan = read_plan(cutoff, windows, event_days)
         out = {}
-        for w, lo in plan.windows:
-            base, cur, extra, sketches = self._parts(lo, plan)
+        for (w, _), (older, cur, extra, sketches) in zip(plan.windows, self._reads(plan),
+                                                         strict=True):
+            base = older.tile.s
             v = dict(zip(_NAMES, base if cur is None else _sum_scalars(base, cur), strict=True))
             v.update(zip(_EXTRA_NAMES, extra, strict=True))
             qs = sketch_quantiles([sketches])
@@ -583,13 +586,16 @@ class AccountState:
                     del cache[k]
         return out
 
-    def _parts(self, lo: int | None, plan: ReadPlan) -> tuple[
-            list[Any], list[Any] | None, list[Any], SketchParts]:
-        """Read one window: the older days' and the newest day's scalar measures, the rest.
+    def _reads(self, plan: ReadPlan) -> list[tuple[_Older, list[Any] | None, list[Any],
+                                                   SketchParts]]:
+        """Read every window of ``plan``: one item per window, in the plan's order.
 
-        The newest day's are None when it is outside the window; the other values come in
-        the order of ``_EXTRA_NAMES``; the last item holds the older days' sketch (buckets
-        and counts) and the newest day's, whose quantiles :func:`sketch_quantiles` reads.
+        An item holds the older days' merge (:class:`_Older`, whose ``values`` are its
+        scalar measures), a copy of the newest day's scalar measures (None when that day is
+        outside the window), the other values in the order of ``_EXTRA_NAMES``, and the
+        older days' sketch (buckets and counts) with a copy of the newest day's, whose
+        quantiles :func:`sketch_quantiles` reads. What only the newest day gives is copied
+        once for every window.
 
         The scalar measures are combined by the caller: one account at a time
         (:meth:`window_values`) or many at once over arrays (:func:`combine`).
@@ -600,75 +606,88 @@ class AccountState:
             raise DataError("the state holds fills at or after the cutoff")
         tiles = self.tiles
         top = max(tiles) if tiles else -1
-        cur = tiles.get(top) if (lo is None or top >= lo) else None
-        if cur is None:
-            top = -1
-        older = self._older(lo, top)
-        base = older.tile
-        if cur is None:
-            days, first, last, pnl_sq = older.days, older.first, older.last, older.pnl_sq
-            straddles = base.straddles
-        else:
-            days = older.days + 1
-            first = top if older.first is None else min(older.first, top)
-            last = top if older.last is None else max(older.last, top)
-            pnl = cur.s[_PNL]
-            pnl_sq = older.pnl_sq + pnl * pnl
-            straddles = base.straddles + cur.straddle_legs()
-        # market-event days in the window
-        ev_fills = ev_notional = 0.0
+        newest = tiles.get(top)
+        # the newest day's tile changes with every fill: reads keep copies of its parts
+        if newest is not None:
+            cur_s = list(newest.s)
+            cur_sketch = dict(newest.sketch) if newest.sketch else None
+            cur_legs = newest.straddle_legs()
+            cur_pnl = newest.s[_PNL]
+            cur_maps = newest.maps
         evs = plan.events
-        ev_days = 0.0
+        # the event days' fills and notional, ascending; a compacted day counts in ``all``
+        ev_tiles: list[tuple[int, float, float, bool]] = []
         if evs:
-            for e in evs[0 if lo is None else bisect.bisect_left(evs, lo):]:
+            for e in evs:
                 t = tiles.get(e)
                 if t is not None:
-                    ev_fills += t.s[_N]
-                    ev_notional += t.s[_NOTIONAL]
-                elif lo is None and e in self.old_days:
+                    ev_tiles.append((e, t.s[_N], t.s[_NOTIONAL], False))
+                elif e in self.old_days:
                     o = self.old_days[e]
-                    ev_fills += o[0]
-                    ev_notional += o[1]
-            if first is not None:
-                ev_days = float(bisect.bisect_left(evs, plan.end)
-                                - bisect.bisect_left(evs, first))
-        # the keyed map: instruments in use, their underlyings, the largest notional
-        ranked = older.ranked
-        breadth = len(ranked)
-        n_under = len(older.underlyings)
-        top_notional = None
-        if cur is not None and cur.maps:
-            bm = base.maps
-            extra_under: set[Any] = set()
-            for k, add in cur.maps.items():
-                old = bm.get(k)
-                if old is None:
-                    c, x, was = add[0], add[1], False
-                else:
-                    c, x, was = old[0] + add[0], old[1] + add[1], old[0] > 0
-                if c > 0:
-                    if not was:
-                        breadth += 1
-                        if k[1] not in older.underlyings:
-                            extra_under.add(k[1])
-                    if top_notional is None or x > top_notional:
-                        top_notional = x
-            n_under += len(extra_under)
-            for x, k in ranked:
-                if k not in cur.maps:
-                    if top_notional is None or x > top_notional:
-                        top_notional = x
-                    break
-        elif ranked:
-            top_notional = ranked[0][0]
-        # the newest day's tile changes with every fill: a read keeps copies of its parts
-        return (base.s, None if cur is None else list(cur.s), [
-            straddles, days, first, last, pnl_sq, ev_fills, ev_notional, top_notional,
-            breadth, n_under, float(plan.cutoff_us),
-            None if first is None else float(plan.end - first),
-            0.0 if evs is None else 1.0, 0.0 if first is None else ev_days],
-            (older.sketch_buckets, older.sketch_counts,
-             None if cur is None or not cur.sketch else dict(cur.sketch)))
+                    ev_tiles.append((e, o[0], o[1], True))
+        out: list[tuple[_Older, list[Any] | None, list[Any], SketchParts]] = []
+        first: int | None
+        last: int | None
+        for _, lo in plan.windows:
+            inside = newest is not None and (lo is None or top >= lo)
+            older = self._older(lo, top if inside else -1)
+            base = older.tile
+            if inside:
+                days = older.days + 1
+                first = top if older.first is None else min(older.first, top)
+                last = top if older.last is None else max(older.last, top)
+                pnl_sq = older.pnl_sq + cur_pnl * cur_pnl
+                straddles = base.straddles + cur_legs
+            else:
+                days, first, last, pnl_sq = older.days, older.first, older.last, older.pnl_sq
+                straddles = base.straddles
+            # market-event days in the window
+            ev_fills = ev_notional = 0.0
+            ev_days = 0.0
+            if evs:
+                for e, n_, x_, compacted in ev_tiles:
+                    if lo is None or (e >= lo and not compacted):
+                        ev_fills += n_
+                        ev_notional += x_
+                if first is not None:
+                    ev_days = float(bisect.bisect_left(evs, plan.end)
+                                    - bisect.bisect_left(evs, first))
+            # the keyed map: instruments in use, their underlyings, the largest notional
+            ranked = older.ranked
+            breadth = len(ranked)
+            n_under = len(older.underlyings)
+            top_notional = None
+            if inside and cur_maps:
+                bm = base.maps
+                extra_under: set[Any] = set()
+                for k, add in cur_maps.items():
+                    old = bm.get(k)
+                    if old is None:
+                        c, x, was = add[0], add[1], False
+                    else:
+                        c, x, was = old[0] + add[0], old[1] + add[1], old[0] > 0
+                    if c > 0:
+                        if not was:
+                            breadth += 1
+                            if k[1] not in older.underlyings:
+                                extra_under.add(k[1])
+                        if top_notional is None or x > top_notional:
+                            top_notional = x
+                n_under += len(extra_under)
+                for x, k in ranked:
+                    if k not in cur_maps:
+                        if top_notional is None or x > top_notional:
+                            top_notional = x
+                        break
+            elif ranked:
+                top_notional = ranked[0][0]
+            out.append((older, cur_s if inside else None, [
+                straddles, days, first, last, pnl_sq, ev_fills, ev_notional, top_notional,
+                breadth, n_under, float(plan.cutoff_us),
+                None if first is None else float(plan.end - first),
+                0.0 if evs is None else 1.0, 0.0 if first is None else ev_days],
+                (older.sketch_buckets, older.sketch_counts, cur_sketch if inside else None)))
+        return out
 
     # -- snapshots -----------------------------------------------------------------------
     def to_json(self) -> str:
@@ -693,24 +712,24 @@ class AccountState:
         return st
 
 
-Parts = dict[str, tuple[list[Any], list[Any], list[Any], list[Any]]]
+Parts = dict[str, tuple[list[np.ndarray], list[Any], list[Any], list[Any]]]
 
 
 def read_parts(states: Mapping[str, AccountState], accounts: Sequence[str], plan: ReadPlan,
                into: Parts | None = None) -> Parts:
     """Read many accounts at one cutoff, keeping what each state gives (see :func:`combine`).
 
-    Per window: the older days' scalar measures, the newest day's, the other values and
-    the two sketches of each account, appended to ``into`` when given (reads at several
-    cutoffs then combine at once). The parts hold no reference to anything a later fill
-    changes.
+    Per window: the older days' scalar measures (an array kept with their merge), the
+    newest day's, the other values and the two sketches of each account, appended to
+    ``into`` when given (reads at several cutoffs then combine at once). The parts hold no
+    reference to anything a later fill changes.
     """
     out: Parts = {} if into is None else into
-    for w, lo in plan.windows:
-        bases, curs, extras, sketches = out.setdefault(w, ([], [], [], []))
-        for a in accounts:
-            base, cur, extra, sk = states[a]._parts(lo, plan)
-            bases.append(base)
+    lists = [out.setdefault(w, ([], [], [], [])) for w, _ in plan.windows]
+    for a in accounts:
+        for (bases, curs, extras, sketches), (older, cur, extra, sk) in zip(
+                lists, states[a]._reads(plan), strict=True):
+            bases.append(older.values)
             curs.append(_IDENTITY if cur is None else cur)
             extras.append(extra)
             sketches.append(sk)
@@ -730,7 +749,7 @@ def combine(parts: Parts) -> dict[str, np.ndarray]:
         if not bases:
             out[w] = np.empty((0, len(VALUE_NAMES)))
             continue
-        b = np.array(bases, dtype=np.float64)
+        b = np.stack(bases)
         c = np.array(curs, dtype=np.float64)
         s = b + c
         s[:, _MINS] = np.fmin(b[:, _MINS], c[:, _MINS])
@@ -805,17 +824,33 @@ def sketch_quantiles(sketches: Sequence[SketchParts]) -> np.ndarray:
             new_b.extend(cur.keys())
             new_c.extend(cur.values())
             new_lens[i] = len(cur)
-    bk = np.concatenate([*older_b, np.array(new_b, dtype=np.int64)])
-    if bk.size == 0:
+    ob = np.concatenate(older_b) if older_b else np.empty(0, dtype=np.int64)
+    nb = np.array(new_b, dtype=np.int64)
+    if ob.size + nb.size == 0:
         return out
-    ct = np.concatenate([*older_c, np.array(new_c, dtype=np.int64)])
+    oc = np.concatenate(older_c) if older_c else np.empty(0, dtype=np.int64)
+    nc = np.array(new_c, dtype=np.int64)
     ids = np.arange(n)
-    rows = np.concatenate([np.repeat(ids, lens), np.repeat(ids, new_lens)])
-    low = int(bk.min())
-    # one sort by (read, bucket); each read's older part is sorted already
-    order = np.argsort(rows * (int(bk.max()) - low + 1) + (bk - low), kind="stable")
-    bk = bk[order]
-    cum = np.cumsum(ct[order])
+    low = min(int(ob.min(initial=0)), int(nb.min(initial=0)))
+    width = max(int(ob.max(initial=0)), int(nb.max(initial=0))) - low + 1
+    # order by (read, bucket): the older parts are in that order already (reads in turn,
+    # buckets ascending), so only the newest days' entries are sorted, then merged in
+    okey = np.repeat(ids, lens) * width + (ob - low)
+    nkey = np.repeat(ids, new_lens) * width + (nb - low)
+    norder = np.argsort(nkey, kind="stable")
+    nkey = nkey[norder]
+    # an entry of the newest day goes after the older entries of equal or smaller key
+    at_new = np.arange(nb.size) + np.searchsorted(okey, nkey, side="right")
+    older_at = np.ones(ob.size + nb.size, dtype=bool)
+    older_at[at_new] = False
+    at_old = np.flatnonzero(older_at)
+    bk = np.empty(ob.size + nb.size, dtype=np.int64)
+    ct = np.empty_like(bk)
+    bk[at_old] = ob
+    bk[at_new] = nb[norder]
+    ct[at_old] = oc
+    ct[at_new] = nc[norder]
+    cum = np.cumsum(ct)
     ext = np.concatenate([[0], cum])
     ends = np.cumsum(lens + new_lens)
     before = ext[ends - lens - new_lens]
