@@ -12,6 +12,9 @@ Builds a simulated venue, fits a segment model on its first two thirds, then mea
 - XADD-to-commit latency (p50 / p99) with a producer pacing fills at ``--rate`` per second
   while one consumer reads them.
 
+The Redis figures come twice: with one fill an entry (its fields the encoded columns) and
+with packed entries of ``--pack`` fills (one field of JSON lines).
+
 The redis-server of the system is started on 127.0.0.1 and a free port and stopped after.
 """
 
@@ -114,27 +117,39 @@ def flap(paths, db: Path, hysteresis) -> tuple[float, float, int]:
     return len(changes) / len(days), reverted / max(len(changes), 1), len(days)
 
 
-def produce(url: str, stream: str, fills_dir: Path, *, part=None, rate: float = 0.0) -> float:
+def produce(url: str, stream: str, fills_dir: Path, *, part=None, rate: float = 0.0,
+            pack: int = 1) -> float:
+    """XADD the fills (one an entry, or ``pack`` to a packed entry), 200 a pipeline."""
     import redis
 
-    from traderseg.simulate.fillcodec import encode_fill
+    from traderseg.simulate.fillcodec import encode_fill, encode_packed
     from traderseg.simulate.live import live_fills
 
     client = redis.Redis.from_url(url)
     pipe = client.pipeline(transaction=False)
     n, t0, per = 0, time.perf_counter(), 200
+    held: list[dict] = []
     for f in live_fills(fills_dir):
         if part is not None and hash_part(f["account_id"], part[1]) != part[0]:
             continue
-        pipe.xadd(stream, encode_fill(f))
+        if pack == 1:
+            pipe.xadd(stream, encode_fill(f))
+        else:
+            held.append(f)
         n += 1
         if n % per == 0:
+            if held:
+                for k in range(0, len(held), pack):
+                    pipe.xadd(stream, encode_packed(held[k:k + pack]))
+                held = []
             pipe.execute()
             if rate > 0:
                 due = t0 + n / rate
                 wait = due - time.perf_counter()
                 if wait > 0:
                     time.sleep(wait)
+    for k in range(0, len(held), pack):
+        pipe.xadd(stream, encode_packed(held[k:k + pack]))
     pipe.execute()
     client.close()
     return n / (time.perf_counter() - t0)
@@ -166,12 +181,56 @@ def consume(url: str, stream: str, paths, db: Path, *, record_latency: bool = Fa
     return st, wall
 
 
+def redis_runs(url: str, paths, args, pack: int) -> None:
+    """One consumer, two consumers and the paced latency, with entries of ``pack`` fills."""
+    form = "one fill an entry" if pack == 1 else f"{pack} fills an entry"
+    tag = f"p{pack}-"
+    xadd = produce(url, tag + "all", paths["fills"], pack=pack)
+    print(f"[{form}] XADD (pipelined, hiredis): {xadd:,.0f} fills/s")
+    one = []
+    for k in range(args.runs):
+        if k:
+            produce(url, f"{tag}all{k}", paths["fills"], pack=pack)
+        st, wall = consume(url, tag + "all" if k == 0 else f"{tag}all{k}", paths,
+                           args.out / "redis1.duckdb")
+        one.append(st.accepted / wall)
+    print(f"[{form}] Redis, 1 consumer: median {statistics.median(one):,.0f} fills/s "
+          f"({[round(x) for x in one]})")
+    for p in range(2):
+        produce(url, f"{tag}part{p}", paths["fills"], part=(p, 2), pack=pack)
+    t = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, __file__, "--out", str(args.out),
+                               "--accounts", str(args.accounts), "--days", str(args.days),
+                               "--child", url, f"{tag}part{p}",
+                               str(args.out / f"part{p}.duckdb")],
+                              stdout=subprocess.PIPE, text=True) for p in range(2)]
+    outs = [p.communicate()[0].split() for p in procs]
+    total = sum(int(o[-2]) for o in outs)
+    slowest = max(float(o[-1]) for o in outs)
+    print(f"[{form}] Redis, 2 consumers (2 partitions, 2 processes): {total / slowest:,.0f} "
+          f"fills/s of the whole (each {[round(int(o[-2]) / float(o[-1])) for o in outs]}); "
+          f"wall {time.perf_counter() - t:.1f} s with start-up")
+    # latency at a paced rate: the producer runs beside the consumer
+    prod = threading.Thread(target=produce, args=(url, tag + "paced", paths["fills"]),
+                            kwargs={"rate": args.rate, "pack": pack})
+    prod.start()
+    st, wall = consume(url, tag + "paced", paths, args.out / "paced.duckdb", record_latency=True,
+                       idle_stop_s=3.0)
+    prod.join()
+    lat = np.asarray(st.latencies_ms)
+    print(f"[{form}] XADD to commit at {args.rate:,.0f} fills/s offered: p50 "
+          f"{np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms, max "
+          f"{lat.max():.1f} ms over {len(lat):,} entries (consumed {st.accepted / wall:,.0f} "
+          "fills/s)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--accounts", type=int, default=2000)
     ap.add_argument("--days", type=int, default=20)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--rate", type=float, default=20_000.0)
+    ap.add_argument("--pack", type=int, default=100, help="fills per packed Redis entry")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "stream")
     ap.add_argument("--policy", type=Path, default=POLICY)
     ap.add_argument("--child", nargs=3, metavar=("URL", "STREAM", "DB"), help=argparse.SUPPRESS)
@@ -208,42 +267,8 @@ def main() -> None:
     server = RedisServer(binary, free_port(), args.out)
     server.start()
     try:
-        url = server.url
-        xadd = produce(url, "all", paths["fills"])
-        print(f"XADD (pipelined, hiredis): {xadd:,.0f} fills/s")
-        one = []
-        for k in range(args.runs):
-            if k:
-                produce(url, f"all{k}", paths["fills"])
-            st, wall = consume(url, "all" if k == 0 else f"all{k}", paths,
-                               args.out / "redis1.duckdb")
-            one.append(st.accepted / wall)
-        print(f"Redis, 1 consumer: median {statistics.median(one):,.0f} fills/s "
-              f"({[round(x) for x in one]})")
-        for p in range(2):
-            produce(url, f"part{p}", paths["fills"], part=(p, 2))
-        t = time.perf_counter()
-        procs = [subprocess.Popen([sys.executable, __file__, "--out", str(args.out),
-                                   "--accounts", str(args.accounts), "--days", str(args.days),
-                                   "--child", url, f"part{p}", str(args.out / f"part{p}.duckdb")],
-                                  stdout=subprocess.PIPE, text=True) for p in range(2)]
-        outs = [p.communicate()[0].split() for p in procs]
-        total = sum(int(o[-2]) for o in outs)
-        slowest = max(float(o[-1]) for o in outs)
-        print(f"Redis, 2 consumers (2 partitions, 2 processes): {total / slowest:,.0f} fills/s "
-              f"of the whole (each {[round(int(o[-2]) / float(o[-1])) for o in outs]}); wall "
-              f"{time.perf_counter() - t:.1f} s with start-up")
-        # latency at a paced rate: the producer runs beside the consumer
-        prod = threading.Thread(target=produce, args=(url, "paced", paths["fills"]),
-                                kwargs={"rate": args.rate})
-        prod.start()
-        st, wall = consume(url, "paced", paths, args.out / "paced.duckdb", record_latency=True,
-                           idle_stop_s=3.0)
-        prod.join()
-        lat = np.asarray(st.latencies_ms)
-        print(f"XADD to commit at {args.rate:,.0f} fills/s offered: p50 {np.percentile(lat, 50):.1f} ms, "
-              f"p99 {np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms over {len(lat):,} fills "
-              f"(consumed {st.accepted / wall:,.0f} fills/s)")
+        for pack in (1, args.pack):
+            redis_runs(server.url, paths, args, pack)
     finally:
         server.stop()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,24 +15,31 @@ import redis
 
 from helpers.stream import DECIDE_EVERY_S, assert_same_decisions, batch_reference
 from traderseg.online.sources import RedisAddress, RedisSource
-from traderseg.simulate.fillcodec import encode_fill
+from traderseg.simulate.fillcodec import encode_fill, encode_packed
 from traderseg.simulate.live import live_fills
 from traderseg.store import connect
 
 STREAM = "fills"
 
 
-def _produce(url: str, venue, *, only=None) -> int:
+def _produce(url: str, venue, *, only=None, pack: int = 1) -> int:
+    """XADD the venue's fills in time order: one an entry, or ``pack`` to a packed entry."""
     client = redis.Redis.from_url(url)
     pipe = client.pipeline(transaction=False)
     n = 0
+    held: list[dict] = []
     for k, f in enumerate(live_fills(venue.fills)):
         if only is not None and not only(k):
             continue
-        pipe.xadd(STREAM, encode_fill(f))
+        held.append(f)
+        if len(held) == pack:
+            pipe.xadd(STREAM, encode_fill(f) if pack == 1 else encode_packed(held))
+            held = []
         n += 1
         if n % 1000 == 0:
             pipe.execute()
+    if held:
+        pipe.xadd(STREAM, encode_packed(held))
     pipe.execute()
     client.close()
     return n
@@ -149,3 +157,100 @@ def test_published_controls_are_the_last_decision_per_account(redis_url):
                                            "review_flag": "true", "review_reason": "x"}
     assert read_published(client, "b")["review_reason"] == ""
     assert read_published(client, "c") == {}
+
+
+def _consume_in_process(venue, db, url, **cfg):
+    from helpers.stream import engine_for
+    from traderseg.online.consumer import StreamConfig, StreamConsumer
+
+    con = connect(db)
+    src = RedisSource(f"{url}/{STREAM}")
+    try:
+        st = StreamConsumer(con, src, engine_for(con, venue),
+                            StreamConfig(decide_every_s=DECIDE_EVERY_S, idle_stop_s=0.5,
+                                         block_ms=50, **cfg),
+                            source_label=f"{url}/{STREAM}").run()
+    finally:
+        src.close()
+    return con, st
+
+
+def test_packed_entries_give_the_decisions_of_the_batch(venue, tmp_path, redis_url):
+    """Seven fills an entry, the last entry shorter: every fill in, the same decisions."""
+    n = _produce(redis_url, venue, pack=7)
+    client = redis.Redis.from_url(redis_url)
+    assert client.xlen(STREAM) == -(-n // 7)
+    con, st = _consume_in_process(venue, venue.store(tmp_path), redis_url, batch_size=40)
+    assert (st.read, st.accepted, st.rejected) == (n, n, 0)
+    assert client.xpending(STREAM, "traderseg")["pending"] == 0
+    assert con.execute("SELECT count(*), count(DISTINCT fill_id) FROM fills").fetchone() == (n, n)
+    latest, audit = batch_reference(con, venue, DECIDE_EVERY_S)
+    assert_same_decisions(con, latest, audit)
+    con.close()
+
+
+def test_bad_lines_of_a_packed_entry_are_rejected_by_line(venue, tmp_path, redis_url):
+    good = {"fill_id": "x1", "ts": "2024-01-02T10:00:00Z", "account_id": "acct-000001",
+            "instrument": "BTC-PERP", "underlying": "BTC", "kind": "perp", "side": "buy",
+            "qty": "1", "price": "40000", "notional_usd": "40000", "fee_usd": "2",
+            "is_maker": "false"}
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    first = client.xadd(STREAM, {"fills": "\n".join([
+        json.dumps(good), "{not json", json.dumps(dict(good, fill_id="x2", qty="-1")),
+        json.dumps(dict(good, fill_id="x3", ts="2024-01-02T10:30:00Z"))])})
+    # typed values and an entry of one fill beside packed ones still read as messages do
+    client.xadd(STREAM, {"fills": json.dumps(dict(good, fill_id="x4", qty=2))})
+    client.xadd(STREAM, dict(good, fill_id="x5", ts="2024-01-02T11:00:00Z"))
+    client.xadd(STREAM, {"fills": json.dumps(dict(good, fill_id="x6", kind="swap")) + "\n"})
+    con, st = _consume_in_process(venue, venue.store(tmp_path), redis_url)
+    assert (st.read, st.accepted, st.rejected) == (7, 4, 3)
+    rej = con.execute("SELECT source, line, field FROM rejects ORDER BY source, line").fetchall()
+    last = client.xrevrange(STREAM, count=1)[0][0]
+    assert sorted(rej) == sorted([(f"{STREAM}:{first}", 2, "*"), (f"{STREAM}:{first}", 3, "qty"),
+                                  (f"{STREAM}:{last}", 1, "kind")])
+    assert sorted(r[0] for r in con.execute("SELECT fill_id FROM fills").fetchall()) == [
+        "x1", "x3", "x4", "x5"]
+    assert con.execute("SELECT qty FROM fills WHERE fill_id = 'x4'").fetchone() == (2.0,)
+    con.close()
+
+
+def test_a_read_of_packed_entries_is_one_table_named_by_entry_and_line(redis_url):
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    a = client.xadd(STREAM, {"fills": '{"fill_id": "f1"}\n{"fill_id": "f2"}'})
+    b = client.xadd(STREAM, {"fill_id": "f3"})
+    c = client.xadd(STREAM, {"fills": '{"fill_id": "f4", "qty": "1.5"}'})
+    src = RedisSource(f"{redis_url}/{STREAM}")
+    src.resume(None)
+    batch = src.read(10, 0)
+    assert batch.table is not None and not batch.messages
+    assert batch.table.column("fill_id").to_pylist() == ["f1", "f2", "f3", "f4"]
+    assert batch.table.column("qty").to_pylist() == [None, None, None, "1.5"]
+    assert batch.refs == [f"{STREAM}:{a}#1", f"{STREAM}:{a}#2", f"{STREAM}:{b}", f"{STREAM}:{c}#1"]
+    assert batch.lines[1] == '{"fill_id": "f2"}'
+    assert (batch.size, batch.ack, batch.position) == (4, [a, b, c], c)
+    # one line that is not an object of texts: the read falls back to a message a line
+    d = client.xadd(STREAM, {"fills": '{"fill_id": "f5"}\n[1]'})
+    batch = src.read(10, 0)
+    assert batch.table is None
+    assert [m.ref for m in batch.messages] == [f"{STREAM}:{d}#1", f"{STREAM}:{d}#2"]
+    assert batch.messages[0].fields == {"fill_id": "f5"}
+    assert "__error__" in batch.messages[1].fields
+    src.close()
+
+
+def test_reads_count_packed_entries_at_the_fills_they_held(redis_url):
+    from traderseg.online.sources import FIRST_READ
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    for e in range(FIRST_READ + 10):
+        client.xadd(STREAM, {"fills": "\n".join(
+            json.dumps({"fill_id": f"f{e}-{k}"}) for k in range(5))})
+    src = RedisSource(f"{redis_url}/{STREAM}")
+    src.resume(None)
+    first = src.read(1_000, 0)  # nothing known yet: at most FIRST_READ entries
+    assert (len(first.ack), first.size) == (FIRST_READ, 5 * FIRST_READ)
+    second = src.read(12, 0)  # 5 fills an entry: 2 entries (12 / 5, rounded down)
+    assert (len(second.ack), second.size) == (2, 10)
+    third = src.read(4, 0)  # fewer fills asked than an entry holds: still one entry
+    assert (len(third.ack), third.size) == (1, 5)
+    src.close()

@@ -292,5 +292,12 @@ def test_bad_targets(target, match):
         open_sink(target)
 
 
+def test_pack_and_maxlen_are_for_redis_only(tmp_path):
+    with pytest.raises(ConfigError, match="--pack applies to a Redis stream only"):
+        open_sink(str(tmp_path / "f.jsonl"), pack=5)
+    with pytest.raises(ConfigError, match="--maxlen applies to a Redis stream only"):
+        open_sink(str(tmp_path / "f.jsonl"), maxlen=5)
+
+
 def test_redis_url_parts():
     assert parse_redis_url("redis://127.0.0.1:6390/fills") == ("127.0.0.1", 6390, "fills")

@@ -40,6 +40,32 @@ def test_entries_get_ids_from_the_fill_time_and_decode_back(redis_url):
     assert b"strike" not in entries[0][1]  # nulls omitted
 
 
+def test_packed_entries_take_the_id_of_their_last_fill(redis_url):
+    import json
+
+    from traderseg.simulate.fillcodec import packed_lines
+
+    res = write_live(FILLS_3, RedisSink(f"{redis_url}/fills", pack=2))
+    assert res.written == 3
+    entries = redis.Redis.from_url(redis_url).xrange("fills")
+    # fills 0 and 1 in one entry (the id of fill 1), fill 2 alone in the last
+    assert [e[0] for e in entries] == [b"1704067200000-1", b"1704067200002-0"]
+    assert [len(packed_lines(e[1])) for e in entries] == [2, 1]
+    assert [decode_fill(json.loads(x)) for e in entries for x in packed_lines(e[1])] == FILLS_3
+    sink = RedisSink(f"{redis_url}/fills", pack=2)
+    assert sink.last_written() == (FILLS_3[2]["ts"], "f2")
+    sink.write(FILLS_3)  # written already: nothing added
+    assert redis.Redis.from_url(redis_url).xlen("fills") == 2
+
+
+def test_a_pack_as_large_as_the_batch_is_one_entry(redis_url):
+    write_live(FILLS_3, RedisSink(f"{redis_url}/fills", pack=3))
+    assert [e[0] for e in redis.Redis.from_url(redis_url).xrange("fills")] == [
+        b"1704067200002-0"]
+    with pytest.raises(Exception, match="at least 1"):
+        RedisSink(f"{redis_url}/fills", pack=0)
+
+
 def test_a_new_run_goes_on_after_the_last_entry(redis_url):
     write_live(FILLS_3[:2], RedisSink(f"{redis_url}/fills"))
     sink = RedisSink(f"{redis_url}/fills")

@@ -46,7 +46,8 @@ def stream_command(
     claim_idle: str = typer.Option("30s", "--claim-idle",
                                    help="Claim other consumers' pending entries idle longer "
                                    "than this."),
-    batch_size: int = typer.Option(5000, "--batch-size", help="Most messages read at once."),
+    batch_size: int = typer.Option(5000, "--batch-size", help="About how many fills to read at "
+                                   "once (packed Redis entries hold several)."),
     checkpoint_every: str = typer.Option("1s", "--checkpoint-every",
                                          help="Longest wall time between checkpoints."),
     idle_stop: str = typer.Option(None, "--idle-stop",

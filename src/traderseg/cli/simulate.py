@@ -101,6 +101,9 @@ def simulate(
                                    "(needs --history-until)."),
     maxlen: int | None = typer.Option(None, "--maxlen", min=1,
                                       help="Keep about this many stream entries (XADD MAXLEN ~)."),
+    pack: int | None = typer.Option(None, "--pack", min=1,
+                                    help="Fills per Redis entry (default 1: an entry a fill). "
+                                    "More writes packed entries, each a field of JSON lines."),
 ) -> None:
     """Simulate a crypto derivatives venue with known trader archetypes.
 
@@ -117,13 +120,13 @@ def simulate(
         crash.check(first, days)
     if not live:
         for name, value in (("--to", to), ("--history-until", history_until), ("--db", db),
-                            ("--maxlen", maxlen)):
+                            ("--maxlen", maxlen), ("--pack", pack)):
             if value is not None:
                 raise ConfigError(f"{name} applies to --live only")
         _simulate(out, accounts, days, seed, first, chunk_accounts, level.name, crash)
         return
     _live(out, accounts, days, seed, first, level.name, crash, to, rate, history_until, db,
-          maxlen)
+          maxlen, pack)
 
 
 def _simulate(out: Path, accounts: int, days: int, seed: int, first: date, chunk_accounts: int,
@@ -156,7 +159,7 @@ def _simulate(out: Path, accounts: int, days: int, seed: int, first: date, chunk
 
 def _live(out: Path, accounts: int, days: int, seed: int, first: date, difficulty: str,
           crash: Crash | None, to: str | None, rate: float, history_until: str | None,
-          db: Path | None, maxlen: int | None) -> None:
+          db: Path | None, maxlen: int | None, pack: int | None) -> None:
     from traderseg.ingest import ingest
     from traderseg.simulate.live import live_fills, open_sink, prepare_live, write_live
 
@@ -165,7 +168,7 @@ def _live(out: Path, accounts: int, days: int, seed: int, first: date, difficult
     if db is not None and history_until is None:
         raise ConfigError("--db needs --history-until: the store takes the history before it")
     until = parse_as_of(history_until, "--history-until") if history_until else None
-    sink = open_sink(to, maxlen=maxlen)
+    sink = open_sink(to, maxlen=maxlen, pack=pack)
     # stdout may carry the fills: every message goes to stderr
     with _progress(err_console, accounts) as bar:
         task = bar.add_task("simulate", total=accounts)

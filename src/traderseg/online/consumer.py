@@ -64,7 +64,7 @@ class StreamConfig:
     decide_every_s : float
         Length of the decision interval in seconds of data time.
     batch_size : int
-        Most messages read at once.
+        About how many fills to read at once (packed Redis entries hold several).
     checkpoint_s : float
         Longest wall time between checkpoints.
     checkpoint_fills : int
@@ -259,7 +259,9 @@ class StreamConsumer:
     def _process(self, batch: Batch) -> None:
         self.stats.read += batch.size
         if batch.table is not None:
-            v = validate_raw(batch.table, batch.refs, datetime.now(UTC))
+            lines = batch.lines
+            v = validate_raw(batch.table, batch.refs, datetime.now(UTC),
+                             raws=None if lines is None else lines.__getitem__)
         else:
             v = validate_messages(batch.messages, datetime.now(UTC))
         self.p_rejects.extend(v.rejects)
@@ -476,7 +478,10 @@ class StreamConsumer:
         now = datetime.now(UTC)
         rows = []
         for ref, fld, reason, raw in self.p_rejects:
-            src, _, line = ref.rpartition(":")
+            # FILE:LINE, stdin:LINE, STREAM:ENTRY#LINE (a packed entry) or STREAM:ENTRY
+            src, sep, line = ref.rpartition("#")
+            if not (sep and line.isdigit() and src):
+                src, _, line = ref.rpartition(":")
             if line.isdigit() and src:
                 rows.append((src, int(line), fld, reason, raw, now))
             else:

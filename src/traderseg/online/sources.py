@@ -20,6 +20,7 @@ changes nothing).
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
@@ -33,6 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from traderseg.errors import ConfigError, DataError
+from traderseg.schema import FILLS
+from traderseg.simulate.fillcodec import packed_lines
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +70,11 @@ class Batch:
     position: str
     # source-specific handles to acknowledge once committed (Redis entry ids)
     ack: list[str] = field(default_factory=list)
-    # a replay hands its rows over as a table instead of messages (same validation)
+    # a replay (or packed entries) hand their rows over as a table instead of messages
+    # (same validation)
     table: pa.Table | None = None
     refs: list[str] = field(default_factory=list)
+    lines: list[str] | None = None  # the rows as JSON text, for rejects (packed entries)
 
     @property
     def size(self) -> int:
@@ -243,6 +248,36 @@ class ReplaySource(Source):
 
 
 # -- JSON lines ----------------------------------------------------------------------------
+def _line_message(text: str, ref: str) -> Message:
+    """One JSON line as a message (one that is not a JSON object carries its error)."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Message({"__error__": f"not JSON ({exc.msg})"}, ref, text)
+    if not isinstance(obj, dict):
+        return Message({"__error__": "not a JSON object"}, ref, text)
+    return Message(obj, ref, text)
+
+
+_TEXT_SCHEMA = pa.schema([(c, pa.string()) for c in FILLS.names])
+
+
+def _lines_table(lines: list[str]) -> pa.Table | None:
+    """Read JSON lines whose values are all text into one table of the canonical columns.
+
+    None when any line is not such an object (not JSON, a typed value, two objects on a
+    line, a blank line): the caller then reads the lines one by one, as messages.
+    """
+    import pyarrow.json as pj
+
+    opts = pj.ParseOptions(explicit_schema=_TEXT_SCHEMA, unexpected_field_behavior="ignore")
+    try:
+        table = pj.read_json(io.BytesIO("\n".join(lines).encode()), parse_options=opts)
+    except (pa.ArrowInvalid, UnicodeEncodeError):
+        return None
+    return table if table.num_rows == len(lines) else None
+
+
 class JsonlSource(Source):
     """JSON lines from a text stream (one fill object per line)."""
 
@@ -267,16 +302,7 @@ class JsonlSource(Source):
             text = text.strip()
             if not text:
                 continue
-            ref = f"{self.label}:{self.line}"
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                msgs.append(Message({"__error__": f"not JSON ({exc.msg})"}, ref, text))
-                continue
-            if not isinstance(obj, dict):
-                msgs.append(Message({"__error__": "not a JSON object"}, ref, text))
-                continue
-            msgs.append(Message(obj, ref, text))
+            msgs.append(_line_message(text, f"{self.label}:{self.line}"))
         if not msgs:
             return None
         return Batch(msgs, str(self.line))
@@ -317,6 +343,10 @@ def redis_client(addr: RedisAddress) -> Any:
                        health_check_interval=10)
 
 
+FIRST_READ = 100
+"""Entries of a Redis source's first read, before it knows how many fills an entry holds."""
+
+
 class RedisSource(Source):
     """Read a Redis stream through a consumer group.
 
@@ -350,6 +380,8 @@ class RedisSource(Source):
         self._pending_done = False
         self._last_claim = 0.0
         self.reconnects = 0
+        # fills per entry in the last read (packed entries hold many; None: nothing read)
+        self._per_entry: float | None = None
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a Redis call, retrying with backoff while the server is away."""
@@ -395,27 +427,57 @@ class RedisSource(Source):
         self._call(self._ensure_group)
         self._pending_done = False
 
-    def _messages(self, entries: Sequence[tuple[str, dict[str, str]]]) -> tuple[list[Message],
-                                                                               list[str]]:
-        msgs, ids = [], []
-        for entry_id, fields in entries:
-            if fields is None:  # deleted while pending
-                ids.append(entry_id)
-                continue
+    def _batch(self, entries: Sequence[tuple[str, dict[str, str]]]) -> Batch:
+        """Turn ``entries`` into a batch positioned at (and acknowledging) the last one.
+
+        A packed entry's fills are named ``STREAM:ENTRY#LINE`` (lines from 1). When any
+        entry is packed, the batch's fills are read as JSON lines into one table at once
+        (an entry of one fill as the object of its fields).
+        """
+        stream = self.addr.stream
+        ids = [entry_id for entry_id, _ in entries]
+        position = ids[-1] if ids else ""
+        live = [(i, f) for i, f in entries if f is not None]  # None: deleted while pending
+        packs = [packed_lines(f) for _, f in live]
+        if all(p is None for p in packs):
             # the raw text of a message is written only if it is rejected (``_raw``)
-            msgs.append(Message(fields, f"{self.addr.stream}:{entry_id}"))
-            ids.append(entry_id)
-        return msgs, ids
+            return Batch([Message(f, f"{stream}:{i}") for i, f in live], position, ids)
+        lines: list[str] = []
+        refs: list[str] = []
+        for (entry_id, fields), packed in zip(live, packs, strict=True):
+            if packed is None:
+                lines.append(json.dumps(fields))
+                refs.append(f"{stream}:{entry_id}")
+            else:
+                lines.extend(packed)
+                refs.extend(f"{stream}:{entry_id}#{k}" for k in range(1, len(packed) + 1))
+        table = _lines_table(lines)
+        if table is None:
+            return Batch([_line_message(t, r) for t, r in zip(lines, refs, strict=True)],
+                         position, ids)
+        return Batch([], position, ids, table=table, refs=refs, lines=lines)
 
     def read(self, max_messages: int, block_ms: int) -> Batch | None:
-        """Own pending entries first, then claimed ones, then new ones."""
+        """Own pending entries first, then claimed ones, then new ones.
+
+        About ``max_messages`` fills are read: entries are counted at the size of the
+        last read's (packed entries hold several fills; the first read takes at most
+        :data:`FIRST_READ` entries).
+        """
+        per = self._per_entry
+        count = min(max_messages, FIRST_READ) if per is None else int(max_messages / per)
+        batch = self._read(max(1, count), block_ms)
+        if batch is not None and batch.ack:
+            self._per_entry = max(1.0, batch.size / len(batch.ack))
+        return batch
+
+    def _read(self, max_messages: int, block_ms: int) -> Batch | None:
         if not self._pending_done:
             got = self._call(self.client.xreadgroup, self.group, self.consumer,
                              {self.addr.stream: "0"}, count=max_messages)
             entries = got[0][1] if got else []
             if entries:
-                msgs, ids = self._messages(entries)
-                return Batch(msgs, ids[-1], ids)
+                return self._batch(entries)
             self._pending_done = True
         now = time.monotonic()
         if now - self._last_claim > max(self.claim_idle_ms / 1000.0, 0.5):
@@ -427,13 +489,10 @@ class RedisSource(Source):
             if entries:
                 logger.info("%s: claimed %d pending entries of idle consumers",
                             self.url, len(entries))
-                msgs, ids = self._messages(entries)
-                return Batch(msgs, ids[-1], ids)
+                return self._batch(entries)
         got = self._call(self.client.xreadgroup, self.group, self.consumer,
                          {self.addr.stream: ">"}, count=max_messages, block=block_ms)
-        entries = got[0][1] if got else []
-        msgs, ids = self._messages(entries)
-        return Batch(msgs, ids[-1] if ids else "", ids)
+        return self._batch(got[0][1] if got else [])
 
     def ack(self, batches: Sequence[Batch]) -> None:
         """Acknowledge the committed entries."""

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from hiredis import pack_command
 
 from traderseg.errors import ConfigError, SinkError, SinkUnavailable
-from traderseg.simulate.fillcodec import decode_fill, encode_fill
+from traderseg.simulate.fillcodec import decode_fill, encode_fill, encode_packed, packed_lines
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,11 @@ class RedisSink:
         Keep about this many entries (``XADD MAXLEN ~``); unbounded by default.
     timeout : float
         Socket timeout in seconds.
+    pack : int
+        Fills per entry: 1 writes each fill as its own entry (its fields the encoded
+        columns); more writes packed entries of up to ``pack`` consecutive fills of a
+        batch (:func:`~traderseg.simulate.fillcodec.encode_packed`), each with the id of
+        its last fill.
 
     Examples
     --------
@@ -76,13 +81,17 @@ class RedisSink:
     'redis://127.0.0.1:6390/fills'
     """
 
-    def __init__(self, url: str, *, maxlen: int | None = None, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, *, maxlen: int | None = None, timeout: float = 5.0,
+                 pack: int = 1) -> None:
         import redis
 
         self.host, self.port, self.stream = parse_redis_url(url)
         if maxlen is not None and maxlen < 1:
             raise ConfigError(f"maxlen must be at least 1, got {maxlen}")
+        if pack < 1:
+            raise ConfigError(f"fills per entry must be at least 1, got {pack}")
         self.maxlen = maxlen
+        self.pack = pack
         self._client = redis.Redis(host=self.host, port=self.port, socket_timeout=timeout,
                                    socket_connect_timeout=timeout)
         # id of the last entry as of the last good write (or the first look at the stream)
@@ -115,7 +124,10 @@ class RedisSink:
     def last_written(self) -> FillKey | None:
         """Time and fill id of the stream's last entry (``None`` for an empty stream)."""
         top, fields = self._read_top()
-        key = None if fields is None else fill_key(decode_fill(fields))
+        key = None
+        if fields is not None:
+            lines = packed_lines(fields)
+            key = fill_key(decode_fill(fields if lines is None else json.loads(lines[-1])))
         self._base, self._base_key, self._has_base, self._uncertain = top, key, True, False
         return key
 
@@ -159,11 +171,14 @@ class RedisSink:
         if self.maxlen is not None:
             head += ["MAXLEN", "~", str(self.maxlen)]
         packed = []
-        for f, entry in zip(fills, ids, strict=True):
+        for lo in range(0, len(fills), self.pack):
+            hi = min(lo + self.pack, len(fills))
+            entry = ids[hi - 1]  # an entry has the id of its last fill
             if done is not None and entry <= done:
                 continue
             args = [*head, f"{entry[0]}-{entry[1]}"]
-            for item in encode_fill(f).items():
+            fields = encode_fill(fills[lo]) if self.pack == 1 else encode_packed(fills[lo:hi])
+            for item in fields.items():
                 args.extend(item)
             packed.append(pack_command(tuple(args)))  # type: ignore[arg-type]
         if not packed:
@@ -337,12 +352,15 @@ def _last_line(path: Path) -> str | None:
     return None
 
 
-def open_sink(target: str, *, maxlen: int | None = None) -> RedisSink | JsonlSink:
+def open_sink(target: str, *, maxlen: int | None = None,
+              pack: int | None = None) -> RedisSink | JsonlSink:
     """Sink for a ``--to`` target: ``redis://HOST:PORT/STREAM``, a file, or ``-``."""
     if target.startswith("redis://"):
-        return RedisSink(target, maxlen=maxlen)
+        return RedisSink(target, maxlen=maxlen, pack=1 if pack is None else pack)
     if "://" in target:
         raise ConfigError(f"--to {target!r}: expected redis://HOST:PORT/STREAM, a file or -")
     if maxlen is not None:
         raise ConfigError("--maxlen applies to a Redis stream only")
+    if pack is not None:
+        raise ConfigError("--pack applies to a Redis stream only")
     return JsonlSink(target)
