@@ -702,8 +702,12 @@ class _NpEvaluator:
             return np.where(np.isnan(xs[0]), xs[1], xs[0])
         if fn == "ln":
             x = xs[0]
-            pos = x > 0
-            return np.where(pos, np.log(np.where(pos, x, 1.0)), np.nan)
+            out = np.full(x.shape, np.nan)
+            pos = np.flatnonzero(x > 0)
+            # math.log value by value, as the Python side computes it: NumPy's vectorised
+            # log may differ from it in the last bit (it does on some CPUs and releases)
+            out[pos] = [math.log(v) for v in x[pos].tolist()]
+            return out
         if fn == "abs":
             return np.abs(xs[0])
         if fn == "greatest":
