@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 from helpers.fills import market_with_events, random_fills
 from helpers.store import fills_store
 from traderseg.features import tiles
-from traderseg.features.batch import day_number
 from traderseg.features.compute import compute_features
 from traderseg.features.online import (
     VALUE_NAMES,
@@ -21,6 +20,7 @@ from traderseg.features.online import (
     states_from_frame,
     values_frame,
 )
+from traderseg.features.windows import day_number
 from traderseg.ingest import ingest
 from traderseg.store import connect
 
@@ -381,6 +381,22 @@ def test_sketch_quantiles_of_reads_by_hand():
     want = np.array([[value(11), value(11)], [np.nan, np.nan], [value(5), value(20)],
                      [0.0, 0.0]])
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_quantiles_of_skips_buckets_that_count_nothing():
+    """Sketches laid end to end; an entry counting 0 is never an answer, even first."""
+    from traderseg.features.measures import MEASURE_SET
+
+    sk = MEASURE_SET.sketches[0]
+    got = sk.quantiles_of(
+        np.array([3, 4, 7, 1, 2, 5], dtype=np.int64),
+        np.array([0, 2, 1, 1, 0, 4], dtype=np.int64),
+        np.array([3, 2, 0, 1], dtype=np.int64))
+    # 1) 4, 4, 7: ranks 1 and 1 -> 4 (3 counts nothing); 2) one value in bucket 1: rank 0;
+    # 3) empty: NaN; 4) four values in bucket 5
+    want = np.array([[sk.representative(4)] * 2, [sk.representative(1)] * 2,
+                     [np.nan, np.nan], [sk.representative(5)] * 2])
+    np.testing.assert_array_equal(got, want)
 
 
 _bucket = st.integers(min_value=-40, max_value=40)

@@ -17,7 +17,7 @@ from traderseg.features.expr import (
     sqrt,
     where,
 )
-from traderseg.features.batch import effective_formula
+from traderseg.features.windows import effective_formula
 
 A = col("a", nullable=True)
 B = col("b", nullable=True)

@@ -254,3 +254,47 @@ def test_prune_keeps_an_entry_used_exactly_thirty_days_ago(tmp_path):
         os.utime(path, (now - age, now - age))
     sqlcache._prune(tmp_path, now)
     assert at_limit.exists() and not past.exists()
+
+
+_WARM_RUN = """
+import sys
+from traderseg.features.compute import compute_features
+df = compute_features(sys.argv[1], "2024-03-20T06:00", ("7d", "all"), tiles=sys.argv[2])
+print(len(df), df.attrs["source"], "ibis" in sys.modules, "sqlglot" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("mode", ["require", "never"])
+def test_a_run_that_finds_its_sql_cached_does_not_load_ibis(tmp_path, mode):
+    """Features from cached SQL run on DuckDB alone; the first run of a key compiles."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.duckdb"
+    con = fills_store(random_fills(n=600, accounts=12, seed=5), path)
+    tiles.rebuild(con)
+    con.close()
+    env = {**__import__("os").environ, "TRADERSEG_SQL_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [subprocess.run([sys.executable, "-c", _WARM_RUN, str(path), mode], env=env,
+                           capture_output=True, text=True, check=True).stdout.split()
+            for _ in range(2)]
+    source = "tiles" if mode == "require" else "fills"
+    assert runs[0][1:] == [source, "True", "True"]  # compiled
+    assert runs[1][1:] == [source, "False", "False"]  # the cached text, no compiler loaded
+    assert runs[0][0] == runs[1][0] and int(runs[0][0]) > 0
+
+
+def test_fills_registered_on_a_connection_are_found(tmp_path, monkeypatch):
+    """A DataFrame registered as ``fills`` (a temporary view) is a source like a table."""
+    import duckdb
+
+    monkeypatch.setenv("TRADERSEG_SQL_CACHE", "false")
+    fills = random_fills(n=300, accounts=6, seed=8)
+    stored = fills_store(fills, tmp_path / "s.duckdb")
+    want = compute_features(stored, "2024-03-20", ("30d", "all"), tiles="never")
+    stored.close()
+    con = duckdb.connect()
+    con.register("fills", fills)
+    got = compute_features(con, "2024-03-20", ("30d", "all"))
+    assert got.attrs["source"] == "fills"
+    pd.testing.assert_frame_equal(got, want)

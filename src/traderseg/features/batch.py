@@ -5,11 +5,8 @@ pass over the fills, then every window merged from those tiles in one aggregatio
 tiles read from the store (:mod:`traderseg.features.tiles`) with the partial cutoff day
 computed from the fills, and the PySpark backend (the expressions are backend-neutral).
 
-Windows
--------
-A window ``Nd`` (or ``Nw``) as of a cutoff ``c`` covers ``[start_of_day(c) − N days, c)``:
-exactly N days at a midnight cutoff, N whole days plus the partial cutoff day otherwise.
-``all`` is the account's whole history before ``c``. Nothing at or after ``c`` ever counts.
+Windows are counted as :mod:`traderseg.features.windows` defines them; nothing at or after
+the cutoff ever counts.
 """
 
 from __future__ import annotations
@@ -17,62 +14,26 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 
 from traderseg.features import measures as M
-from traderseg.features.catalog import CATALOG, Feature, column_name
-from traderseg.features.expr import ENGINE_KEY, Expr, Named, _cond_ibis, where
+from traderseg.features.catalog import CATALOG, column_name
+from traderseg.features.expr import ENGINE_KEY, Expr, Named, _cond_ibis
 from traderseg.features.expr import day as utc_day
 from traderseg.features.measures import MEASURE_SET, MeasureSet
-
-EPOCH = date(1970, 1, 1)
-
-
-def window_start(cutoff: datetime, window_days: int | None) -> datetime | None:
-    """Start of a window of ``window_days`` whole days before ``cutoff`` (None: all)."""
-    if window_days is None:
-        return None
-    day0 = datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=cutoff.tzinfo)
-    return day0 - timedelta(days=window_days)
-
-
-def window_start_days(cutoff: datetime, lengths: Any) -> list[int]:
-    """Sorted distinct day numbers where windows of ``lengths`` days start (None: all)."""
-    return sorted({day_number(s.date()) for n in lengths
-                   if (s := window_start(cutoff, n)) is not None})
-
-
-def day_number(d: date) -> int:
-    """Days since 1970-01-01."""
-    return (d - EPOCH).days
-
-
-def cutoff_micros(cutoff: datetime) -> int:
-    """Microseconds since the epoch of an aware cutoff (exact)."""
-    delta = cutoff - datetime(1970, 1, 1, tzinfo=cutoff.tzinfo)
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def cutoff_end_day(cutoff: datetime) -> int:
-    """Day number just past the cutoff's day (the cutoff's own day at midnight)."""
-    return math.ceil(cutoff.timestamp() / M.SECONDS_PER_DAY)
-
-
-def effective_formula(feature: Feature) -> Expr:
-    """Return the feature's formula, with its idle value (or NULL) when the window has no fill."""
-    return where(ibis_n_positive(), feature.formula, feature.idle)
-
-
-def ibis_n_positive() -> Expr:
-    """``n > 0`` over the window values."""
-    from traderseg.features.catalog import window_value
-
-    return window_value("n") > 0
-
+from traderseg.features.windows import (
+    cutoff_end_day,
+    cutoff_micros,
+    day_number,
+    effective_formula,
+    feature_columns,
+    window_start,
+    window_start_days,
+)
 
 # -- tiles ---------------------------------------------------------------------------
 
@@ -406,6 +367,7 @@ def _map_values(m: ir.Table, km: M.KeyedMap, cutoff: datetime,
 
 def _sketch_values(s: ir.Table, sk: M.Sketch, cutoff: datetime,
                    windows: Mapping[str, int | None]) -> ir.Table:
+    # the rank rule of Sketch.quantiles_of, in SQL
     aggs = {}
     for w, n_days in windows.items():
         cond = _in_window(s, cutoff, n_days)
@@ -428,12 +390,12 @@ def _sketch_values(s: ir.Table, sk: M.Sketch, cutoff: datetime,
     r = g.group_by("account_id").aggregate(**out)
     vals = {}
     for w in windows:
-        for q in sk.quantiles:
+        for q, name in zip(sk.quantiles, sk.value_names, strict=True):
             b = r[f"qb{round(q * 100):02d}__{w}"]
             rep = (b <= M.ZERO_BUCKET).ifelse(
                 0.0, 2.0 * (b.cast("float64") * log_g).exp() / (sk.gamma + 1.0)
             )
-            vals[f"{sk.name}_q{round(q * 100):02d}__{w}"] = rep
+            vals[f"{name}__{w}"] = rep
     return r.select("account_id", **vals)
 
 
@@ -457,14 +419,6 @@ def exact_quantiles(fills: ir.Table, cutoff: datetime,
 
 
 # -- features ------------------------------------------------------------------------
-
-
-def feature_columns(windows: Sequence[str]) -> list[str]:
-    """Names of the feature columns for ``windows``, in order."""
-    cols = [column_name(f.name, "all") for f in CATALOG if f.lifetime_only]
-    for w in windows:
-        cols += [column_name(f.name, w) for f in CATALOG if not f.lifetime_only]
-    return cols
 
 
 def feature_table(values: ir.Table, windows: Sequence[str]) -> ir.Table:

@@ -39,16 +39,19 @@ import re
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
-import ibis
-import ibis.expr.types as ir
 import pandas as pd
 
 from traderseg.errors import DataError, SchemaError
-from traderseg.features import batch
+from traderseg.features import windows as wins_
 from traderseg.features.catalog import LIFETIME_ONLY
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
+    from traderseg.features import batch
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +120,7 @@ def parse_as_of(as_of: str | datetime | pd.Timestamp) -> datetime:
 
 def feature_columns(windows: Sequence[str]) -> list[str]:
     """Names of the columns :func:`compute_features` returns, in order."""
-    return batch.feature_columns(windows)
+    return wins_.feature_columns(windows)
 
 
 def event_days_of(market: ir.Table | None, cutoff: datetime) -> list[date] | None:
@@ -130,6 +133,16 @@ def event_days_of(market: ir.Table | None, cutoff: datetime) -> list[date] | Non
     m = m.filter(m.ts < cutoff)
     days = m.select(d=m.ts.date()).distinct().execute()["d"]
     return sorted(pd.Timestamp(x).date() for x in days)
+
+
+def _event_days_duckdb(con: duckdb.DuckDBPyConnection, cutoff: datetime) -> list[date] | None:
+    """:func:`event_days_of` on a DuckDB connection (UTC session), without Ibis."""
+    row = con.execute("SELECT count(*) FROM market WHERE event IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        return None
+    rows = con.execute("SELECT DISTINCT CAST(ts AS DATE) FROM market "
+                       "WHERE event IS NOT NULL AND ts < ?", [cutoff]).fetchall()
+    return sorted(r[0] for r in rows)
 
 
 def features_expr(
@@ -167,6 +180,8 @@ def features_expr(
     ibis Table
         One row per account, columns :func:`feature_columns`.
     """
+    from traderseg.features import batch
+
     cutoff = parse_as_of(as_of)
     wins = check_windows(windows)
     merged = dict(wins)
@@ -186,8 +201,12 @@ def features_expr(
     return batch.feature_table(values, list(windows)).order_by("account_id")
 
 
-def _backend(source: Any) -> tuple[Any, bool]:
-    """Return an Ibis backend for a DuckDB path, DuckDB connection or Ibis backend."""
+def _open(source: Any) -> tuple[duckdb.DuckDBPyConnection | None, Any, bool]:
+    """Open a DuckDB path, or take a DuckDB connection or an Ibis backend.
+
+    Returns the DuckDB connection (None for another engine), the Ibis backend when one was
+    given, and whether the connection was opened here (and is closed after).
+    """
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
@@ -195,11 +214,73 @@ def _backend(source: Any) -> tuple[Any, bool]:
         from traderseg.store import connect
 
         # the store's connection applies the memory / thread settings and UTC days
-        return ibis.duckdb.from_connection(connect(path, read_only=True)), True
+        return connect(path, read_only=True), None, True
     if isinstance(source, duckdb.DuckDBPyConnection):
         source.execute("SET TimeZone='UTC'")
-        return ibis.duckdb.from_connection(source), False
-    return source, False
+        return source, None, False
+    raw = getattr(source, "con", None)
+    if isinstance(raw, duckdb.DuckDBPyConnection):
+        return raw, source, False
+    return None, source, False
+
+
+def _duckdb_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Tables and views of the connection's schema (registered relations included)."""
+    return {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
+        "AND table_catalog IN (current_database(), 'temp')").fetchall()}
+
+
+NO_FILLS = "the store has no 'fills' table; run `traderseg ingest` first"
+
+
+def _compute_duckdb(con: duckdb.DuckDBPyConnection, backend: Any, cutoff: datetime,
+                    windows: Sequence[str], *, exact_quantiles: bool, use_market_events: bool,
+                    tiles: TileMode) -> tuple[Any, bool, str]:
+    """Run the catalogue's SQL on DuckDB: (Arrow table, tiles used, why).
+
+    Ibis builds and compiles the SQL only when the cache (:mod:`~traderseg.features.sqlcache`)
+    holds none for this key: a daily refresh runs the cached text without loading it.
+    """
+    from traderseg.features import sqlcache
+    from traderseg.features import tiles as tile_store
+
+    names = _duckdb_tables(con)
+    if "fills" not in names:
+        raise SchemaError(NO_FILLS)
+    use_tiles, tiles_why = False, "not used"
+    if tiles != "never":
+        use_tiles, tiles_why = tile_store.status(con)
+        if not use_tiles:
+            if tiles == "require":
+                raise DataError(f"the store's tiles are not current ({tiles_why}); "
+                                "run with --rebuild-tiles")
+            logger.info("features from the fills: %s", tiles_why)
+    logger.info("features as of %s from %s", cutoff.isoformat(),
+                "the store's daily tiles" if use_tiles else "the fills")
+    event_days = (_event_days_duckdb(con, cutoff) if use_market_events and "market" in names
+                  else None)
+    fills_schema = tuple((str(r[0]), str(r[1])) for r in con.execute("DESCRIBE fills").fetchall())
+
+    def compile_at(cut: datetime) -> str:
+        import ibis
+
+        b = backend if backend is not None else ibis.duckdb.from_connection(con)
+        stored = tile_store.tile_tables(b, cut) if use_tiles else None
+        expr = features_expr(b.table("fills"), cut, windows, exact_quantiles=exact_quantiles,
+                             tiles=stored, event_days=event_days)
+        return str(ibis.to_sql(expr, dialect="duckdb", pretty=False))
+
+    key = sqlcache.cache_key(
+        "features", tuple(windows), exact_quantiles,
+        # the stored tiles' column types shape the SQL (a cast to the declared type is left
+        # out where the column has it already)
+        tile_store.stored_schemas(con) if use_tiles else None,
+        fills_schema,
+        None if event_days is None else tuple(wins_.day_number(d) for d in event_days),
+        cutoff=cutoff)
+    sql = sqlcache.cached_sql(key, cutoff, compile_at)
+    return con.sql(sql).to_arrow_table(), use_tiles, tiles_why
 
 
 def compute_features(
@@ -253,53 +334,28 @@ def compute_features(
     """
     cutoff = parse_as_of(as_of)
     check_windows(windows)
-    backend, owned = _backend(source)
+    con, backend, owned = _open(source)
     try:
-        tables = set(backend.list_tables())
-        if "fills" not in tables:
-            raise SchemaError("the store has no 'fills' table; run `traderseg ingest` first")
-        fills = backend.table("fills")
-        market = backend.table("market") if use_market_events and "market" in tables else None
-        from traderseg.features import tiles as tile_store
-
-        use_tiles = False
-        tiles_why = "not used"
-        if tiles != "never":
-            use_tiles, tiles_why = tile_store.usable(backend)
-            if not use_tiles and tiles == "require":
-                raise DataError(f"the store's tiles are not current ({tiles_why}); "
-                                "run with --rebuild-tiles")
-        logger.info("features as of %s from %s", cutoff.isoformat(),
-                    "the store's daily tiles" if use_tiles else "the fills")
-        raw = getattr(backend, "con", None)
-        con = raw if isinstance(raw, duckdb.DuckDBPyConnection) else None
-        event_days = event_days_of(market, cutoff)
-
-        def build(cut: datetime) -> ir.Table:
-            stored = tile_store.tile_tables(backend, cut) if use_tiles else None
-            return features_expr(fills, cut, windows, exact_quantiles=exact_quantiles,
-                                 tiles=stored, event_days=event_days)
-
-        if con is not None:
-            from traderseg.features import sqlcache
-
-            key = sqlcache.cache_key(
-                "features", tuple(windows), exact_quantiles,
-                # the stored tiles' column types shape the SQL (a cast to the declared type
-                # is left out where the column has it already)
-                tile_store.stored_schemas(con) if use_tiles else None,
-                tuple((k, str(v)) for k, v in fills.schema().items()),
-                None if event_days is None else tuple(batch.day_number(d) for d in event_days),
-                cutoff=cutoff)
-            sql = sqlcache.cached_sql(key, cutoff, lambda cut: str(
-                ibis.to_sql(build(cut), dialect="duckdb", pretty=False)))
-            table = con.sql(sql).to_arrow_table()
+        if con is None:  # another engine: the expression runs there
+            tables = set(backend.list_tables())
+            if "fills" not in tables:
+                raise SchemaError(NO_FILLS)
+            if tiles == "require":
+                raise DataError("the store's tiles are not current (the backend is not a "
+                                "DuckDB store); run with --rebuild-tiles")
+            use_tiles, tiles_why = False, "not used" if tiles == "never" else (
+                "the backend is not a DuckDB store")
+            market = backend.table("market") if use_market_events and "market" in tables else None
+            table = features_expr(backend.table("fills"), cutoff, windows,
+                                  exact_quantiles=exact_quantiles, market=market).to_pyarrow()
         else:
-            table = build(cutoff).to_pyarrow()
+            table, use_tiles, tiles_why = _compute_duckdb(
+                con, backend, cutoff, windows, exact_quantiles=exact_quantiles,
+                use_market_events=use_market_events, tiles=tiles)
         df = table.to_pandas().set_index("account_id")
     finally:
-        if owned:
-            backend.disconnect()
+        if owned and con is not None:
+            con.close()
     if df.empty:
         raise DataError(f"no fills before {cutoff.isoformat()}")
     out = df[feature_columns(windows)].astype("float64")

@@ -8,6 +8,9 @@ An :class:`Expr` is a tree built with Python operators (``col("kind") == "option
 - to NumPy over arrays (:func:`compile_np`), which evaluates formulas for many accounts
   at once (NULL is NaN there).
 
+Ibis is imported when an expression is compiled to it, not with this module: a process that
+runs compiled SQL from the cache or the online state does without it.
+
 Null semantics follow SQL, so both executions agree: arithmetic and comparisons with a
 NULL operand are NULL; a NULL condition counts as false in :func:`where` and in measure
 filters; aggregates skip NULLs. Python compilation tracks which sub-expressions can be
@@ -23,11 +26,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import ibis
-import ibis.expr.types as ir
 import numpy as np
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
 
 US_PER_SECOND = 1_000_000
 US_PER_DAY = 86_400 * US_PER_SECOND
@@ -178,6 +183,8 @@ class Lit(Expr):
         return isinstance(self.value, bool)
 
     def to_ibis(self, env: Mapping[str, Any]) -> Any:
+        import ibis
+
         if self.value is None:
             return ibis.null("float64")
         if isinstance(self.value, bool):
@@ -279,6 +286,8 @@ class Where(Expr):
         return (self.cond, self.then, self.otherwise)
 
     def to_ibis(self, env: Mapping[str, Any]) -> Any:
+        import ibis
+
         cond = _cond_ibis(self.cond, self.cond.to_ibis(env))
         then, other = self.then.to_ibis(env), self.otherwise.to_ibis(env)
         if isinstance(self.otherwise, Lit) and self.otherwise.value is None:
@@ -317,6 +326,8 @@ class Call(Expr):
         return self.args
 
     def to_ibis(self, env: Mapping[str, Any]) -> Any:
+        import ibis
+
         xs = [a.to_ibis(env) for a in self.args]
         fn = self.fn
         if fn == "not":
@@ -425,21 +436,27 @@ ENGINE_KEY = "__engine__"
 """Key of ``env`` naming the Ibis backend (``duckdb``, ``pyspark``) expressions compile for."""
 
 
-@ibis.udf.scalar.builtin(name="epoch_us")
-def _duckdb_epoch_us(x) -> int:  # type: ignore[no-untyped-def,empty-body]
-    """DuckDB: microseconds since the epoch."""
+@cache
+def _epoch_us_udfs() -> dict[str, Any]:
+    """Return the engines' builtin functions for microseconds since the epoch, by engine."""
+    import ibis
 
+    @ibis.udf.scalar.builtin(name="epoch_us")
+    def duckdb_epoch_us(x) -> int:  # type: ignore[no-untyped-def,empty-body]
+        """DuckDB: microseconds since the epoch."""
 
-@ibis.udf.scalar.builtin(name="unix_micros")
-def _spark_epoch_us(x) -> int:  # type: ignore[no-untyped-def,empty-body]
-    """Spark SQL: microseconds since the epoch."""
+    @ibis.udf.scalar.builtin(name="unix_micros")
+    def spark_epoch_us(x) -> int:  # type: ignore[no-untyped-def,empty-body]
+        """Spark SQL: microseconds since the epoch."""
+
+    return {"duckdb": duckdb_epoch_us, "pyspark": spark_epoch_us}
 
 
 def epoch_us(ts: Any, env: Mapping[str, Any]) -> Any:
     """Ibis value of a timestamp's microseconds since the epoch, for the env's engine."""
     engine = env.get(ENGINE_KEY, "duckdb") if hasattr(env, "get") else "duckdb"
-    fn = _spark_epoch_us if engine == "pyspark" else _duckdb_epoch_us
-    return fn(ts).cast("int64")
+    udfs = _epoch_us_udfs()
+    return udfs["pyspark" if engine == "pyspark" else "duckdb"](ts).cast("int64")
 
 
 def safe_div(a: float, b: float) -> float | None:

@@ -35,6 +35,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 from traderseg.features.expr import (
     Expr,
     Named,
@@ -152,6 +154,11 @@ class Sketch:
         """``1 / ln γ``: the bucket of x is ``ceil(ln x · inv_log_gamma)``."""
         return 1.0 / math.log(self.gamma)
 
+    @property
+    def value_names(self) -> tuple[str, ...]:
+        """Names of the quantile values, in the order of :attr:`quantiles` (``notional_q50``)."""
+        return tuple(f"{self.name}_q{round(q * 100):02d}" for q in self.quantiles)
+
     def representative(self, bucket: int) -> float:
         """Return the value reported for ``bucket`` (0 for the zero bucket)."""
         if bucket <= ZERO_BUCKET:
@@ -164,6 +171,35 @@ class Sketch:
         if x < SKETCH_MIN_VALUE:
             return ZERO_BUCKET
         return math.ceil(math.log(x) * self.inv_log_gamma)
+
+    def quantiles_of(self, buckets: np.ndarray, counts: np.ndarray,
+                     sizes: np.ndarray) -> np.ndarray:
+        """Quantiles of many sketches laid end to end: one row per sketch, one column per q.
+
+        Sketch ``i`` holds the next ``sizes[i]`` entries of ``buckets`` (ascending within
+        the sketch) and ``counts`` (>= 0; an entry may count 0). The rank of ``q`` among a
+        sketch's ``total`` values is ``floor(q * (total - 1))``; the answer is the first
+        bucket whose cumulative count exceeds it, reported by its :meth:`representative`.
+        NaN for a sketch that counts nothing.
+        """
+        n = len(sizes)
+        out = np.full((n, len(self.quantiles)), np.nan)
+        if n == 0 or len(buckets) == 0:
+            return out
+        cum = np.cumsum(counts.astype(np.int64))
+        ext = np.concatenate([[0], cum])
+        ends = np.cumsum(sizes)
+        before = ext[ends - sizes]
+        total = ext[ends] - before
+        live = np.flatnonzero(total > 0)
+        last = (total[live] - 1).astype(np.float64)
+        for j, q in enumerate(self.quantiles):
+            # the same float product as the SQL of the engines and the Python sketch
+            rank = np.floor(q * last).astype(np.int64)
+            at = np.searchsorted(cum, before[live] + rank, side="right")
+            found, where = np.unique(buckets[at], return_inverse=True)
+            out[live, j] = np.array([self.representative(b) for b in found.tolist()])[where]
+        return out
 
 
 ZERO_BUCKET = -(2**31)

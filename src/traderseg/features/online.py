@@ -33,13 +33,6 @@ import pandas as pd
 
 from traderseg.errors import DataError
 from traderseg.features import measures as M
-from traderseg.features.batch import (
-    cutoff_end_day,
-    cutoff_micros,
-    day_number,
-    effective_formula,
-    window_start,
-)
 from traderseg.features.catalog import CATALOG, column_name
 from traderseg.features.expr import (
     US_PER_DAY,
@@ -53,6 +46,13 @@ from traderseg.features.expr import (
     safe_div,
 )
 from traderseg.features.measures import MEASURE_SET
+from traderseg.features.windows import (
+    cutoff_end_day,
+    cutoff_micros,
+    day_number,
+    effective_formula,
+    window_start,
+)
 
 _SCALARS = MEASURE_SET.scalars
 _INDEX = {m.name: i for i, m in enumerate(_SCALARS)}
@@ -264,7 +264,7 @@ def _sum_source() -> str:
 exec(compile(_sum_source(), "<traderseg online sum>", "exec"), _ns)  # noqa: S102
 _sum_scalars: Callable[[list[Any], list[Any]], list[Any]] = _ns["_sum_scalars"]
 _NAMES = tuple(m.name for m in _SCALARS)
-_Q_NAMES = tuple(f"{_SKETCH.name}_q{round(q * 100):02d}" for q in _SKETCH.quantiles)
+_Q_NAMES = _SKETCH.value_names
 # the values a read returns besides the scalar measures, in the order of ``AccountState._reads``
 _EXTRA_NAMES = (_PAIR.name, "days", "first_day", "last_day", "pnl_day_sq", "ev_fills",
                 "ev_notional", "top_notional", "instrument_breadth", "underlying_count",
@@ -510,7 +510,7 @@ class AccountState:
         """Return the merged window values the formulas read, per window (and ``all``).
 
         ``cutoff`` is an aware datetime after every fill seen; ``event_days`` are day
-        numbers (:func:`~traderseg.features.batch.day_number`), or None when no market
+        numbers (:func:`~traderseg.features.windows.day_number`), or None when no market
         events are known. :func:`read_parts` reads many accounts at once.
         """
         plan = read_plan(cutoff, windows, event_days)
@@ -788,26 +788,16 @@ def values_frame(blocks: Sequence[Mapping[str, np.ndarray]], windows: Sequence[s
     return pd.DataFrame(cols, index=pd.Index(list(index), name="account_id"))
 
 
-def _representative(bucket: int) -> float:
-    """:meth:`~traderseg.features.measures.Sketch.representative`, kept once computed."""
-    r = _REPR.get(bucket)
-    if r is None:
-        r = _REPR[bucket] = _SKETCH.representative(bucket)
-    return r
-
-
 def sketch_quantiles(sketches: Sequence[SketchParts]) -> np.ndarray:
     """Quantiles of many merged sketches at once: one row per read, one column per quantile.
 
     Each read holds the older days' sketch (buckets ascending, counts) and the newest day's
-    (bucket -> count, or None), read as one. The rank of ``q`` among ``total`` values is
-    ``floor(q * (total - 1))``; the answer is the first bucket, in ascending order, whose
-    cumulative count exceeds it, reported by its representative value
-    ``2 gamma^b / (gamma + 1)``. NaN when a read's sketches are empty.
+    (bucket -> count, or None), read as one: merged in (read, bucket) order, the rank rule is
+    :meth:`Sketch.quantiles_of <traderseg.features.measures.Sketch.quantiles_of>`. NaN when
+    a read's sketches are empty.
     """
     n = len(sketches)
-    qs = _SKETCH.quantiles
-    out = np.full((n, len(qs)), np.nan)
+    out = np.full((n, len(_SKETCH.quantiles)), np.nan)
     if n == 0:
         return out
     older_b: list[np.ndarray] = []
@@ -850,23 +840,9 @@ def sketch_quantiles(sketches: Sequence[SketchParts]) -> np.ndarray:
     bk[at_new] = nb[norder]
     ct[at_old] = oc
     ct[at_new] = nc[norder]
-    cum = np.cumsum(ct)
-    ext = np.concatenate([[0], cum])
-    ends = np.cumsum(lens + new_lens)
-    before = ext[ends - lens - new_lens]
-    total = ext[ends] - before
-    live = np.flatnonzero(total > 0)
-    last = (total[live] - 1).astype(np.float64)
-    for j, q in enumerate(qs):
-        # the same float product as the batch SQL's and the Python sketch's
-        rank = np.floor(q * last).astype(np.int64)
-        at = np.searchsorted(cum, before[live] + rank, side="right")
-        found, where = np.unique(bk[at], return_inverse=True)
-        out[live, j] = np.array([_representative(b) for b in found.tolist()])[where]
-    return out
+    return _SKETCH.quantiles_of(bk, ct, lens + new_lens)
 
 
-_REPR: dict[int, float] = {}
 _NAN = float("nan")
 _COLUMNS: dict[tuple[str, bool], list[tuple[str, str]]] = {}
 

@@ -32,6 +32,7 @@ keys, do not fill it forever.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -43,10 +44,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from traderseg.features.batch import cutoff_micros, day_number
+from traderseg.features.windows import cutoff_micros, day_number
 
 logger = logging.getLogger(__name__)
 
@@ -205,24 +207,24 @@ def derive(sql: str, cutoff: datetime, other: str, other_cutoff: datetime) -> Te
 @lru_cache(maxsize=1)
 def _code_digest() -> str:
     """Digest of the source of the modules whose code shapes the SQL."""
-    from traderseg.features import batch, catalog, compute, expr, measures, sqlcache, tiles
-
     h = hashlib.sha256()
-    for mod in (batch, catalog, compute, expr, measures, sqlcache, tiles):
-        h.update(Path(str(mod.__file__)).read_bytes())
+    for name in ("batch", "catalog", "compute", "expr", "measures", "sqlcache", "tiles",
+                 "windows"):
+        # found, not imported: a run that finds its SQL here needs no compiler loaded
+        spec = importlib.util.find_spec(f"traderseg.features.{name}")
+        assert spec is not None and spec.origin is not None
+        h.update(Path(spec.origin).read_bytes())
     return h.hexdigest()[:16]
 
 
+@lru_cache(maxsize=1)
 def _versions() -> tuple[str, ...]:
-    import ibis
-    import sqlglot
-
     from traderseg import __version__
     from traderseg.features.catalog import CATALOG_VERSION
     from traderseg.features.measures import MEASURES_VERSION
 
-    return (__version__, CATALOG_VERSION, MEASURES_VERSION, ibis.__version__,
-            sqlglot.__version__, _code_digest())
+    return (__version__, CATALOG_VERSION, MEASURES_VERSION, metadata.version("ibis-framework"),
+            metadata.version("sqlglot"), _code_digest())
 
 
 def cache_key(*parts: Any, cutoff: datetime | None = None) -> str:

@@ -19,14 +19,16 @@ import hashlib
 import json
 import logging
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import ibis
 
-from traderseg.features import batch
 from traderseg.features.expr import US_PER_DAY
 from traderseg.features.measures import MEASURE_SET, MEASURES_VERSION
+from traderseg.features.windows import day_number
+
+if TYPE_CHECKING:
+    from traderseg.features import batch
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,8 @@ def _tile_sql(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
     The SQL depends only on the relation's name and schema: it is compiled once per process
     for each (an ingest of many files refreshes the tiles once per file).
     """
+    import ibis
+
     schema = ibis.duckdb.from_connection(con).table(source).schema()
     return dict(_compiled_tile_sql(source, tuple(schema.items())))
 
@@ -69,6 +73,10 @@ def _compiled_tile_sql(source: str, schema: tuple[tuple[str, Any], ...]
     from traderseg.features import sqlcache
 
     def compile_parts() -> str:
+        import ibis
+
+        from traderseg.features import batch
+
         t = batch.tiles_from_fills(ibis.table(ibis.schema(dict(schema)), name=source))
         parts = {"day": t.day}
         parts.update({f"map:{k}": v for k, v in t.maps.items()})
@@ -238,17 +246,6 @@ def _current_over(meta: tuple[str, int, str] | str, rows_before: int) -> tuple[b
     return True, "current"
 
 
-def usable(backend: Any) -> tuple[bool, str]:
-    """Whether the backend's store has current tiles, and why not."""
-    con = getattr(backend, "con", None)
-    if not isinstance(con, duckdb.DuckDBPyConnection):
-        return False, "the backend is not a DuckDB store"
-    ok, why = status(con)
-    if not ok:
-        logger.info("features from the fills: %s", why)
-    return ok, why
-
-
 def stored_schemas(con: duckdb.DuckDBPyConnection) -> tuple[tuple[str, str, str], ...]:
     """(table, column, type) of every tile table in the store, in order."""
     names = sorted(table_names().values())
@@ -262,8 +259,10 @@ def stored_schemas(con: duckdb.DuckDBPyConnection) -> tuple[tuple[str, str, str]
 
 def tile_tables(backend: Any, cutoff: datetime) -> batch.Tiles:
     """Return the stored tiles of the days before the cutoff's day (check :func:`usable`)."""
+    from traderseg.features import batch
+
     names = table_names()
-    day = batch.day_number(cutoff.date())
+    day = day_number(cutoff.date())
     ref = batch.tiles_from_fills(backend.table("fills"))
     schemas = {"day": ref.day.schema()}
     schemas.update({f"map:{k}": v.schema() for k, v in ref.maps.items()})

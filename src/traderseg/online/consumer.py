@@ -32,7 +32,6 @@ import pandas as pd
 import pyarrow as pa
 
 from traderseg.errors import ConfigError
-from traderseg.features.batch import day_number
 from traderseg.features.online import (
     AccountState,
     Parts,
@@ -42,6 +41,7 @@ from traderseg.features.online import (
     values_frame,
 )
 from traderseg.features.online_fold import fold_table, micros
+from traderseg.features.windows import day_number
 from traderseg.online import state as S
 from traderseg.online.decide import DecisionEngine, empty_assignments
 from traderseg.online.messages import validate_messages, validate_raw
