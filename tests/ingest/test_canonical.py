@@ -87,3 +87,55 @@ def test_canonical_csv_with_epoch_and_table_option(store, tmp_path):
     got = store.execute("SELECT created_at FROM accounts").to_arrow_table().to_pylist()[0]["created_at"]
     assert got == T0
     assert rejects(store)[0]["field"] == "kyc_tier"
+
+
+def _store_rows(con) -> dict[str, list]:
+    out = {}
+    for t in ("fills", "tiles_day", "tiles_map_instrument", "tiles_sketch_notional"):
+        out[t] = sorted(map(repr, con.execute(f"SELECT * FROM {t}").fetchall()))
+    out["rejects"] = sorted(map(repr, con.execute(
+        "SELECT source, line, field, reason, raw FROM rejects").fetchall()))
+    return out
+
+
+def test_a_stage_moved_to_a_table_stores_what_the_memory_stage_stores(tmp_path, monkeypatch):
+    """Staged rows beyond the memory limit go to a temporary table, at any batch: the same
+    fills, rejects and tiles, with in-source duplicates and rows already stored."""
+    from traderseg.ingest import load
+    from traderseg.store import connect
+
+    _write(FILLS, [_fill(i) for i in range(20)], tmp_path / "first.parquet")
+    rows = [_fill(i) for i in range(10, 50)] + [_fill(12, qty=1.0), _fill(60, side="hold")]
+    _write(FILLS, rows, tmp_path / "second.parquet")
+    got, moves = {}, []
+    real = load.SourceLoader._to_table
+
+    def move(self):
+        moves.append((self.source.rsplit("/", 1)[-1], self.staged))
+        real(self)
+
+    monkeypatch.setattr(load.SourceLoader, "_to_table", move)
+    # the whole source in memory; moved at the first batch; moved at a later batch
+    for label, limit in (("memory", load.STAGE_MEMORY_BYTES), ("first", -1), ("later", 1)):
+        moves.clear()
+        monkeypatch.setattr(load, "STAGE_MEMORY_BYTES", limit)
+        if label == "later":  # about two batches of 8 rows
+            probe = pa.Table.from_pylist(rows[:8], schema=FILLS.arrow_schema())
+            monkeypatch.setattr(load, "STAGE_MEMORY_BYTES", 2 * probe.nbytes + 64)
+        con = connect(tmp_path / f"{label}.duckdb")
+        ingest(tmp_path / "first.parquet", con, now=NOW, batch_rows=8)
+        rep = ingest(tmp_path / "second.parquet", con, now=NOW, batch_rows=8)
+        s = rep.sources[0]
+        assert (s.read, s.stored, s.already_present, s.rejected) == (42, 30, 10, 2), label
+        got[label] = _store_rows(con)
+        con.close()
+        # (file, rows staged when the stage moved); the duplicate moves it at the end
+        second = [n for f, n in moves if f == "second.parquet"]
+        if label == "memory":
+            assert moves == [("second.parquet", 41)]
+        elif label == "first":
+            assert moves == [("first.parquet", 8), ("second.parquet", 8)]
+        else:  # after some batches held in memory, before the last
+            assert len(second) == 1 and 8 < second[0] < 41
+    assert got["first"] == got["memory"]
+    assert got["later"] == got["memory"]
