@@ -162,7 +162,6 @@ def test_a_damaged_cache_file_is_ignored(store, tmp_path, monkeypatch):
 def test_the_tile_sql_is_compiled_once_across_runs(store, tmp_path, monkeypatch):
     monkeypatch.setenv("TRADERSEG_SQL_CACHE_DIR", str(tmp_path))
     sqlcache.clear_memory()
-    tiles._compiled_tile_sql.cache_clear()
     compiles = []
     real = ibis.to_sql
     monkeypatch.setattr(ibis, "to_sql", lambda *a, **k: compiles.append(1) or real(*a, **k))
@@ -171,10 +170,8 @@ def test_the_tile_sql_is_compiled_once_across_runs(store, tmp_path, monkeypatch)
     assert n == len(first) > 0  # one compile per tile part, the first time only
     # a new run: nothing in memory, the folder holds the text
     sqlcache.clear_memory()
-    tiles._compiled_tile_sql.cache_clear()
     assert tiles._tile_sql(store, "fills") == first
     assert len(compiles) == n
-    tiles._compiled_tile_sql.cache_clear()
     sqlcache.clear_memory()
 
 
@@ -298,3 +295,43 @@ def test_fills_registered_on_a_connection_are_found(tmp_path, monkeypatch):
     got = compute_features(con, "2024-03-20", ("30d", "all"))
     assert got.attrs["source"] == "fills"
     pd.testing.assert_frame_equal(got, want)
+
+
+_INGEST_RUN = """
+import sys
+from traderseg.ingest import ingest
+rep = ingest(sys.argv[1], sys.argv[2])
+print(sum(s.stored for s in rep.sources), "ibis" in sys.modules, "sqlglot" in sys.modules)
+"""
+
+
+def test_an_ingest_that_finds_its_tile_sql_cached_does_not_load_ibis(tmp_path):
+    """Day after day: the first ingest builds the tiles, the second refreshes them (both
+    compile), the third finds both texts kept and runs DuckDB alone; tiles stay current."""
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fills = random_fills(n=600, accounts=12, seed=6).sort_values("ts")
+    days = fills["ts"].dt.floor("D")
+    cuts = sorted(days.unique())
+    parts = [fills[days < cuts[5]], fills[(days >= cuts[5]) & (days < cuts[9])],
+             fills[days >= cuts[9]]]
+    env = {**__import__("os").environ, "TRADERSEG_SQL_CACHE_DIR": str(tmp_path / "cache")}
+    runs = []
+    for i, part in enumerate(parts):
+        path = tmp_path / f"part{i}.parquet"
+        pq.write_table(pa.Table.from_pandas(part, preserve_index=False), path)
+        out = subprocess.run([sys.executable, "-c", _INGEST_RUN, str(path),
+                              str(tmp_path / "s.duckdb")], env=env, capture_output=True,
+                             text=True, check=True).stdout.split()
+        runs.append(out)
+    assert [int(r[0]) for r in runs] == [len(p) for p in parts]
+    assert [r[1:] for r in runs] == [["True", "True"], ["True", "True"], ["False", "False"]]
+    from traderseg.store import connect
+
+    con = connect(tmp_path / "s.duckdb", read_only=True)
+    assert tiles.status(con) == (True, "current")
+    con.close()

@@ -14,7 +14,6 @@ maps), ``tiles_sketch_{name}`` (sketch buckets) and ``tiles_meta``.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -58,34 +57,28 @@ def table_names() -> dict[str, str]:
 def _tile_sql(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
     """Compile each tile part to SQL over the fills relation ``source``.
 
-    The SQL depends only on the relation's name and schema: it is compiled once per process
-    for each (an ingest of many files refreshes the tiles once per file).
+    The SQL depends only on the relation's name and column types: it is compiled once for
+    each and kept (:func:`~traderseg.features.sqlcache.cached_text`, in memory and between
+    runs), so an ingest that finds it there loads no compiler.
     """
-    import ibis
-
-    schema = ibis.duckdb.from_connection(con).table(source).schema()
-    return dict(_compiled_tile_sql(source, tuple(schema.items())))
-
-
-@functools.lru_cache(maxsize=16)
-def _compiled_tile_sql(source: str, schema: tuple[tuple[str, Any], ...]
-                       ) -> tuple[tuple[str, str], ...]:
     from traderseg.features import sqlcache
+
+    schema = tuple((str(r[0]), str(r[1])) for r in con.execute(f"DESCRIBE {source}").fetchall())
 
     def compile_parts() -> str:
         import ibis
 
         from traderseg.features import batch
 
-        t = batch.tiles_from_fills(ibis.table(ibis.schema(dict(schema)), name=source))
+        fills = ibis.duckdb.from_connection(con).table(source)
+        t = batch.tiles_from_fills(ibis.table(fills.schema(), name=source))
         parts = {"day": t.day}
         parts.update({f"map:{k}": v for k, v in t.maps.items()})
         parts.update({f"sketch:{k}": v for k, v in t.sketches.items()})
         return json.dumps({k: str(ibis.to_sql(v, dialect="duckdb")) for k, v in parts.items()})
 
-    # kept between runs too (no cutoff enters it): an ingest compiles nothing once it is there
-    key = sqlcache.cache_key("tiles", source, tuple((k, str(v)) for k, v in schema))
-    return tuple(json.loads(sqlcache.cached_text(key, compile_parts)).items())
+    key = sqlcache.cache_key("tiles", source, schema)
+    return dict(json.loads(sqlcache.cached_text(key, compile_parts)))
 
 
 def day_sql(ts: str) -> str:
