@@ -91,14 +91,14 @@ def flap(paths, db: Path, hysteresis) -> tuple[float, float, int]:
     con = connect(db)
     eng = build_engine(con, paths["model"], paths["policy"], hysteresis=hysteresis)
     seen = []
-    inner = eng.decide_many
+    inner = eng.decide_stacked
 
-    def keep(intervals, previous):
-        d = inner(intervals, previous)
+    def keep(*args):
+        d = inner(*args)
         seen.append(d.rows[["account_id", "segment_id", "as_of"]])
         return d
 
-    eng.decide_many = keep  # type: ignore[method-assign]
+    eng.decide_stacked = keep  # type: ignore[method-assign]
     StreamConsumer(con, ReplaySource(paths["fills"]), eng, StreamConfig(decide_every_s=3600),
                    source_label="replay").run()
     con.close()

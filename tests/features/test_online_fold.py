@@ -17,6 +17,8 @@ from traderseg.features.online_fold import (
     COLUMNAR_FROM_ROWS,
     _sketch_buckets,
     columnar,
+    fill_records,
+    fold_record_slice,
     fold_table,
 )
 
@@ -242,3 +244,37 @@ def test_columns_holding_only_nulls_of_no_type(way):
     fold_table(states, table, columnar_from=way)
     for a in ref:
         assert states[a].to_json() == ref[a].to_json()
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(st.integers(0, 400), min_size=1, max_size=6), st.integers(0, 50))
+def test_records_made_once_and_folded_in_slices_equal_per_fill(cuts, seed):
+    """The consumer converts a batch once and folds its slices row by row."""
+    fills = _fills(n=400, accounts=8, seed=seed)
+    one_by_one = states_from_frame(fills)
+    records = fill_records(pa.Table.from_pandas(fills, preserve_index=False))
+    states: dict[str, AccountState] = {}
+    touched = set()
+    bounds = [0, *sorted(cuts), len(records)]
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        touched |= fold_record_slice(states, records[lo:hi])
+    assert {a: s.to_json() for a, s in states.items()} == {
+        a: s.to_json() for a, s in one_by_one.items()}
+    us = fills["ts"].astype("int64") // 1000
+    assert touched == set(zip(fills["account_id"], (us // US_DAY).tolist(), strict=True))
+
+
+def test_a_record_slice_on_compacted_history_is_refused_and_nothing_changes():
+    fills = _fills(n=300, accounts=2, seed=4)
+    acct = fills["account_id"].iloc[0]
+    mine = fills[fills["account_id"] == acct]
+    states = _folded(mine)
+    states[acct].compact(max(states[acct].tiles))
+    before = states[acct].to_json()
+    late = mine.iloc[[0]].assign(fill_id="late")
+    other = fills[fills["account_id"] != acct].iloc[[0]]
+    records = fill_records(pa.Table.from_pandas(pd.concat([other, late]), preserve_index=False))
+    with pytest.raises(DataError, match="compacted history"):
+        fold_record_slice(states, records)
+    assert states[acct].to_json() == before
+    assert other["account_id"].iloc[0] not in states

@@ -723,7 +723,7 @@ class _NpEvaluator:
             pos = np.flatnonzero(x > 0)
             # math.log value by value, as the Python side computes it: NumPy's vectorised
             # log may differ from it in the last bit (it does on some CPUs and releases)
-            out[pos] = [math.log(v) for v in x[pos].tolist()]
+            out[pos] = np.fromiter(map(math.log, x[pos].tolist()), np.float64, len(pos))
             return out
         if fn == "abs":
             return np.abs(xs[0])

@@ -418,6 +418,15 @@ def _decode(cols: _Columns, name: str, codes: np.ndarray) -> list[Any]:
 def _fold_rows(states: MutableMapping[str, AccountState],
                table: pa.Table) -> set[tuple[str, int]]:
     """Fold a small table row by row (:meth:`AccountState.update`), refusing first."""
+    return fold_record_slice(states, fill_records(table))
+
+
+def fill_records(table: pa.Table) -> list[dict[str, Any]]:
+    """Return the fills of ``table`` as records for :meth:`AccountState.update`.
+
+    Times are in microseconds. A table converted once, then folded in slices with
+    :func:`fold_record_slice`, costs one conversion instead of one a slice.
+    """
     cols = {}
     for name in table.column_names:
         if name in _COLUMNS or name == "account_id":
@@ -427,10 +436,26 @@ def _fold_rows(states: MutableMapping[str, AccountState],
     for name, decl in _COLUMNS.items():
         if name not in cols and not decl.nullable:
             raise DataError(f"fills: column {name!r} is missing")
-    records = pa.table(cols).to_pylist()
+    return pa.table(cols).to_pylist()
+
+
+def fold_record_slice(states: MutableMapping[str, AccountState],
+                      records: list[dict[str, Any]]) -> set[tuple[str, int]]:
+    """Fold records of :func:`fill_records` one by one; return the tiles touched.
+
+    As :func:`fold_table` folds a table of fewer than ``columnar_from`` fills: fills on
+    compacted days are refused before anything changes.
+    """
     touched = {(r["account_id"], r["ts"] // US_PER_DAY) for r in records}
     _refuse_compacted(states, touched)
-    fold_records(states, records)
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        fold_records(states, records)
+    finally:
+        if paused:
+            gc.enable()
     return touched
 
 

@@ -40,7 +40,13 @@ from traderseg.features.online import (
     read_plan,
     values_frame,
 )
-from traderseg.features.online_fold import fold_table, micros
+from traderseg.features.online_fold import (
+    columnar,
+    fill_records,
+    fold_record_slice,
+    fold_table,
+    micros,
+)
 from traderseg.features.windows import day_number
 from traderseg.online import state as S
 from traderseg.online.decide import DecisionEngine, empty_assignments
@@ -316,17 +322,24 @@ class StreamConsumer:
     def _fold(self, fills: pa.Table) -> None:
         """Fold a batch in time order, deciding each interval as the first fill after it comes.
 
-        The rows between two interval ends are folded at once (:func:`fold_table`); the
+        The rows between two interval ends are folded at once (:func:`fold_table`; the
+        batch converted to records once when its slices are folded row by row); the
         interval bookkeeping walks the rows' times.
         """
         tick = self.cfg.tick_us
         times = micros(fills.column("ts")).to_pylist()
         ids = fills.column("fill_id").to_pylist()
         accts = fills.column("account_id").to_pylist()
+        records: list[dict[str, Any]] | None = None  # the rows as records, made once
         start = 0
         for i, ts in enumerate(times):
             if self.cp.open_tick is not None and ts >= self.cp.open_tick:
-                self._fold_slice(fills.slice(start, i - start))
+                if columnar(i - start):
+                    self._fold_slice(fills.slice(start, i - start))
+                elif i > start:
+                    if records is None:
+                        records = fill_records(fills)
+                    self._note(fold_record_slice(self.states, records[start:i]))
                 start = i
                 self._close_open_tick()
             if self.cp.open_tick is None:
@@ -353,9 +366,11 @@ class StreamConsumer:
     def _fold_slice(self, fills: pa.Table) -> None:
         """Fold fills into the online state and note the tiles and accounts touched."""
         if fills.num_rows:
-            touched = fold_table(self.states, fills)
-            self.p_tiles |= touched
-            self.p_accounts.update(a for a, _ in touched)
+            self._note(fold_table(self.states, fills))
+
+    def _note(self, touched: set[tuple[str, int]]) -> None:
+        self.p_tiles |= touched
+        self.p_accounts.update(a for a, _ in touched)
 
     def _close_open_tick(self) -> None:
         """Decide every account that traded in the open interval, as of its end."""
@@ -396,18 +411,15 @@ class StreamConsumer:
         t0 = time.monotonic()
         every = [a for _, accts_, _ in self.p_ticks for a in accts_]
         feats = values_frame([combine(self.p_reads)], self.engine.windows, every)
-        intervals = []
-        start = 0
-        for at, accts_, ids in self.p_ticks:
-            intervals.append((at, feats.iloc[start:start + len(accts_)], ids))
-            start += len(accts_)
         accts = sorted(set(every))
         prev = pd.DataFrame.from_dict(
             {a: self.assignment[a] for a in accts if a in self.assignment},
             orient="index", columns=["segment", "candidate", "since"])
         if prev.empty:
             prev = empty_assignments()
-        d = self.engine.decide_many(intervals, prev)
+        d = self.engine.decide_stacked([at for at, _, _ in self.p_ticks], feats,
+                                       [len(a) for _, a, _ in self.p_ticks],
+                                       [ids for _, _, ids in self.p_ticks], prev)
         for a, (seg, cand, since) in zip(d.state.index, d.state.itertuples(index=False),
                                          strict=True):
             self.assignment[a] = (int(seg), int(cand), int(since))

@@ -224,18 +224,32 @@ class DecisionEngine:
         if not intervals:
             return Decisions(pd.DataFrame(columns=list(CONTROLS_TABLE.names)),
                              empty_assignments())
-        ats = [_utc(at) for at, _, _ in intervals]
-        feats = pd.concat([f for _, f, _ in intervals])
-        sizes = [len(f) for _, f, _ in intervals]
+        return self.decide_stacked([at for at, _, _ in intervals],
+                                   pd.concat([f for _, f, _ in intervals]),
+                                   [len(f) for _, f, _ in intervals],
+                                   [ids for _, _, ids in intervals], previous)
+
+    def decide_stacked(self, cutoffs: Sequence[Any], feats: pd.DataFrame, sizes: Sequence[int],
+                       fill_ids: Sequence[Mapping[str, str]],
+                       previous: pd.DataFrame) -> Decisions:
+        """:meth:`decide_many` with the cutoffs' features stacked in one frame.
+
+        ``feats`` holds ``sizes[k]`` rows for ``cutoffs[k]``, in order; ``fill_ids[k]`` maps
+        its accounts to their trigger fills.
+        """
+        if not len(feats):
+            return Decisions(pd.DataFrame(columns=list(CONTROLS_TABLE.names)),
+                             empty_assignments())
+        ats = [_utc(at) for at in cutoffs]
         accts = np.asarray(feats.index.astype(str), dtype=object)
         at_us = np.repeat([int(a.value // 1000) for a in ats], sizes)
         X = feats[self.columns]
         proba = self.model.predict_proba(X)
         proposal = self.model.segment_ids(self.model.predict(X)).astype(np.int64)
         seg = np.empty(len(feats), dtype=np.int64)
-        state = {a: tuple(r) for a, r in zip(previous.index.astype(str),
-                                             previous[list(ASSIGNMENT_COLUMNS)].to_numpy(
-                                                 np.int64), strict=True)}
+        # Python ints (tolist) from the start: the state is read and written per account
+        state = dict(zip(previous.index.astype(str).tolist(), map(tuple, previous[
+            list(ASSIGNMENT_COLUMNS)].to_numpy(np.int64).tolist()), strict=True))
         start = 0
         for n, at in zip(sizes, ats, strict=True):
             sl = slice(start, start + n)
@@ -278,7 +292,7 @@ class DecisionEngine:
         rows_out["model_version"] = self.model_version
         rows_out["as_of"] = pd.to_datetime(at_us * 1000, utc=True)
         tick = np.repeat(np.arange(len(sizes)), sizes).tolist()
-        trig = [intervals[k][2].get(a) for k, a in zip(tick, accts, strict=True)]
+        trig = [fill_ids[k].get(a) for k, a in zip(tick, accts, strict=True)]
         rows_out["fill_id"] = trig
         rows_out["updated_at"] = pd.NaT
         touched = list(dict.fromkeys(accts))
