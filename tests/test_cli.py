@@ -60,3 +60,66 @@ def test_a_bad_setting_in_the_environment_is_one_line_naming_the_variable(
     from traderseg.settings import get_settings
 
     assert get_settings().sql_cache is False and get_settings().duckdb_threads == 2
+
+
+_REGISTERED = """
+import importlib, json, sys
+from traderseg import cli
+
+def names():
+    out = {c.name for c in cli.app.registered_commands}
+    out |= {g.name for g in cli.app.registered_groups if g.name not in ("analyze", "audit")}
+    if cli.analyze_app.registered_commands:
+        out.add("analyze")
+    if cli.audit_app.registered_commands or cli.audit_app.registered_callback:
+        out.add("audit")
+    return out
+
+before = names()
+importlib.import_module(sys.argv[1])
+print(json.dumps(sorted(names() - before)))
+print(json.dumps(sorted(m for m in sys.modules if m.startswith("traderseg.cli."))))
+"""
+
+
+def test_each_command_module_registers_the_names_it_is_loaded_for():
+    """A command line imports only the modules mapped to its command: each module, loaded
+    alone, registers exactly those names and loads no other command module."""
+    import json
+    import subprocess
+    import sys
+
+    from traderseg.cli import _COMMAND_MODULES
+
+    for module, names in _COMMAND_MODULES.items():
+        out = subprocess.run([sys.executable, "-c", _REGISTERED, module], check=True,
+                             capture_output=True, text=True).stdout.splitlines()
+        assert json.loads(out[0]) == sorted(set(names)), module
+        others = set(json.loads(out[1])) & set(_COMMAND_MODULES) - {module}
+        assert not others, (module, others)
+    # and every command of the whole app is mapped
+    top = {path[0] for path, _ in COMMANDS}
+    assert top == {n for names in _COMMAND_MODULES.values() for n in names}
+
+
+def test_a_command_loads_only_its_own_stage():
+    """`traderseg features` does not import the models' libraries (scikit-learn, skops)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from traderseg.cli import main\n"
+            "try:\n    main(['features', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('sklearn', 'skops', 'statsmodels', 'traderseg.cli.models')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout.splitlines()[-1]
+    assert out == "[]"
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["features", "--db", "x"], "features"), (["-v", "analyze", "events"], "analyze"),
+    (["--version"], None), ([], None)])
+def test_the_command_of_a_command_line(argv, name):
+    from traderseg.cli import _command_name
+
+    assert _command_name(argv) == name

@@ -82,37 +82,47 @@ class _LevelFormatter(logging.Formatter):
 console = Console()
 err_console = Console(stderr=True)
 
-# Modules that register commands on `app`; each owns one stage of the pipeline.
-_COMMAND_MODULES = (
-    "traderseg.cli.simulate",
-    "traderseg.cli.ingest",
-    "traderseg.cli.features",
-    "traderseg.cli.segment",
-    "traderseg.cli.events",
-    "traderseg.cli.clv",
-    "traderseg.cli.analysis",
-    "traderseg.cli.report",
-    "traderseg.cli.online",
-    "traderseg.cli.policy",
-    "traderseg.cli.growth",
-    "traderseg.cli.compliance",
-    "traderseg.cli.models",
-    "traderseg.cli.service",
-)
+# Modules that register commands on `app`, each owning one stage of the pipeline, with the
+# top-level names they register (a test checks both ways). A command imports its module
+# alone: the libraries of the other stages (models, lifetime value, Spark) load only when
+# one of their commands runs.
+_COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "traderseg.cli.simulate": ("simulate",),
+    "traderseg.cli.ingest": ("ingest",),
+    "traderseg.cli.features": ("features",),
+    "traderseg.cli.segment": ("fit", "segments", "assign", "explain", "evaluate"),
+    "traderseg.cli.events": ("analyze",),
+    "traderseg.cli.clv": ("clv",),
+    "traderseg.cli.analysis": ("analyze", "churn"),
+    "traderseg.cli.report": ("report",),
+    "traderseg.cli.online": ("stream", "controls", "audit"),
+    "traderseg.cli.policy": ("policy", "predict", "liquidation"),
+    "traderseg.cli.growth": ("audience", "campaign"),
+    "traderseg.cli.compliance": ("audit", "review-queue"),
+    "traderseg.cli.models": ("drift", "refit", "models", "promote", "register"),
+    "traderseg.cli.service": ("serve", "keys"),
+}
 
 
-def _load_commands() -> None:
-    for name in _COMMAND_MODULES:
+def _command_name(argv: list[str]) -> str | None:
+    """Return the command of a command line: its first word that is not an option."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _load_commands(name: str | None = None) -> None:
+    """Import the modules registering ``name`` (every module for None or an unknown name)."""
+    wanted = [m for m, names in _COMMAND_MODULES.items() if name in names]
+    for module in wanted or list(_COMMAND_MODULES):
         try:
-            importlib.import_module(name)
+            importlib.import_module(module)
         except ModuleNotFoundError as exc:
-            if exc.name != name:
+            if exc.name != module:
                 raise
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; domain errors print a clean message and exit with code 2."""
-    _load_commands()
+    _load_commands(_command_name(sys.argv[1:] if argv is None else argv))
     try:
         # standalone mode: usage errors print their message and exit 2, --help exits 0
         app(args=argv, prog_name="traderseg")

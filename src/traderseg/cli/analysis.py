@@ -5,40 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from traderseg.cli import analyze_app, app, console, err_console
-from traderseg.cli.format import add_rows, count, number, share, table, usd
+from traderseg.cli.format import add_rows, count, frame_table, number, share, table, usd
 from traderseg.errors import ConfigError
-
-
-def frame_table(df: pd.DataFrame, title: str, *, index: bool = False) -> Table:
-    """Render a DataFrame as a rich table (floats to 4 significant digits)."""
-    if index:
-        df = df.reset_index()
-    out = Table(title=title)
-    for col in df.columns:
-        out.add_column(escape(str(col)), overflow="fold")
-    for row in df.itertuples(index=False):
-        out.add_row(*(_fmt(v) for v in row))
-    return out
-
-
-def _fmt(v: object) -> str:
-    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
-        return ""
-    if isinstance(v, float | np.floating):
-        x = float(v)
-        if abs(x) >= 1000:
-            return f"{x:,.0f}"
-        return f"{x:,.2f}" if abs(x) >= 10 else f"{x:.3g}"
-    if isinstance(v, pd.Timestamp):
-        return str(v.date()) if v == v.normalize() else v.isoformat()
-    return escape(str(v))  # segment[name] is text, not markup
 
 
 def _write(df: pd.DataFrame, out: Path | None, what: str) -> None:

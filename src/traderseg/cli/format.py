@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+import pandas as pd
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 _SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
@@ -110,3 +113,28 @@ def add_rows(out: Table, rows: Sequence[Sequence[str]]) -> Table:
     for r in rows:
         out.add_row(*r)
     return out
+
+
+def frame_table(df: pd.DataFrame, title: str, *, index: bool = False) -> Table:
+    """Render a DataFrame as a rich table (floats to 4 significant digits)."""
+    if index:
+        df = df.reset_index()
+    out = Table(title=title)
+    for col in df.columns:
+        out.add_column(escape(str(col)), overflow="fold")
+    for row in df.itertuples(index=False):
+        out.add_row(*(_fmt(v) for v in row))
+    return out
+
+
+def _fmt(v: object) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+        return ""
+    if isinstance(v, float | np.floating):
+        x = float(v)
+        if abs(x) >= 1000:
+            return f"{x:,.0f}"
+        return f"{x:,.2f}" if abs(x) >= 10 else f"{x:.3g}"
+    if isinstance(v, pd.Timestamp):
+        return str(v.date()) if v == v.normalize() else v.isoformat()
+    return escape(str(v))  # segment[name] is text, not markup

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from traderseg.cli import app, audit_app, console, err_console
-from traderseg.cli.analysis import frame_table
+from traderseg.cli.format import frame_table
 from traderseg.errors import ConfigError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")

@@ -7,9 +7,8 @@ from pathlib import Path
 import typer
 
 from traderseg.cli import app, console, err_console
-from traderseg.cli.analysis import frame_table
 from traderseg.cli.args import parse_as_of
-from traderseg.cli.format import add_rows, count, table, usd
+from traderseg.cli.format import add_rows, count, frame_table, table, usd
 from traderseg.errors import ConfigError
 
 policy_app = typer.Typer(help="Risk-control policies: check, backtest a change, activate.",
