@@ -278,3 +278,14 @@ def test_a_record_slice_on_compacted_history_is_refused_and_nothing_changes():
         fold_record_slice(states, records)
     assert states[acct].to_json() == before
     assert other["account_id"].iloc[0] not in states
+
+
+def test_records_refuse_fills_without_a_time_or_an_account():
+    fills = _fills(n=20, accounts=2, seed=1)
+    table = pa.Table.from_pandas(fills, preserve_index=False)
+    no_acct = table.set_column(table.schema.get_field_index("account_id"), "account_id",
+                               pa.array([None] + fills["account_id"].tolist()[1:], pa.string()))
+    with pytest.raises(DataError, match="account_id is NULL"):
+        fill_records(no_acct)
+    with pytest.raises(DataError, match="ts is missing"):
+        fill_records(table.drop_columns(["ts"]))

@@ -334,10 +334,7 @@ def _fold_table(states: MutableMapping[str, AccountState], fills: pa.Table | pd.
     n = table.num_rows
     if n == 0:
         return set()
-    if "ts" not in table.column_names or table.column("ts").null_count:
-        raise DataError("fills: ts is missing or NULL")
-    if table.column("account_id").null_count:
-        raise DataError("fills: account_id is NULL")
+    _check_keys(table)
     if not columnar(n, columnar_from):
         return _fold_rows(states, table)
     cols = _Columns(table)
@@ -386,6 +383,14 @@ def _fold_table(states: MutableMapping[str, AccountState], fills: pa.Table | pd.
     return touched
 
 
+def _check_keys(table: pa.Table) -> None:
+    """Refuse a table whose fills lack a time or an account."""
+    if "ts" not in table.column_names or table.column("ts").null_count:
+        raise DataError("fills: ts is missing or NULL")
+    if table.column("account_id").null_count:
+        raise DataError("fills: account_id is NULL")
+
+
 def _grouped(parts: list[np.ndarray], rows: np.ndarray | None = None
              ) -> tuple[np.ndarray, np.ndarray]:
     """Group rows by several integer key columns (codes from 0).
@@ -426,7 +431,13 @@ def fill_records(table: pa.Table) -> list[dict[str, Any]]:
 
     Times are in microseconds. A table converted once, then folded in slices with
     :func:`fold_record_slice`, costs one conversion instead of one a slice.
+
+    Raises
+    ------
+    DataError
+        A required column is missing, or ``ts`` or ``account_id`` is NULL.
     """
+    _check_keys(table)
     cols = {}
     for name in table.column_names:
         if name in _COLUMNS or name == "account_id":

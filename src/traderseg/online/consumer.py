@@ -330,16 +330,20 @@ class StreamConsumer:
         times = micros(fills.column("ts")).to_pylist()
         ids = fills.column("fill_id").to_pylist()
         accts = fills.column("account_id").to_pylist()
-        records: list[dict[str, Any]] | None = None  # the rows as records, made once
+        records: list[dict[str, Any]] = []  # the rows as records, made once when needed
+
+        def fold(lo: int, hi: int) -> None:
+            if columnar(hi - lo):
+                self._fold_slice(fills.slice(lo, hi - lo))
+            elif hi > lo:
+                if not records:
+                    records.extend(fill_records(fills))
+                self._note(fold_record_slice(self.states, records[lo:hi]))
+
         start = 0
         for i, ts in enumerate(times):
             if self.cp.open_tick is not None and ts >= self.cp.open_tick:
-                if columnar(i - start):
-                    self._fold_slice(fills.slice(start, i - start))
-                elif i > start:
-                    if records is None:
-                        records = fill_records(fills)
-                    self._note(fold_record_slice(self.states, records[start:i]))
+                fold(start, i)
                 start = i
                 self._close_open_tick()
             if self.cp.open_tick is None:
@@ -358,7 +362,7 @@ class StreamConsumer:
             if self.open_key.get(acct, key) <= key:
                 self.open_key[acct] = key
                 self.open_fills[acct] = ids[i]
-        self._fold_slice(fills.slice(start))
+        fold(start, len(times))
         self.p_count += len(times)
         self.stats.accepted += len(times)
         self.cp.fills += len(times)
