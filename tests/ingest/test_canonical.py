@@ -139,3 +139,70 @@ def test_a_stage_moved_to_a_table_stores_what_the_memory_stage_stores(tmp_path, 
             assert len(second) == 1 and 8 < second[0] < 41
     assert got["first"] == got["memory"]
     assert got["later"] == got["memory"]
+
+
+def test_values_that_do_not_fit_the_stored_column_are_one_error_naming_file_and_column(
+        tmp_path, capsys):
+    """A store whose column was narrowed by hand: the value is refused, not rounded, and the
+    command says which file and column in one line (exit 2); nothing of the file is kept."""
+    from helpers.cli import run_cli
+    from traderseg.store import connect
+
+    db = tmp_path / "s.duckdb"
+    con = connect(db)
+    con.execute("ALTER TABLE fills ALTER COLUMN qty TYPE INTEGER")
+    con.close()
+    _write(FILLS, [_fill(1, qty=10.5)], tmp_path / "f.parquet")
+    code, out, err = run_cli(["ingest", str(tmp_path / "f.parquet"), "--db", str(db)], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err
+    assert "f.parquet" in lines[0] and "'qty'" in lines[0] and "fills.qty" in lines[0]
+    assert duckdb_count(db) == 0
+
+
+def duckdb_count(db) -> int:
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute("SELECT count(*) FROM fills").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_the_stage_moves_only_once_held_bytes_exceed_the_limit(tmp_path, monkeypatch):
+    """At exactly the limit the rows stay in memory; one byte over, they move."""
+    from traderseg.ingest import load
+    from traderseg.store import connect
+
+    _write(FILLS, [_fill(i) for i in range(20)], tmp_path / "f.parquet")
+    held, moves = [], []
+    real_add, real_move = load.SourceLoader.add_rows, load.SourceLoader._to_table
+
+    def add(self, rows, lines):
+        real_add(self, rows, lines)
+        held.append(self._held_bytes)
+
+    def move(self):
+        moves.append(self.staged)
+        real_move(self)
+
+    monkeypatch.setattr(load.SourceLoader, "add_rows", add)
+    monkeypatch.setattr(load.SourceLoader, "_to_table", move)
+
+    def run(limit, name):
+        held.clear()
+        moves.clear()
+        monkeypatch.setattr(load, "STAGE_MEMORY_BYTES", limit)
+        con = connect(tmp_path / f"{name}.duckdb")
+        ingest(tmp_path / "f.parquet", con, now=NOW, batch_rows=8)
+        con.close()
+
+    run(2**40, "probe")
+    first = held[0]  # bytes held after the first batch of 8 rows
+    assert moves == []
+    run(first, "at")
+    assert moves[:1] != [8]  # not after the first batch
+    run(first - 1, "over")
+    assert moves == [8]

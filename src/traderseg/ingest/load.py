@@ -30,6 +30,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from traderseg.errors import DataError
 from traderseg.schema import FILLS, REJECTS, Table
 
 logger = logging.getLogger(__name__)
@@ -144,8 +145,19 @@ class SourceLoader:
         rows = rows.append_column("line_no", pa.array(lines, pa.int64()))
         # the stored types, so that what reads the stage sees what it would see in the table
         schema = self._stage_schema
-        rows = pa.table([rows.column(f.name).cast(f.type) if f.name in rows.column_names
-                         else pa.nulls(rows.num_rows, f.type) for f in schema], schema=schema)
+        cols = []
+        for f in schema:
+            if f.name not in rows.column_names:
+                cols.append(pa.nulls(rows.num_rows, f.type))
+                continue
+            col = rows.column(f.name)
+            try:
+                cols.append(col.cast(f.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise DataError(f"column {f.name!r}: its {col.type} values do not fit the "
+                                f"store's {self.table.name}.{f.name} ({f.type}): "
+                                f"{' '.join(str(exc).split())}") from None
+        rows = pa.table(cols, schema=schema)
         self.staged += rows.num_rows
         if self._in_table:
             self._insert(_STAGE, rows)
@@ -160,7 +172,7 @@ class SourceLoader:
         if self._registered:
             self.con.unregister(_STAGE)
             self._registered = False
-        held = pa.concat_tables(self._held) if self._held else self._stage_schema.empty_table()
+        held = self._held_table()
         self._held, self._held_bytes, self._in_table = [], 0, True
         self.con.register(_BATCH, held)
         try:
@@ -172,9 +184,11 @@ class SourceLoader:
         """Make the staged rows readable as ``_STAGE`` (the held batches, registered)."""
         if self._in_table:
             return
-        held = pa.concat_tables(self._held) if self._held else self._stage_schema.empty_table()
-        self.con.register(_STAGE, held)
+        self.con.register(_STAGE, self._held_table())
         self._registered = True
+
+    def _held_table(self) -> pa.Table:
+        return pa.concat_tables(self._held) if self._held else self._stage_schema.empty_table()
 
     def add_rejects(self, lines: np.ndarray, fields: list[str], reasons: list[str],
                     raws: list[str | None]) -> None:
