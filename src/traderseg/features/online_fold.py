@@ -30,7 +30,8 @@ NULL throughout.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -317,11 +318,18 @@ def fold_table(states: MutableMapping[str, AccountState], fills: pa.Table | pd.D
         A required column is missing, or a fill falls in an account's compacted history
         (nothing is folded then).
     """
+    with _gc_paused():
+        return _fold_table(states, fills, columnar_from)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (if it runs) for the block."""
     paused = gc.isenabled()
     if paused:
         gc.disable()
     try:
-        return _fold_table(states, fills, columnar_from)
+        yield
     finally:
         if paused:
             gc.enable()
@@ -334,9 +342,9 @@ def _fold_table(states: MutableMapping[str, AccountState], fills: pa.Table | pd.
     n = table.num_rows
     if n == 0:
         return set()
-    _check_keys(table)
     if not columnar(n, columnar_from):
-        return _fold_rows(states, table)
+        return _fold_rows(states, table)  # its records are checked as they are made
+    _check_keys(table)
     cols = _Columns(table)
     ts = np.asarray(micros(table.column("ts")).to_numpy(zero_copy_only=False), dtype=np.int64)
     acct = pc.dictionary_encode(table.column("account_id")).combine_chunks()
@@ -459,14 +467,8 @@ def fold_record_slice(states: MutableMapping[str, AccountState],
     """
     touched = {(r["account_id"], r["ts"] // US_PER_DAY) for r in records}
     _refuse_compacted(states, touched)
-    paused = gc.isenabled()
-    if paused:
-        gc.disable()
-    try:
+    with _gc_paused():
         fold_records(states, records)
-    finally:
-        if paused:
-            gc.enable()
     return touched
 
 

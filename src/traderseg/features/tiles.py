@@ -251,7 +251,7 @@ def stored_schemas(con: duckdb.DuckDBPyConnection) -> tuple[tuple[str, str, str]
 
 
 def tile_tables(backend: Any, cutoff: datetime) -> batch.Tiles:
-    """Return the stored tiles of the days before the cutoff's day (check :func:`usable`)."""
+    """Return the stored tiles of the days before the cutoff's day (check :func:`status`)."""
     from traderseg.features import batch
 
     names = table_names()
