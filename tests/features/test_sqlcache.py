@@ -335,3 +335,28 @@ def test_an_ingest_that_finds_its_tile_sql_cached_does_not_load_ibis(tmp_path):
     con = connect(tmp_path / "s.duckdb", read_only=True)
     assert tiles.status(con) == (True, "current")
     con.close()
+
+
+@pytest.mark.parametrize("cut, want", [
+    # events on Jan 11, Jan 12, Feb 10, Mar 18 and Apr 10 (bars at midnight UTC)
+    ("2024-01-11T00:00:00", []),  # the bar at the cutoff is not before it
+    ("2024-01-11T00:00:00.000001", ["2024-01-11"]),
+    ("2024-03-18T12:00", ["2024-01-11", "2024-01-12", "2024-02-10", "2024-03-18"]),
+])
+def test_event_days_read_with_sql_equal_the_ibis_reading(store, cut, want):
+    """The DuckDB path's event days (plain SQL) and the other engines' (Ibis) agree."""
+    from traderseg.features.compute import _event_days_duckdb, event_days_of, parse_as_of
+
+    at = parse_as_of(cut)
+    days = [str(d) for d in _event_days_duckdb(store, at)]
+    assert days == want
+    market = ibis.duckdb.from_connection(store).table("market")
+    assert [str(d) for d in event_days_of(market, at)] == want
+
+
+def test_no_market_events_is_none_not_an_empty_list(tmp_path):
+    from traderseg.features.compute import _event_days_duckdb, parse_as_of
+
+    con = fills_store(random_fills(n=50, accounts=2, seed=1), tmp_path / "s.duckdb")
+    assert _event_days_duckdb(con, parse_as_of("2024-06-01")) is None
+    con.close()
