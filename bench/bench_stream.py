@@ -9,8 +9,8 @@ Builds a simulated venue, fits a segment model on its first two thirds, then mea
 - a Redis stream consumed by one consumer (XADD of every fill first, then the consumer
   to an idle stop), and by two consumers in two processes on two account partitions (two
   streams, two stores: a store has one writer), fills per second of the whole;
-- XADD-to-commit latency (p50 / p99) with a producer pacing fills at ``--rate`` per second
-  while one consumer reads them.
+- XADD-to-commit latency (p50 / p99) with a producer (another process) pacing fills at
+  each of ``--rates`` per second while one consumer reads them.
 
 The Redis figures come twice: with one fill an entry (its fields the encoded columns) and
 with packed entries of ``--pack`` fills (one field of JSON lines).
@@ -25,7 +25,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -210,18 +209,22 @@ def redis_runs(url: str, paths, args, pack: int) -> None:
     print(f"[{form}] Redis, 2 consumers (2 partitions, 2 processes): {total / slowest:,.0f} "
           f"fills/s of the whole (each {[round(int(o[-2]) / float(o[-1])) for o in outs]}); "
           f"wall {time.perf_counter() - t:.1f} s with start-up")
-    # latency at a paced rate: the producer runs beside the consumer
-    prod = threading.Thread(target=produce, args=(url, tag + "paced", paths["fills"]),
-                            kwargs={"rate": args.rate, "pack": pack})
-    prod.start()
-    st, wall = consume(url, tag + "paced", paths, args.out / "paced.duckdb", record_latency=True,
-                       idle_stop_s=3.0)
-    prod.join()
-    lat = np.asarray(st.latencies_ms)
-    print(f"[{form}] XADD to commit at {args.rate:,.0f} fills/s offered: p50 "
-          f"{np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms, max "
-          f"{lat.max():.1f} ms over {len(lat):,} entries (consumed {st.accepted / wall:,.0f} "
-          "fills/s)")
+    # latency at paced rates: the producer is another process (on the other core), as a
+    # venue's matching engine would be; in this process it would share the consumer's GIL
+    for rate in args.rates:
+        stream = f"{tag}paced{rate:g}"
+        prod = subprocess.Popen([sys.executable, __file__, "--out", str(args.out),
+                                 "--accounts", str(args.accounts), "--days", str(args.days),
+                                 "--produce", url, stream, str(rate), str(pack)],
+                                stdout=subprocess.PIPE, text=True)
+        st, wall = consume(url, stream, paths, args.out / "paced.duckdb", record_latency=True,
+                           idle_stop_s=3.0)
+        sent = float(prod.communicate()[0].split()[-1])
+        lat = np.asarray(st.latencies_ms)
+        print(f"[{form}] XADD to commit at {rate:,.0f} fills/s offered ({sent:,.0f} sent): "
+              f"p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms, "
+              f"max {lat.max():.1f} ms over {len(lat):,} entries (consumed "
+              f"{st.accepted / wall:,.0f} fills/s)")
 
 
 def main() -> None:
@@ -229,13 +232,21 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=2000)
     ap.add_argument("--days", type=int, default=20)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--rate", type=float, default=20_000.0)
+    ap.add_argument("--rates", default="5000,20000",
+                    help="offered fills/s of the latency runs, comma-separated")
     ap.add_argument("--pack", type=int, default=100, help="fills per packed Redis entry")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "stream")
     ap.add_argument("--policy", type=Path, default=POLICY)
     ap.add_argument("--child", nargs=3, metavar=("URL", "STREAM", "DB"), help=argparse.SUPPRESS)
+    ap.add_argument("--produce", nargs=4, metavar=("URL", "STREAM", "RATE", "PACK"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.rates = [float(r) for r in args.rates.split(",") if r]
     paths = setup(args.out, args.accounts, args.days, args.policy)
+    if args.produce:
+        url, stream, rate, pack = args.produce
+        print(produce(url, stream, paths["fills"], rate=float(rate), pack=int(pack)))
+        return
     if args.child:
         url, stream, db = args.child
         st, wall = consume(url, stream, paths, Path(db))

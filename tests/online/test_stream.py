@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 
@@ -21,7 +22,12 @@ from helpers.stream import (
 from traderseg.errors import DataError
 from traderseg.features.compute import compute_features
 from traderseg.features.measures import SKETCH_RELATIVE_ERROR
-from traderseg.online.consumer import StreamConfig, StreamConsumer, tick_end
+from traderseg.online.consumer import (
+    FULL_COLLECTION_EVERY,
+    StreamConfig,
+    StreamConsumer,
+    tick_end,
+)
 from traderseg.online.sources import JsonlSource, ReplaySource
 from traderseg.online.state import load
 from traderseg.store import connect
@@ -153,3 +159,49 @@ def test_bad_messages_go_to_rejects_and_the_stream_goes_on(venue, tmp_path):
 def test_replay_of_a_missing_path_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         ReplaySource(tmp_path / "nope")
+
+
+class _Watching(JsonlSource):
+    """A source that records the collector's thresholds each time it is read."""
+
+    def __init__(self, *args, fail=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen: list[tuple[int, ...]] = []
+        self.fail = fail
+
+    def read(self, max_messages, block_ms):
+        self.seen.append(gc.get_threshold())
+        if self.fail:
+            raise RuntimeError("source broke")
+        return super().read(max_messages, block_ms)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_full_collections_are_rarer_while_running_and_restored_after(venue, tmp_path, fail):
+    db = venue.store(tmp_path)
+    con = connect(db)
+    before = gc.get_threshold()
+    gc.set_threshold(before[0], before[1], 7)
+    try:
+        src = _Watching(io.StringIO(""), name="stdin", fail=fail)
+        consumer = StreamConsumer(con, src, engine_for(con, venue),
+                                  StreamConfig(decide_every_s=DECIDE_EVERY_S),
+                                  source_label="stdin")
+        if fail:
+            with pytest.raises(RuntimeError, match="source broke"):
+                consumer.run()
+        else:
+            consumer.run()
+        assert src.seen and all(t == (before[0], before[1], FULL_COLLECTION_EVERY)
+                                for t in src.seen)
+        assert gc.get_threshold() == (before[0], before[1], 7)
+        # a threshold already above the consumer's is kept
+        gc.set_threshold(before[0], before[1], FULL_COLLECTION_EVERY + 1)
+        src = _Watching(io.StringIO(""), name="stdin")
+        StreamConsumer(con, src, engine_for(con, venue),
+                       StreamConfig(decide_every_s=DECIDE_EVERY_S),
+                       source_label="stdin").run()
+        assert src.seen[0][2] == FULL_COLLECTION_EVERY + 1
+    finally:
+        gc.set_threshold(*before)
+        con.close()
