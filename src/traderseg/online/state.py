@@ -25,6 +25,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from traderseg.features.online import AccountState, DayTile
 
@@ -118,12 +119,10 @@ def save(con: duckdb.DuckDBPyConnection, consumer: str, cp: Checkpoint,
     tiles = [(a, d, json.dumps(states[a].tiles[d].to_json())) for a, d in dirty_tiles
              if d in states[a].tiles]
     if tiles:
-        df = pd.DataFrame(tiles, columns=["account_id", "day", "tile"])
-        con.register("_online_tiles", df)
-        try:
-            con.execute("INSERT OR REPLACE INTO online_tiles SELECT * FROM _online_tiles")
-        finally:
-            con.unregister("_online_tiles")
+        a_, d_, t_ = zip(*tiles, strict=True)
+        _upsert(con, "online_tiles", pa.table({
+            "account_id": pa.array(a_, pa.string()), "day": pa.array(d_, pa.int64()),
+            "tile": pa.array(t_, pa.string())}))
     rows: list[tuple[Any, ...]] = []
     for a in dirty_accounts:
         st = states[a]
@@ -133,19 +132,29 @@ def save(con: duckdb.DuckDBPyConnection, consumer: str, cp: Checkpoint,
         rows.append((a, st.last_us, base, old, *(seg if seg else (None, None, None)),
                      cp.open_tick if a in open_fills else None, open_fills.get(a)))
     if rows:
-        df = pd.DataFrame(rows, columns=["account_id", "last_us", "base", "old_days", "segment",
-                                         "candidate", "since", "open_tick", "open_fill_id"])
-        df = df.astype({"last_us": "Int64", "segment": "Int64", "candidate": "Int64",
-                        "since": "Int64", "open_tick": "Int64"})
-        con.register("_online_accounts", df)
-        try:
-            con.execute("INSERT OR REPLACE INTO online_accounts SELECT * FROM _online_accounts")
-        finally:
-            con.unregister("_online_accounts")
+        cols = list(zip(*rows, strict=True))
+        _upsert(con, "online_accounts", pa.table(
+            {name: pa.array(col, typ) for (name, typ), col in zip(_ACCOUNT_COLUMNS, cols,
+                                                                  strict=True)}))
     con.execute(
         "INSERT OR REPLACE INTO stream_checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
         [cp.source, consumer, cp.position, cp.open_tick, cp.last_tick, cp.fills,
          cp.duplicates, cp.rejects, cp.late, cp.decisions])
+
+
+_ACCOUNT_COLUMNS = (
+    ("account_id", pa.string()), ("last_us", pa.int64()), ("base", pa.string()),
+    ("old_days", pa.string()), ("segment", pa.int64()), ("candidate", pa.int64()),
+    ("since", pa.int64()), ("open_tick", pa.int64()), ("open_fill_id", pa.string()))
+
+
+def _upsert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
+    """Insert or replace ``rows`` (an Arrow table in the table's column order) by key."""
+    con.register("_online_rows", rows)
+    try:
+        con.execute(f"INSERT OR REPLACE INTO {table} SELECT * FROM _online_rows")
+    finally:
+        con.unregister("_online_rows")
 
 
 def read_checkpoints(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

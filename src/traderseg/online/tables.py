@@ -113,13 +113,9 @@ def read_controls(con: duckdb.DuckDBPyConnection,
         return pd.DataFrame({c: pd.Series(dtype=object) for c in CONTROLS_TABLE.names})
     if accounts is None:
         return con.execute("SELECT * FROM controls ORDER BY account_id").df()
-    ids = pd.DataFrame({"account_id": list(map(str, accounts))})
-    con.register("_wanted_accounts", ids)
-    try:
-        return con.execute("SELECT c.* FROM controls c JOIN _wanted_accounts w USING "
-                           "(account_id) ORDER BY account_id").df()
-    finally:
-        con.unregister("_wanted_accounts")
+    return con.execute("SELECT * FROM controls WHERE account_id IN "
+                       "(SELECT unnest(?::VARCHAR[])) ORDER BY account_id",
+                       [list(map(str, accounts))]).df()
 
 
 def audit_changes(old: pd.DataFrame, new: pd.DataFrame, *, actor: str,
@@ -233,7 +229,9 @@ def write_decisions(con: duckdb.DuckDBPyConnection, new: pd.DataFrame, *,
     old = read_controls(con, new["account_id"].drop_duplicates().tolist())
     changes = audit_changes(old, new, actor=actor, recorded_at=now)
     latest = new.drop_duplicates("account_id", keep="last")
-    con.register("_new_controls", latest)
+    # as Arrow: DuckDB scans it without inspecting pandas' object columns (NaN is NULL
+    # either way)
+    con.register("_new_controls", pa.Table.from_pandas(latest, preserve_index=False))
     try:
         con.execute("INSERT OR REPLACE INTO controls SELECT * FROM _new_controls")
     finally:
@@ -242,7 +240,7 @@ def write_decisions(con: duckdb.DuckDBPyConnection, new: pd.DataFrame, *,
         start = con.execute("SELECT coalesce(max(audit_id), 0) FROM control_audit").fetchone()
         base = int(start[0]) if start else 0
         changes.insert(0, "audit_id", np.arange(base + 1, base + 1 + len(changes)))
-        con.register("_new_audit", changes)
+        con.register("_new_audit", pa.Table.from_pandas(changes, preserve_index=False))
         try:
             con.execute("INSERT INTO control_audit SELECT * FROM _new_audit")
         finally:
