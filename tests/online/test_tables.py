@@ -79,6 +79,22 @@ def test_audit_changes_compares_with_the_stored_row_first():
         ["max_leverage", "20.0", "5.0", "f10"]]
 
 
+def test_controls_of_some_accounts_are_read_in_account_order():
+    con = duckdb.connect()
+    ids = ["c", "o'neil", "a", "b,d"]
+    write_decisions(con, pd.DataFrame([row(a, lev=float(i + 1)) for i, a in enumerate(ids)]),
+                    actor="stream")
+    got = read_controls(con, ["b,d", "o'neil", "nobody", "c"])
+    assert got["account_id"].tolist() == ["b,d", "c", "o'neil"]
+    assert got["max_leverage"].tolist() == [4.0, 1.0, 2.0]
+    assert read_controls(con, []).empty
+    # no live prediction: NaN is stored as NULL and read back as missing
+    write_decisions(con, pd.DataFrame([row("e") | {"churn_probability": float("nan")}]),
+                    actor="stream")
+    assert con.execute("SELECT churn_probability IS NULL FROM controls "
+                       "WHERE account_id = 'e'").fetchone() == (True,)
+
+
 def test_missing_tables_read_as_empty():
     con = duckdb.connect()
     assert read_controls(con).empty and read_audit(con).empty
