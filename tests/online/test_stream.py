@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import io
 import json
+import threading
 
 import numpy as np
 import pandas as pd
@@ -22,13 +23,14 @@ from helpers.stream import (
 from traderseg.errors import DataError
 from traderseg.features.compute import compute_features
 from traderseg.features.measures import SKETCH_RELATIVE_ERROR
+from traderseg.online import state as S
 from traderseg.online.consumer import (
     FULL_COLLECTION_EVERY,
     StreamConfig,
     StreamConsumer,
     tick_end,
 )
-from traderseg.online.sources import JsonlSource, ReplaySource
+from traderseg.online.sources import Batch, JsonlSource, Message, ReplaySource, Source
 from traderseg.online.state import load
 from traderseg.store import connect
 
@@ -205,3 +207,89 @@ def test_full_collections_are_rarer_while_running_and_restored_after(venue, tmp_
     finally:
         gc.set_threshold(*before)
         con.close()
+
+
+def _fill(fid: str, hour: int) -> dict:
+    return {"fill_id": fid, "ts": f"2024-01-02T{hour:02d}:00:00Z", "account_id": "acct-000001",
+            "instrument": "BTC-PERP", "underlying": "BTC", "kind": "perp", "side": "buy",
+            "qty": "1", "price": "40000", "notional_usd": "40000", "fee_usd": "2",
+            "is_maker": "false"}
+
+
+class _Batches(Source):
+    """Given batches of fills, one per read; ``reads`` is set at each read."""
+
+    name = "batches"
+
+    def __init__(self, batches):
+        self.batches = list(batches)
+        self.reads = threading.Event()
+        self.count = 0
+
+    def read(self, max_messages, block_ms):
+        self.count += 1
+        self.reads.set()
+        if not self.batches:
+            return None
+        fills = self.batches.pop(0)
+        return Batch([Message(f, f"mem:{f['fill_id']}") for f in fills], str(self.count))
+
+
+def _consumer(con, venue, source, **cfg):
+    return StreamConsumer(con, source, engine_for(con, venue),
+                          StreamConfig(decide_every_s=DECIDE_EVERY_S, checkpoint_s=0.0, **cfg),
+                          source_label="mem")
+
+
+def test_a_commit_runs_while_the_next_fills_are_read_and_a_fill_in_it_is_seen(
+        venue, tmp_path, monkeypatch):
+    db = venue.store(tmp_path)
+    con = connect(db)
+    first = [_fill("m1", 10), _fill("m2", 11)]
+    # the second batch repeats m2 while the first commit still runs, then brings m3
+    src = _Batches([first, [_fill("m2", 11), _fill("m3", 12)]])
+    writes = []
+    real = S.write_state
+
+    def slow_write(*args, **kwargs):
+        if not writes:  # the first commit waits until the consumer has read again
+            src.reads.clear()
+            assert src.reads.wait(timeout=10), "the consumer waited for the commit"
+        writes.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(S, "write_state", slow_write)
+    st = _consumer(con, venue, src).run()
+    assert (st.accepted, st.duplicates) == (2 + 1, 1)
+    assert sorted(r[0] for r in con.execute("SELECT fill_id FROM fills").fetchall()) == [
+        "m1", "m2", "m3"]
+    assert st.checkpoints == len(writes) >= 2
+    con.close()
+
+
+@pytest.mark.parametrize("where", ["store", "after"])
+def test_a_failed_background_commit_stops_the_run_and_nothing_is_lost(
+        venue, tmp_path, monkeypatch, where):
+    db = venue.store(tmp_path)
+    con = connect(db)
+    before = con.execute("SELECT count(*) FROM fills").fetchone()[0]
+    fills = [_fill(f"m{i}", 10 + i) for i in range(3)]
+
+    def broken(*args, **kwargs):
+        raise OSError("disk gone")
+
+    if where == "store":  # inside the transaction: it is rolled back
+        monkeypatch.setattr(S, "write_state", broken)
+    consumer = _consumer(con, venue, _Batches([fills]))
+    if where == "after":  # after the commit (acknowledgement, publication)
+        consumer.publish = broken
+    with pytest.raises(OSError, match="disk gone"):
+        consumer.run()
+    stored = con.execute("SELECT count(*) FROM fills").fetchone()[0] - before
+    assert stored == (0 if where == "store" else 3)
+    monkeypatch.undo()
+    # a new consumer takes the fills again (a redelivery): each is stored once
+    st = _consumer(con, venue, _Batches([fills])).run()
+    assert con.execute("SELECT count(*) FROM fills").fetchone()[0] - before == 3
+    assert st.accepted + st.duplicates == 3
+    con.close()

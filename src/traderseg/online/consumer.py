@@ -11,9 +11,10 @@ counts from the next decision on (counted, never lost).
 
 Each checkpoint commits in one DuckDB transaction the fills accepted since the last one,
 their rejects, the touched online state, the decisions (``controls`` and the audit log)
-and the source position; only then are the messages acknowledged. A consumer killed at
-any point resumes from its last checkpoint: re-delivered fills are recognised by their id
-and change nothing.
+and the source position; only then are the messages acknowledged. The commit runs in a
+background thread while the next fills are read and folded (one commit at a time, in
+order). A consumer killed at any point resumes from its last checkpoint: re-delivered
+fills are recognised by their id and change nothing.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from __future__ import annotations
 import gc
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -89,7 +91,7 @@ class StreamConfig:
     checkpoint_fills: int = 100_000
     block_ms: int = 200
     idle_stop_s: float | None = None
-    record_latency: bool = False  # keep XADD-to-commit times of Redis entries (benchmarks)
+    record_latency: bool = False  # keep XADD-to-decision and -commit times (Redis; benchmarks)
 
     def __post_init__(self) -> None:
         if self.decide_every_s <= 0:
@@ -124,6 +126,8 @@ class StreamStats:
     seconds: float = 0.0
     decide_seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)  # XADD to commit, Redis only
+    # XADD of the fill that closed an interval to the interval's decisions, Redis only
+    decision_latencies_ms: list[float] = field(default_factory=list)
 
     @property
     def fills_per_s(self) -> float:
@@ -146,9 +150,10 @@ class StreamConsumer:
         Batching, decision interval and checkpoints.
     publish : callable, optional
         Called with each checkpoint's decision rows after the commit (e.g. writing them to
-        Redis hashes).
+        Redis hashes), in the background commit's thread.
     on_checkpoint : callable, optional
-        Called after each commit with the stats (tests kill the process from here).
+        Called after each commit with the stats, in the background commit's thread (tests
+        kill the process from here).
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, source: Source, engine: DecisionEngine,
@@ -175,6 +180,9 @@ class StreamConsumer:
             self._reload_open_keys()
         self.events = _event_times(con)
         self.stats = StreamStats()
+        self.inflight_ids: set[str] = set()  # fills of the commit running in the background
+        self._writer: threading.Thread | None = None
+        self._writer_error: BaseException | None = None
         self._reset_pending()
         self._stop = False
         if loaded.checkpoint is None and not self.states:
@@ -211,6 +219,7 @@ class StreamConsumer:
         self.p_batches: list[Batch] = []
         self.p_tiles: set[tuple[str, int]] = set()
         self.p_accounts: set[str] = set()
+        self.p_closers_ms: list[float] = []  # XADD times of the fills closing intervals
         self.p_count = 0
         self.p_started = time.monotonic()
 
@@ -243,6 +252,8 @@ class StreamConsumer:
                 if batch.size:
                     idle_since = time.monotonic()
                     self._process(batch)
+                    if self.p_ticks:  # the intervals this batch closed are decided now
+                        self._decide_pending()
                 elif (self.cfg.idle_stop_s is not None
                       and time.monotonic() - idle_since >= self.cfg.idle_stop_s):
                     # an idle stop ends the stream as the end of a finite source does
@@ -252,13 +263,15 @@ class StreamConsumer:
                 if batch.size or batch.ack:
                     self.p_batches.append(batch)
                     self.cp.position = batch.position or self.cp.position
-                if (self.p_count >= self.cfg.checkpoint_fills
-                        or time.monotonic() - self.p_started >= self.cfg.checkpoint_s):
-                    self.checkpoint()
+                if ((self.p_count >= self.cfg.checkpoint_fills
+                     or time.monotonic() - self.p_started >= self.cfg.checkpoint_s)
+                        and self._writer_idle()):
+                    self._submit()  # committed in the background while reading goes on
                 if max_messages is not None and self.stats.read >= max_messages:
                     break
             self.checkpoint()
         finally:
+            self._wait_writer(raise_error=False)  # never leave a commit running
             gc.set_threshold(*collector)
             _restore_term_handler(previous)
             self.stats.seconds = time.monotonic() - started
@@ -279,21 +292,26 @@ class StreamConsumer:
         fills = v.fills
         if fills.num_rows == 0:
             return
-        fills = self._new_fills(fills)
+        xadd = _xadd_ms(v.refs) if self.cfg.record_latency and batch.ack else None
+        keep = self._new_fills(fills)
+        fills = fills.filter(pa.array(keep))
         if fills.num_rows == 0:
             return
         order = np.argsort(fills.column("ts").cast(pa.int64()).to_numpy(), kind="stable")
         fills = fills.take(pa.array(order))
         self.p_fills.append(fills)
-        self._fold(fills)
+        self._fold(fills, None if xadd is None else xadd[keep][order])
 
-    def _new_fills(self, fills: pa.Table) -> pa.Table:
-        """Drop fills seen before: in this batch, since the checkpoint, or in the store."""
+    def _new_fills(self, fills: pa.Table) -> np.ndarray:
+        """Mark the fills not seen before: in this batch, since the checkpoint, or in the store.
+
+        Returns the mask of the new ones (their ids join those seen since the checkpoint).
+        """
         ids = fills.column("fill_id").to_pylist()
         keep = np.ones(len(ids), dtype=bool)
         seen: set[str] = set()
         for i, f in enumerate(ids):
-            if f in seen or f in self.p_ids:
+            if f in seen or f in self.p_ids or f in self.inflight_ids:
                 keep[i] = False
             seen.add(f)
         cand = fills.filter(pa.array(keep))
@@ -318,16 +336,16 @@ class StreamConsumer:
         dup = int((~keep).sum())
         self.stats.duplicates += dup
         self.cp.duplicates += dup
-        out = fills.filter(pa.array(keep))
-        self.p_ids.update(out.column("fill_id").to_pylist())
-        return out
+        self.p_ids.update(f for f, k in zip(ids, keep.tolist(), strict=True) if k)
+        return keep
 
-    def _fold(self, fills: pa.Table) -> None:
-        """Fold a batch in time order, deciding each interval as the first fill after it comes.
+    def _fold(self, fills: pa.Table, xadd_ms: np.ndarray | None = None) -> None:
+        """Fold a batch in time order, closing each interval as the first fill after it comes.
 
         The rows between two interval ends are folded at once (:func:`fold_table`; the
         batch converted to records once when its slices are folded row by row); the
-        interval bookkeeping walks the rows' times.
+        interval bookkeeping walks the rows' times. ``xadd_ms`` (benchmarks) holds each
+        row's XADD time: that of a row closing an interval is kept until its decisions.
         """
         tick = self.cfg.tick_us
         times = micros(fills.column("ts")).to_pylist()
@@ -349,6 +367,8 @@ class StreamConsumer:
                 fold(start, i)
                 start = i
                 self._close_open_tick()
+                if xadd_ms is not None:
+                    self.p_closers_ms.append(float(xadd_ms[i]))
             if self.cp.open_tick is None:
                 if self.cp.last_tick is not None and ts < self.cp.last_tick:
                     self.stats.late += 1
@@ -435,6 +455,10 @@ class StreamConsumer:
         self.cp.decisions += len(d.rows)
         self.p_ticks = []
         self.p_reads = {}
+        if self.p_closers_ms:
+            now_ms = time.time() * 1000.0
+            self.stats.decision_latencies_ms.extend(now_ms - x for x in self.p_closers_ms)
+            self.p_closers_ms = []
         self.stats.decide_seconds += time.monotonic() - t0
 
     def _event_days(self, at_us: int) -> set[int] | None:
@@ -445,55 +469,123 @@ class StreamConsumer:
 
     # -- checkpoint ------------------------------------------------------------------------
     def checkpoint(self) -> None:
-        """Commit the pending fills, rejects, state, decisions and position; then ack."""
+        """Commit the pending fills, rejects, state, decisions and position; then ack.
+
+        Waits until they are stored (the loop of :meth:`run` does not: see :meth:`_submit`).
+        """
+        self._wait_writer()
+        self._submit()
+        self._wait_writer()
+
+    def _submit(self) -> None:
+        """Hand the pending work to a background commit (the previous one has finished).
+
+        The work is taken as it is now — the fills, rejects and decisions since the last
+        checkpoint, the touched state serialised, a copy of the position and counts — and
+        committed in one transaction on a cursor of its own, then acknowledged and
+        published, while this thread reads and folds the next fills. Until that commit
+        ends, the ids of its fills count as seen (:meth:`_new_fills`). At most one commit
+        runs at a time, in order, so the store goes from checkpoint to checkpoint as
+        before; DuckDB runs the statements without holding the interpreter.
+        """
         if self.p_ticks:
             self._decide_pending()
         if not (self.p_fills or self.p_rejects or self.p_decisions or self.p_batches
                 or self.p_accounts):
             self.p_started = time.monotonic()
             return
-        con = self.con
+        fills = None
+        if self.p_fills:
+            fills = pa.concat_tables(self.p_fills)
+            fills = fills.append_column(
+                "source", pa.array([f"stream:{self.label}"] * fills.num_rows, pa.string()))
+        job = _Commit(
+            fills=fills, rejects=self._reject_rows(),
+            decisions=(pd.concat(self.p_decisions, ignore_index=True) if self.p_decisions
+                       else None),
+            state=S.state_rows(self.cp, self.states, self.p_tiles, self.p_accounts,
+                               self.assignment, self.open_fills),
+            cp=replace(self.cp), batches=self.p_batches)
+        self.inflight_ids = self.p_ids  # the previous commit's fills are in the store now
+        self._writer = threading.Thread(target=self._commit, args=(job,),
+                                        name="traderseg-checkpoint", daemon=True)
+        self._writer.start()
+        self._reset_pending()
+
+    def _writer_idle(self) -> bool:
+        """Whether no background commit is running (one that failed raises here)."""
+        if self._writer is not None and not self._writer.is_alive():
+            self._wait_writer()
+        return self._writer is None
+
+    def _wait_writer(self, *, raise_error: bool = True) -> None:
+        """Wait for the background commit; re-raise what it failed with."""
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        error, self._writer_error = self._writer_error, None
+        if error is not None and raise_error:
+            raise error
+
+    def _commit(self, job: _Commit) -> None:
+        """Store, acknowledge and publish one checkpoint (runs in the background thread)."""
+        try:
+            con = self.con.cursor()
+            try:
+                audit = self._store(con, job)
+            finally:
+                con.close()
+            self.stats.audit_rows += audit
+            self.source.ack(job.batches)
+            if self.cfg.record_latency:
+                # Redis entry ids start with the server's time of the XADD in milliseconds
+                now_ms = time.time() * 1000.0
+                self.stats.latencies_ms.extend(
+                    now_ms - int(i.split("-", 1)[0]) for b in job.batches for i in b.ack)
+            if self.publish is not None and job.decisions is not None:
+                self.publish(job.decisions)
+            self.stats.checkpoints += 1
+            logger.info("checkpoint %d: %d fills in the store from this source, position %s",
+                        self.stats.checkpoints, job.cp.fills, job.cp.position)
+            if self.on_checkpoint is not None:
+                self.on_checkpoint(self.stats)
+        except BaseException as exc:  # handed to the consumer's thread
+            self._writer_error = exc
+
+    def _store(self, con: duckdb.DuckDBPyConnection, job: _Commit) -> int:
+        """Write one checkpoint in one transaction; return the audit rows appended."""
         con.begin()
         try:
-            if self.p_fills:
-                table = pa.concat_tables(self.p_fills)
-                table = table.append_column(
-                    "source", pa.array([f"stream:{self.label}"] * table.num_rows, pa.string()))
-                con.register("_stream_fills", table)
+            if job.fills is not None:
+                con.register("_stream_fills", job.fills)
                 try:
                     con.execute(f"INSERT INTO fills ({', '.join(FILLS.names)}, source) "
                                 "SELECT * FROM _stream_fills")
                 finally:
                     con.unregister("_stream_fills")
-            if self.p_rejects:
-                self._insert_rejects()
+            if job.rejects is not None:
+                con.register("_stream_rejects", job.rejects)
+                try:
+                    con.execute(
+                        "INSERT INTO rejects SELECT r.* FROM _stream_rejects r WHERE NOT EXISTS "
+                        "(SELECT 1 FROM rejects o WHERE o.source = r.source AND o.line = r.line "
+                        "AND o.field = r.field AND o.reason = r.reason)")
+                finally:
+                    con.unregister("_stream_rejects")
             audit = 0
-            if self.p_decisions:
-                audit = write_decisions(con, pd.concat(self.p_decisions, ignore_index=True),
-                                        actor="stream")
-            S.save(con, self.cfg.consumer, self.cp, self.states, self.p_tiles, self.p_accounts,
-                   self.assignment, self.open_fills)
+            if job.decisions is not None:
+                audit = write_decisions(con, job.decisions, actor="stream")
+            S.write_state(con, self.cfg.consumer, job.cp, job.state)
             con.commit()
         except BaseException:
             con.rollback()
             raise
-        self.stats.audit_rows += audit
-        self.source.ack(self.p_batches)
-        if self.cfg.record_latency:
-            # Redis entry ids start with the server's time of the XADD in milliseconds
-            now_ms = time.time() * 1000.0
-            self.stats.latencies_ms.extend(
-                now_ms - int(i.split("-", 1)[0]) for b in self.p_batches for i in b.ack)
-        if self.publish is not None and self.p_decisions:
-            self.publish(pd.concat(self.p_decisions, ignore_index=True))
-        self.stats.checkpoints += 1
-        logger.info("checkpoint %d: %d fills in the store from this source, position %s",
-                    self.stats.checkpoints, self.cp.fills, self.cp.position)
-        self._reset_pending()
-        if self.on_checkpoint is not None:
-            self.on_checkpoint(self.stats)
+        return audit
 
-    def _insert_rejects(self) -> None:
+    def _reject_rows(self) -> pd.DataFrame | None:
+        """Return the pending rejects as rows of ``rejects`` (None: none)."""
+        if not self.p_rejects:
+            return None
         now = datetime.now(UTC)
         rows = []
         for ref, fld, reason, raw in self.p_rejects:
@@ -505,16 +597,28 @@ class StreamConsumer:
                 rows.append((src, int(line), fld, reason, raw, now))
             else:
                 rows.append((ref, 0, fld, reason, raw, now))
-        df = pd.DataFrame(rows, columns=["source", "line", "field", "reason", "raw",
-                                         "ingested_at"])
-        self.con.register("_stream_rejects", df)
-        try:
-            self.con.execute(
-                "INSERT INTO rejects SELECT r.* FROM _stream_rejects r WHERE NOT EXISTS "
-                "(SELECT 1 FROM rejects o WHERE o.source = r.source AND o.line = r.line "
-                "AND o.field = r.field AND o.reason = r.reason)")
-        finally:
-            self.con.unregister("_stream_rejects")
+        return pd.DataFrame(rows, columns=["source", "line", "field", "reason", "raw",
+                                           "ingested_at"])
+
+
+@dataclass(frozen=True)
+class _Commit:
+    """One checkpoint's work, taken when it was submitted (see ``StreamConsumer._submit``)."""
+
+    fills: pa.Table | None
+    rejects: pd.DataFrame | None
+    decisions: pd.DataFrame | None
+    state: S.StateRows
+    cp: S.Checkpoint
+    batches: list[Batch]
+
+
+def _xadd_ms(refs: list[str]) -> np.ndarray:
+    """XADD times (ms) of Redis fills from their references ``STREAM:ENTRY[#LINE]``.
+
+    A Redis entry id starts with the server's time of the XADD in milliseconds.
+    """
+    return np.array([float(r.rpartition(":")[2].partition("-")[0]) for r in refs])
 
 
 def _event_times(con: duckdb.DuckDBPyConnection) -> list[tuple[int, date]] | None:
@@ -544,15 +648,11 @@ def _rare_full_collections() -> tuple[int, ...]:
 
 
 def _install_term_handler(stop: Callable[[], None]) -> Any:
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         return None
     return signal.signal(signal.SIGTERM, lambda *_: stop())
 
 
 def _restore_term_handler(previous: Any) -> None:
-    import threading
-
     if previous is not None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, previous)

@@ -111,18 +111,31 @@ def load(con: duckdb.DuckDBPyConnection, source: str) -> Loaded:
     return Loaded(cp, states, assignment, open_fills)
 
 
-def save(con: duckdb.DuckDBPyConnection, consumer: str, cp: Checkpoint,
-         states: dict[str, AccountState], dirty_tiles: Iterable[tuple[str, int]],
-         dirty_accounts: Iterable[str], assignment: dict[str, tuple[int, int, int]],
-         open_fills: dict[str, str]) -> None:
-    """Write the touched state and the checkpoint (inside the caller's transaction)."""
+@dataclass(frozen=True)
+class StateRows:
+    """The touched state of a checkpoint, serialised (see :func:`state_rows`)."""
+
+    tiles: pa.Table | None
+    accounts: pa.Table | None
+
+
+def state_rows(cp: Checkpoint, states: dict[str, AccountState],
+               dirty_tiles: Iterable[tuple[str, int]], dirty_accounts: Iterable[str],
+               assignment: dict[str, tuple[int, int, int]],
+               open_fills: dict[str, str]) -> StateRows:
+    """Serialise the touched tiles and accounts as they are now.
+
+    The rows hold no reference to the states, which later fills change: they can be
+    written after the consumer has moved on (:func:`write_state`).
+    """
     tiles = [(a, d, json.dumps(states[a].tiles[d].to_json())) for a, d in dirty_tiles
              if d in states[a].tiles]
+    tile_table = None
     if tiles:
         a_, d_, t_ = zip(*tiles, strict=True)
-        _upsert(con, "online_tiles", pa.table({
-            "account_id": pa.array(a_, pa.string()), "day": pa.array(d_, pa.int64()),
-            "tile": pa.array(t_, pa.string())}))
+        tile_table = pa.table({"account_id": pa.array(a_, pa.string()),
+                               "day": pa.array(d_, pa.int64()),
+                               "tile": pa.array(t_, pa.string())})
     rows: list[tuple[Any, ...]] = []
     for a in dirty_accounts:
         st = states[a]
@@ -131,15 +144,35 @@ def save(con: duckdb.DuckDBPyConnection, consumer: str, cp: Checkpoint,
         old = None if st.base is None else json.dumps([[d, *v] for d, v in st.old_days.items()])
         rows.append((a, st.last_us, base, old, *(seg if seg else (None, None, None)),
                      cp.open_tick if a in open_fills else None, open_fills.get(a)))
+    account_table = None
     if rows:
         cols = list(zip(*rows, strict=True))
-        _upsert(con, "online_accounts", pa.table(
+        account_table = pa.table(
             {name: pa.array(col, typ) for (name, typ), col in zip(_ACCOUNT_COLUMNS, cols,
-                                                                  strict=True)}))
+                                                                  strict=True)})
+    return StateRows(tile_table, account_table)
+
+
+def write_state(con: duckdb.DuckDBPyConnection, consumer: str, cp: Checkpoint,
+                rows: StateRows) -> None:
+    """Write serialised state and the checkpoint (inside the caller's transaction)."""
+    if rows.tiles is not None:
+        _upsert(con, "online_tiles", rows.tiles)
+    if rows.accounts is not None:
+        _upsert(con, "online_accounts", rows.accounts)
     con.execute(
         "INSERT OR REPLACE INTO stream_checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
         [cp.source, consumer, cp.position, cp.open_tick, cp.last_tick, cp.fills,
          cp.duplicates, cp.rejects, cp.late, cp.decisions])
+
+
+def save(con: duckdb.DuckDBPyConnection, consumer: str, cp: Checkpoint,
+         states: dict[str, AccountState], dirty_tiles: Iterable[tuple[str, int]],
+         dirty_accounts: Iterable[str], assignment: dict[str, tuple[int, int, int]],
+         open_fills: dict[str, str]) -> None:
+    """Write the touched state and the checkpoint (inside the caller's transaction)."""
+    write_state(con, consumer, cp, state_rows(cp, states, dirty_tiles, dirty_accounts,
+                                              assignment, open_fills))
 
 
 _ACCOUNT_COLUMNS = (
