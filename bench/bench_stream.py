@@ -9,10 +9,11 @@ Builds a simulated venue, fits a segment model on its first two thirds, then mea
 - a Redis stream consumed by one consumer (XADD of every fill first, then the consumer
   to an idle stop), and by two consumers in two processes on two account partitions (two
   streams, two stores: a store has one writer), fills per second of the whole;
-- latency with a producer (another process) pacing fills at each of ``--rates`` per second
-  while one consumer reads them: from the XADD of the fill that closes a decision interval
-  to that interval's decisions, and from each entry's XADD to the commit that stores,
-  acknowledges and publishes it (p50 / p99).
+- latency with producers (other processes) pacing fills at each of ``--rates`` per second
+  in all, read by one consumer or by two (two account partitions, each half the rate),
+  with checkpoints every ``--checkpoint-every`` seconds: from the XADD of the fill that
+  closes a decision interval to that interval's decisions, and from each entry's XADD to
+  the commit that stores, acknowledges and publishes it (p50 / p99).
 
 The Redis figures come twice: with one fill an entry (its fields the encoded columns) and
 with packed entries of ``--pack`` fills (one field of JSON lines).
@@ -23,6 +24,7 @@ The redis-server of the system is started on 127.0.0.1 and a free port and stopp
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import subprocess
@@ -163,7 +165,7 @@ def hash_part(account: str, parts: int) -> int:
 
 
 def consume(url: str, stream: str, paths, db: Path, *, record_latency: bool = False,
-            idle_stop_s: float = 3.0):
+            idle_stop_s: float = 3.0, checkpoint_s: float = 0.05):
     from traderseg.online.consumer import StreamConfig, StreamConsumer
     from traderseg.online.run import build_engine
     from traderseg.online.sources import RedisSource
@@ -173,7 +175,7 @@ def consume(url: str, stream: str, paths, db: Path, *, record_latency: bool = Fa
     con = connect(db)
     eng = build_engine(con, paths["model"], paths["policy"])
     src = RedisSource(f"{url}/{stream}")
-    cfg = StreamConfig(decide_every_s=900, idle_stop_s=idle_stop_s, checkpoint_s=0.05,
+    cfg = StreamConfig(decide_every_s=900, idle_stop_s=idle_stop_s, checkpoint_s=checkpoint_s,
                        record_latency=record_latency, block_ms=20)
     t = time.perf_counter()
     st = StreamConsumer(con, src, eng, cfg, source_label=f"{url}/{stream}").run()
@@ -211,27 +213,44 @@ def redis_runs(url: str, paths, args, pack: int) -> None:
     print(f"[{form}] Redis, 2 consumers (2 partitions, 2 processes): {total / slowest:,.0f} "
           f"fills/s of the whole (each {[round(int(o[-2]) / float(o[-1])) for o in outs]}); "
           f"wall {time.perf_counter() - t:.1f} s with start-up")
-    # latency at paced rates: the producer is another process (on the other core), as a
-    # venue's matching engine would be; in this process it would share the consumer's GIL
+    # latency at paced rates: the producers are other processes (as a venue's matching engine
+    # would be; in this process they would share the consumer's GIL). With two consumers,
+    # the offered rate is split over two account partitions, each with its producer.
     for rate in args.rates:
-        stream = f"{tag}paced{rate:g}"
-        prod = subprocess.Popen([sys.executable, __file__, "--out", str(args.out),
-                                 "--accounts", str(args.accounts), "--days", str(args.days),
-                                 "--produce", url, stream, str(rate), str(pack)],
-                                stdout=subprocess.PIPE, text=True)
-        st, wall = consume(url, stream, paths, args.out / "paced.duckdb", record_latency=True,
-                           idle_stop_s=3.0)
-        sent = float(prod.communicate()[0].split()[-1])
-        lat = np.asarray(st.latencies_ms)
-        dec = np.asarray(st.decision_latencies_ms)
-        print(f"[{form}] at {rate:,.0f} fills/s offered ({sent:,.0f} sent, consumed "
-              f"{st.accepted / wall:,.0f} fills/s):\n"
-              f"    XADD of an interval's closing fill to its decisions: p50 "
-              f"{np.percentile(dec, 50):.1f} ms, p99 {np.percentile(dec, 99):.1f} ms, max "
-              f"{dec.max():.1f} ms over {len(dec):,} intervals\n"
-              f"    XADD to commit (stored, acknowledged, published): p50 "
-              f"{np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms, max "
-              f"{lat.max():.1f} ms over {len(lat):,} entries")
+        for consumers in (1, 2):
+            for every in args.checkpoint_every:
+                paced(url, paths, args, pack, rate, consumers, every, form)
+
+
+def paced(url: str, paths, args, pack: int, rate: float, consumers: int, every: float,
+          form: str) -> None:
+    """Latency of ``consumers`` consumers with ``rate`` fills/s offered in all."""
+    tag = f"p{pack}-paced{rate:g}-c{consumers}-e{every:g}"
+    common = [sys.executable, __file__, "--out", str(args.out), "--accounts",
+              str(args.accounts), "--days", str(args.days)]
+    streams = [f"{tag}-{p}" for p in range(consumers)]
+    cons = [subprocess.Popen([*common, "--child", url, stream,
+                              str(args.out / f"paced{p}.duckdb"), "--child-paced", str(every)],
+                             stdout=subprocess.PIPE, text=True)
+            for p, stream in enumerate(streams)]
+    time.sleep(2.0)  # the consumers start (they stop after 8 s without a message)
+    prods = [subprocess.Popen([*common, "--produce", url, stream, str(rate / consumers),
+                               str(pack), str(p), str(consumers)],
+                              stdout=subprocess.PIPE, text=True)
+             for p, stream in enumerate(streams)]
+    sent = sum(float(p.communicate()[0].split()[-1]) for p in prods)
+    outs = [json.loads(c.communicate()[0].splitlines()[-1]) for c in cons]
+    lat = np.concatenate([o["commit"] for o in outs])
+    dec = np.concatenate([o["decision"] for o in outs])
+    got = sum(o["accepted"] for o in outs)
+    print(f"[{form}] {rate:,.0f} fills/s offered to {consumers} consumer(s) ({sent:,.0f} "
+          f"sent, {got:,} fills stored), checkpoint every {every:g} s:\n"
+          f"    XADD of an interval's closing fill to its decisions: p50 "
+          f"{np.percentile(dec, 50):.1f} ms, p99 {np.percentile(dec, 99):.1f} ms, max "
+          f"{dec.max():.1f} ms over {len(dec):,} intervals\n"
+          f"    XADD to commit (stored, acknowledged, published): p50 "
+          f"{np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms, max "
+          f"{lat.max():.1f} ms over {len(lat):,} entries", flush=True)
 
 
 def main() -> None:
@@ -242,22 +261,32 @@ def main() -> None:
     ap.add_argument("--rates", default="5000,20000",
                     help="offered fills/s of the latency runs, comma-separated")
     ap.add_argument("--pack", type=int, default=100, help="fills per packed Redis entry")
+    ap.add_argument("--checkpoint-every", default="0.05,1",
+                    help="checkpoint intervals (s) of the latency runs, comma-separated")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "stream")
     ap.add_argument("--policy", type=Path, default=POLICY)
     ap.add_argument("--child", nargs=3, metavar=("URL", "STREAM", "DB"), help=argparse.SUPPRESS)
-    ap.add_argument("--produce", nargs=4, metavar=("URL", "STREAM", "RATE", "PACK"),
-                    help=argparse.SUPPRESS)
+    ap.add_argument("--produce", nargs="+", help=argparse.SUPPRESS)
+    ap.add_argument("--child-paced", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.rates = [float(r) for r in args.rates.split(",") if r]
+    args.checkpoint_every = [float(r) for r in args.checkpoint_every.split(",") if r]
     paths = setup(args.out, args.accounts, args.days, args.policy)
-    if args.produce:
-        url, stream, rate, pack = args.produce
-        print(produce(url, stream, paths["fills"], rate=float(rate), pack=int(pack)))
+    if args.produce:  # URL STREAM RATE PACK [PART PARTS]
+        url, stream, rate, pack, *part = args.produce
+        print(produce(url, stream, paths["fills"], rate=float(rate), pack=int(pack),
+                      part=(int(part[0]), int(part[1])) if part else None))
         return
     if args.child:
         url, stream, db = args.child
-        st, wall = consume(url, stream, paths, Path(db))
-        print(f"{st.accepted} {wall:.3f}")
+        if args.child_paced is None:
+            st, wall = consume(url, stream, paths, Path(db))
+            print(f"{st.accepted} {wall:.3f}")
+        else:
+            st, wall = consume(url, stream, paths, Path(db), record_latency=True,
+                               checkpoint_s=args.child_paced, idle_stop_s=8.0)
+            print(json.dumps({"accepted": st.accepted, "wall": wall,
+                              "commit": st.latencies_ms, "decision": st.decision_latencies_ms}))
         return
     n_fills = sum(1 for _ in __import__("traderseg.simulate.live", fromlist=["x"])
                   .live_fills(paths["fills"]))
