@@ -116,6 +116,20 @@ def test_a_command_loads_only_its_own_stage():
     assert out == "[]"
 
 
+def test_the_version_loads_no_command():
+    import subprocess
+    import sys
+
+    code = ("import sys; from traderseg.cli import main\n"
+            "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('traderseg.cli.')"
+            " and m not in ('traderseg.cli.format', 'traderseg.cli.args', 'traderseg.cli.paths')))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout.splitlines()
+    assert out[0].startswith("traderseg ")
+    assert out[-1] == "[]"
+
+
 @pytest.mark.parametrize("argv, name", [
     (["features", "--db", "x"], "features"), (["-v", "analyze", "events"], "analyze"),
     (["--version"], None), ([], None)])

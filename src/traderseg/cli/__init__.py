@@ -122,7 +122,10 @@ def _load_commands(name: str | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; domain errors print a clean message and exit with code 2."""
-    _load_commands(_command_name(sys.argv[1:] if argv is None else argv))
+    words = sys.argv[1:] if argv is None else argv
+    name = _command_name(words)
+    if name is not None or "--version" not in words:  # the version needs no command
+        _load_commands(name)
     try:
         # standalone mode: usage errors print their message and exit 2, --help exits 0
         app(args=argv, prog_name="traderseg")
