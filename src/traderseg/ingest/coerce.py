@@ -159,6 +159,10 @@ def as_timestamp(
     text = _clean_strings(pc.cast(arr, pa.string()) if not _is_text(typ) else arr)
     if unit in TIME_UNITS:
         return _epoch(text, unit, name)
+    if unit in ("auto", "iso") and tz is None:
+        fast = _iso_utc(text)
+        if fast is not None:
+            return fast, np.zeros(n, dtype=bool)
     if unit == "auto":
         numbers, _ = as_float(text)
         if present(text).any() and (present(numbers) == present(text)).all():
@@ -171,6 +175,27 @@ def as_timestamp(
         raise ConfigError(f"timestamp format {unit!r} is not usable: {exc}") from exc
     out = pa.array(parsed.dt.as_unit("us"), type=TS, from_pandas=True)
     return out, _failed(text, out)
+
+
+# UTC times as the live stream and most exports write them: 2024-01-10T13:05:59.657964Z
+ISO_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z$"
+
+
+def _iso_utc(text: pa.Array) -> pa.Array | None:
+    """Read text that is all ``ISO_UTC`` with Arrow; None when any value is not.
+
+    The pandas reading below gives the same times (a property test holds them equal) at a
+    fixed cost about a hundred times larger on small batches. A value of that shape that
+    is no time (``2024-02-30``, ``24:00:00``) makes Arrow fail; the batch then takes the
+    pandas reading, which flags it.
+    """
+    shaped = pc.match_substring_regex(text, ISO_UTC)
+    if not pc.all(pc.or_kleene(pc.is_null(text), shaped)).as_py():
+        return None
+    try:
+        return pc.cast(text, TS)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
 
 
 def _is_text(typ: pa.DataType) -> bool:
