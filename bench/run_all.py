@@ -24,6 +24,7 @@ BENCHES: dict[str, list[str]] = {
     "clv_calibration": ["bench_clv.py", "--calibration", "--difficulty", "realistic,hard"],
     "churn": ["bench_churn.py", "--workdir", tempfile.gettempdir() + "/traderseg-churn-bench"],
     "policy": ["bench_policy.py"],
+    "stream_parts": ["bench_stream_parts.py"],
     "liquidation": ["bench_liquidation.py", "--workdir",
                     tempfile.gettempdir() + "/traderseg-liquidation-bench"],
 }

@@ -1,0 +1,162 @@
+"""Parts of the stream consumer timed in process, on the venue of ``bench_stream.py``.
+
+    python bench/bench_stream_parts.py [--accounts 1000] [--days 15] [--runs 3]
+                                       [--parts validate,checkpoint,collector]
+
+- ``validate``: validating batches of 200, 1,000 and 5,000 streamed fills (their Redis
+  fields, one fill an entry), medians of 20 calls, with text times read by Arrow's fast
+  path and, in the same run, with that path turned off (every time read by pandas).
+- ``checkpoint``: an embedded replay of the first 20,000 fills with a checkpoint every 200
+  fills, milliseconds per call of each phase (wrapped timers): what a low rate costs per
+  checkpoint. It runs against whichever ``traderseg`` is imported (``PYTHONPATH`` may point
+  at another checkout).
+- ``collector``: the 15-minute embedded replay with the collector's thresholds as the
+  consumer sets them and as Python's defaults, alternating, medians of ``--runs``.
+
+No Redis server is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import functools
+import gc
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_stream import POLICY, setup  # noqa: E402
+
+
+def validate(paths) -> None:
+    from datetime import UTC, datetime
+
+    from traderseg.ingest import coerce
+    from traderseg.online.messages import validate_messages
+    from traderseg.online.sources import Message
+    from traderseg.simulate.fillcodec import encode_fill
+    from traderseg.simulate.live import live_fills
+
+    fields = [encode_fill(f) for f, _ in zip(live_fills(paths["fills"]), range(5000),
+                                             strict=False)]
+    now = datetime.now(UTC)
+    fast = getattr(coerce, "_iso_utc", None)
+    for n in (200, 1000, 5000):
+        msgs = [Message(f, f"s:{i}-0") for i, f in enumerate(fields[:n])]
+        row = []
+        for label, path in (("Arrow fast path", fast), ("pandas only", None)):
+            if fast is None and label == "Arrow fast path":
+                continue
+            if fast is not None:
+                coerce._iso_utc = path if path is not None else (lambda text: None)
+            times = []
+            for _ in range(22):
+                t = time.perf_counter()
+                validate_messages(msgs, now)
+                times.append(time.perf_counter() - t)
+            row.append(f"{label} {statistics.median(times[2:]) * 1000:.2f} ms")
+        if fast is not None:
+            coerce._iso_utc = fast
+        print(f"validate {n:,} fills: " + ", ".join(row))
+
+
+def _replay(paths, db: Path, **cfg):
+    from traderseg.online.consumer import StreamConfig, StreamConsumer
+    from traderseg.online.run import build_engine
+    from traderseg.online.sources import ReplaySource
+    from traderseg.store import connect
+
+    shutil.copy(paths["empty"], db)
+    con = connect(db)
+    eng = build_engine(con, paths["model"], paths["policy"])
+    max_messages = cfg.pop("max_messages", None)
+    t = time.perf_counter()
+    st = StreamConsumer(con, ReplaySource(paths["fills"]), eng, StreamConfig(**cfg),
+                        source_label="replay").run(max_messages=max_messages)
+    wall = time.perf_counter() - t
+    con.close()
+    return st, wall, eng
+
+
+def checkpoint(paths, out: Path) -> None:
+    import traderseg.online.consumer as C
+    import traderseg.online.state as S
+    import traderseg.online.tables as T
+
+    spent: collections.Counter[str] = collections.Counter()
+    calls: collections.Counter[str] = collections.Counter()
+
+    def timed(owner, name):
+        f = getattr(owner, name, None)
+        if f is None:
+            return
+        @functools.wraps(f)
+        def g(*a, **k):
+            t = time.perf_counter()
+            try:
+                return f(*a, **k)
+            finally:
+                spent[name] += time.perf_counter() - t
+                calls[name] += 1
+        setattr(owner, name, g)
+
+    # the names of either layout (before and after the state rows were split from save)
+    for owner, name in ((C.StreamConsumer, "checkpoint"), (C.StreamConsumer, "_submit"),
+                        (C.StreamConsumer, "_store"), (C.StreamConsumer, "_decide_pending"),
+                        (C, "write_decisions"), (T, "read_controls"), (S, "save"),
+                        (S, "state_rows"), (S, "write_state")):
+        timed(owner, name)
+    st, wall, _ = _replay(paths, out / "parts.duckdb", decide_every_s=900.0,
+                          checkpoint_fills=200, batch_size=200, max_messages=20_000)
+    print(f"checkpoint every 200 fills, first {st.accepted:,} fills: {st.checkpoints} "
+          f"checkpoints, {st.decisions:,} decisions, {wall:.2f} s")
+    for name, s in spent.most_common():
+        print(f"    {name:16s} {s * 1000 / calls[name]:7.2f} ms a call ({calls[name]} calls)")
+
+
+def collector(paths, out: Path, runs: int) -> None:
+    import traderseg.online.consumer as C
+
+    raised = getattr(C, "FULL_COLLECTION_EVERY", None)
+    default = gc.get_threshold()[2]
+    if raised is None:
+        print("collector: this checkout does not change the thresholds")
+        return
+    times: dict[str, list[float]] = {"consumer's": [], "default": []}
+    for _ in range(runs):
+        for label, value in (("consumer's", raised), ("default", default)):
+            C.FULL_COLLECTION_EVERY = value
+            _, wall, _ = _replay(paths, out / "parts.duckdb", decide_every_s=900.0)
+            times[label].append(wall)
+    C.FULL_COLLECTION_EVERY = raised
+    print("collector, 15-minute replay: " + ", ".join(
+        f"{k} thresholds {statistics.median(v):.2f} s ({', '.join(f'{x:.2f}' for x in v)})"
+        for k, v in times.items()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--accounts", type=int, default=1000)
+    ap.add_argument("--days", type=int, default=15)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--parts", default="validate,checkpoint,collector")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "stream")
+    args = ap.parse_args()
+    paths = setup(args.out, args.accounts, args.days, POLICY)
+    parts = args.parts.split(",")
+    if "validate" in parts:
+        validate(paths)
+    if "checkpoint" in parts:
+        checkpoint(paths, args.out)
+    if "collector" in parts:
+        collector(paths, args.out, args.runs)
+
+
+if __name__ == "__main__":
+    main()
