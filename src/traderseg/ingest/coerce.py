@@ -185,9 +185,9 @@ def _iso_utc(text: pa.Array) -> pa.Array | None:
     """Read text that is all ``ISO_UTC`` with Arrow; None when any value is not.
 
     The pandas reading below gives the same times (a property test holds them equal) at a
-    fixed cost about a hundred times larger on small batches. A value of that shape that
-    is no time (``2024-02-30``, ``24:00:00``) makes Arrow fail; the batch then takes the
-    pandas reading, which flags it.
+    larger fixed cost, most of a small batch's validation (``bench/bench_stream_parts.py``).
+    A value of that shape that is no time (``2024-02-30``, ``24:00:00``) makes Arrow
+    fail; the batch then takes the pandas reading, which flags it.
     """
     shaped = pc.match_substring_regex(text, ISO_UTC)
     if not pc.all(pc.or_kleene(pc.is_null(text), shaped)).as_py():

@@ -507,7 +507,8 @@ class StreamConsumer:
                                self.assignment, self.open_fills),
             cp=replace(self.cp), batches=self.p_batches)
         self.inflight_ids = self.p_ids  # the previous commit's fills are in the store now
-        self._writer = threading.Thread(target=self._commit, args=(job,),
+        # the cursor is opened here: a connection is used by one thread at a time
+        self._writer = threading.Thread(target=self._commit, args=(job, self.con.cursor()),
                                         name="traderseg-checkpoint", daemon=True)
         self._writer.start()
         self._reset_pending()
@@ -527,10 +528,9 @@ class StreamConsumer:
         if error is not None and raise_error:
             raise error
 
-    def _commit(self, job: _Commit) -> None:
+    def _commit(self, job: _Commit, con: duckdb.DuckDBPyConnection) -> None:
         """Store, acknowledge and publish one checkpoint (runs in the background thread)."""
         try:
-            con = self.con.cursor()
             try:
                 audit = self._store(con, job)
             finally:
