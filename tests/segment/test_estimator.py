@@ -43,6 +43,18 @@ def test_predict_proba_and_transform(frame, fitted):
     np.testing.assert_array_equal(d.argmin(axis=1), fitted.predict(X.iloc[:100]))
 
 
+@pytest.mark.parametrize("method", ["kmeans", "gmm", "hdbscan"])
+def test_predict_with_proba_is_predict_and_predict_proba(method):
+    X, _ = synthetic_features(600, behaviours=["whale", "spot_holder", "hf_perp_maker"],
+                              windows=("all",), random_state=4)
+    kw = {"min_cluster_size": 30} if method == "hdbscan" else {}
+    seg = TraderSegmenter("auto" if method == "hdbscan" else 3, method=method, random_state=0,
+                          **kw).fit(X)
+    labels, proba = seg.predict_with_proba(X.iloc[:150])
+    np.testing.assert_array_equal(labels, seg.predict(X.iloc[:150]))
+    np.testing.assert_array_equal(proba, seg.predict_proba(X.iloc[:150]))
+
+
 def test_gmm_soft_membership():
     X, y = synthetic_features(900, behaviours=["whale", "spot_holder", "hedger", "hf_perp_maker"],
                               windows=("all",), random_state=2)

@@ -244,8 +244,8 @@ class DecisionEngine:
         accts = np.asarray(feats.index.astype(str), dtype=object)
         at_us = np.repeat([int(a.value // 1000) for a in ats], sizes)
         X = feats[self.columns]
-        proba = self.model.predict_proba(X)
-        proposal = self.model.segment_ids(self.model.predict(X)).astype(np.int64)
+        labels, proba = self.model.predict_with_proba(X)
+        proposal = self.model.segment_ids(labels).astype(np.int64)
         seg = np.empty(len(feats), dtype=np.int64)
         # Python ints (tolist) from the start: the state is read and written per account
         state = dict(zip(previous.index.astype(str).tolist(), map(tuple, previous[

@@ -206,7 +206,28 @@ class TraderSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
             Rows sum to one; column ``j`` is label ``j``.
         """
         _check_fitted(self)
+        return self._proba(self.preprocessor_.transform(X))
+
+    def predict_with_proba(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict` and :meth:`predict_proba` of the same accounts at once.
+
+        The accounts are preprocessed once instead of twice.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or array-like
+            Same columns as in ``fit``.
+
+        Returns
+        -------
+        tuple of ndarray
+            The labels and the membership matrix.
+        """
+        _check_fitted(self)
         Z = self.preprocessor_.transform(X)
+        return self._predict(Z), self._proba(Z)
+
+    def _proba(self, Z: np.ndarray) -> np.ndarray:
         if self.method == "gmm":
             return self.model_.predict_proba(Z)[:, self.order_]
         d2 = self._sq_dist(Z)

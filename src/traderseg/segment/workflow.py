@@ -268,9 +268,8 @@ def segment_frame(
                         f"{', '.join(missing[:5])}; was it fitted with other windows or another "
                         "catalogue?")
     X = features[needed]
-    labels = model.predict(X)
+    labels, proba = model.predict_with_proba(X)
     ids = model.segment_ids(labels)
-    proba = model.predict_proba(X)
     order = np.argsort(-proba, axis=1)
     second = order[:, 1] if proba.shape[1] > 1 else order[:, 0]
     seg_ids = np.asarray(model.segment_ids_)
