@@ -102,30 +102,29 @@ def test_each_command_module_registers_the_names_it_is_loaded_for():
     assert top == {n for names in _COMMAND_MODULES.values() for n in names}
 
 
-def test_a_command_loads_only_its_own_stage():
-    """`traderseg features` does not import the models' libraries (scikit-learn, skops)."""
+def _modules_after(argv: list[str], shown: str) -> list[str]:
+    """Run the CLI on ``argv`` in a fresh interpreter; return its output lines, the last
+    being the sorted modules of ``sys.modules`` the expression ``shown`` keeps (``m``)."""
     import subprocess
     import sys
 
     code = ("import sys; from traderseg.cli import main\n"
-            "try:\n    main(['features', '--help'])\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('sklearn', 'skops', 'statsmodels', 'traderseg.cli.models')"
-            " if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True).stdout.splitlines()[-1]
-    assert out == "[]"
+            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            f"print(sorted(m for m in sys.modules if {shown}))")
+    return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                          text=True).stdout.splitlines()
+
+
+def test_a_command_loads_only_its_own_stage():
+    """`traderseg features` does not import the models' libraries (scikit-learn, skops)."""
+    out = _modules_after(["features", "--help"],
+                         "m in ('sklearn', 'skops', 'statsmodels', 'traderseg.cli.models')")
+    assert out[-1] == "[]"
 
 
 def test_the_version_loads_no_command():
-    import subprocess
-    import sys
-
-    code = ("import sys; from traderseg.cli import main\n"
-            "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in sys.modules if m.startswith('traderseg.cli.')"
-            " and m not in ('traderseg.cli.format', 'traderseg.cli.args', 'traderseg.cli.paths')))")
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True).stdout.splitlines()
+    out = _modules_after(["--version"], "m.startswith('traderseg.cli.') and m not in "
+                         "('traderseg.cli.format', 'traderseg.cli.args', 'traderseg.cli.paths')")
     assert out[0].startswith("traderseg ")
     assert out[-1] == "[]"
 
