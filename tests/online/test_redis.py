@@ -254,3 +254,25 @@ def test_reads_count_packed_entries_at_the_fills_they_held(redis_url):
     third = src.read(4, 0)  # fewer fills asked than an entry holds: still one entry
     assert (len(third.ack), third.size) == (1, 5)
     src.close()
+
+
+@pytest.mark.parametrize("pack", [1, 7])
+def test_latencies_one_per_entry_and_one_per_interval_closed_by_a_fill(venue, tmp_path,
+                                                                         redis_url, pack):
+    n = _produce(redis_url, venue, pack=pack)
+    con, st = _consume_in_process(venue, venue.store(tmp_path), redis_url, batch_size=300,
+                                  record_latency=True)
+    assert st.accepted == n
+    assert len(st.latencies_ms) == -(-n // pack)  # XADD to commit: every entry
+    # XADD of the closing fill to the decisions: every interval but the last, which the
+    # idle stop closes
+    assert len(st.decision_latencies_ms) == st.ticks - 1 >= 3
+    assert all(0 <= x < 60_000 for x in st.decision_latencies_ms)
+    con.close()
+
+
+def test_xadd_times_are_read_from_entry_ids():
+    from traderseg.online.consumer import _xadd_ms
+
+    got = _xadd_ms(["fills:1700000000123-0", "a:b:1700000000124-5#3"])
+    assert got.tolist() == [1700000000123.0, 1700000000124.0]
