@@ -402,26 +402,35 @@ def test_quantiles_of_skips_buckets_that_count_nothing():
 _bucket = st.integers(min_value=-40, max_value=40)
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.dictionaries(_bucket, st.integers(1, 4), max_size=6),
-                          st.dictionaries(_bucket, st.integers(1, 4), max_size=4)),
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.dictionaries(_bucket, st.integers(0, 4), max_size=6),
+                          st.dictionaries(_bucket, st.integers(1, 4), max_size=4),
+                          st.booleans()),
                 min_size=1, max_size=8))
 def test_sketch_quantiles_equal_ranks_in_the_expanded_values(reads):
     """Many reads at once, each the quantile of its buckets written out one value per count
-    and sorted: the older part and the newest day's merge whatever buckets they share."""
+    and sorted: the older part and the newest day's merge whatever buckets they share. A
+    read may share the older arrays of the read before it (one account's reads of a day);
+    an older bucket may count nothing."""
     from traderseg.features.measures import MEASURE_SET
     from traderseg.features.online import sketch_quantiles
 
     sk = MEASURE_SET.sketches[0]
     parts = []
     want = np.full((len(reads), len(sk.quantiles)), np.nan)
-    for i, (older, newest) in enumerate(reads):
-        ob = sorted(older)
-        parts.append((np.array(ob, dtype=np.int64),
-                      np.array([older[b] for b in ob], dtype=np.int64), newest or None))
+    for i, (older, newest, share) in enumerate(reads):
+        if share and i:
+            older = parts[-1][3]
+            ob_arr, oc_arr = parts[-1][0], parts[-1][1]
+        else:
+            ob = sorted(older)
+            ob_arr = np.array(ob, dtype=np.int64)
+            oc_arr = np.array([older[b] for b in ob], dtype=np.int64)
+        parts.append((ob_arr, oc_arr, newest or None, older))
         values = sorted([b for b, c in older.items() for _ in range(c)]
                         + [b for b, c in newest.items() for _ in range(c)])
         for j, q in enumerate(sk.quantiles):
             if values:
                 want[i, j] = sk.representative(values[int(np.floor(q * (len(values) - 1)))])
+    parts = [p[:3] for p in parts]
     np.testing.assert_array_equal(sketch_quantiles(parts), want)
