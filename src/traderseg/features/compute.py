@@ -137,12 +137,11 @@ def event_days_of(market: ir.Table | None, cutoff: datetime) -> list[date] | Non
 
 def _event_days_duckdb(con: duckdb.DuckDBPyConnection, cutoff: datetime) -> list[date] | None:
     """:func:`event_days_of` on a DuckDB connection (UTC session), without Ibis."""
-    row = con.execute("SELECT count(*) FROM market WHERE event IS NOT NULL").fetchone()
+    row = con.execute("SELECT count(*), list(DISTINCT CAST(ts AS DATE)) FILTER (WHERE ts < ?) "
+                      "FROM market WHERE event IS NOT NULL", [cutoff]).fetchone()
     if not row or not row[0]:
         return None
-    rows = con.execute("SELECT DISTINCT CAST(ts AS DATE) FROM market "
-                       "WHERE event IS NOT NULL AND ts < ?", [cutoff]).fetchall()
-    return sorted(r[0] for r in rows)
+    return sorted(row[1] or [])
 
 
 def features_expr(

@@ -303,9 +303,10 @@ class StreamConsumer:
         self._fold(fills, None if xadd is None else xadd[keep][order])
 
     def _new_fills(self, fills: pa.Table) -> np.ndarray:
-        """Mark the fills not seen before: in this batch, since the checkpoint, or in the store.
+        """Mark the fills not seen before, returning the mask of the new ones.
 
-        Returns the mask of the new ones (their ids join those seen since the checkpoint).
+        Seen before: in this batch, since the checkpoint, in the commit running in the
+        background, or in the store. The new ones' ids join those seen since the checkpoint.
         """
         ids = fills.column("fill_id").to_pylist()
         keep = np.ones(len(ids), dtype=bool)

@@ -166,15 +166,6 @@ def write_state(con: duckdb.DuckDBPyConnection, consumer: str, cp: Checkpoint,
          cp.duplicates, cp.rejects, cp.late, cp.decisions])
 
 
-def save(con: duckdb.DuckDBPyConnection, consumer: str, cp: Checkpoint,
-         states: dict[str, AccountState], dirty_tiles: Iterable[tuple[str, int]],
-         dirty_accounts: Iterable[str], assignment: dict[str, tuple[int, int, int]],
-         open_fills: dict[str, str]) -> None:
-    """Write the touched state and the checkpoint (inside the caller's transaction)."""
-    write_state(con, consumer, cp, state_rows(cp, states, dirty_tiles, dirty_accounts,
-                                              assignment, open_fills))
-
-
 _ACCOUNT_COLUMNS = (
     ("account_id", pa.string()), ("last_us", pa.int64()), ("base", pa.string()),
     ("old_days", pa.string()), ("segment", pa.int64()), ("candidate", pa.int64()),
