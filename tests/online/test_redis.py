@@ -256,6 +256,28 @@ def test_reads_count_packed_entries_at_the_fills_they_held(redis_url):
     src.close()
 
 
+def test_a_dead_consumers_entries_are_all_claimed_before_newer_ones(redis_url):
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    old = [client.xadd(STREAM, {"fill_id": f"old{k}"}) for k in range(10)]
+    dead = RedisSource(f"{redis_url}/{STREAM}", consumer="dead")
+    dead.resume(None)
+    assert dead.read(10, 0).ack == old  # read, never acknowledged: pending for "dead"
+    new = [client.xadd(STREAM, {"fill_id": f"new{k}"}) for k in range(5)]
+    src = RedisSource(f"{redis_url}/{STREAM}", consumer="live", claim_idle_ms=0)
+    src.resume(None)
+    order: list[str] = []
+    while len(order) < 15:
+        batch = src.read(3, 100)  # 3 an entry: a claim takes 3 of the 10 at a time
+        assert batch.size, order
+        order += batch.ack
+    # every claimed entry, in id order, before any newer one; none twice
+    assert order == old + new
+    assert client.xpending(STREAM, "traderseg")["consumers"] == [
+        {"name": "live", "pending": 15}]
+    src.close()
+    dead.close()
+
+
 @pytest.mark.parametrize("pack", [1, 7])
 def test_latencies_one_per_entry_and_one_per_interval_closed_by_a_fill(venue, tmp_path,
                                                                          redis_url, pack):

@@ -379,6 +379,7 @@ class RedisSource(Source):
         self.client = redis_client(self.addr)
         self._pending_done = False
         self._last_claim = 0.0
+        self._claim_from: str | None = None  # cursor of a claim that is going on
         self.reconnects = 0
         # fills per entry in the last read (packed entries hold many; None: nothing read)
         self._per_entry: float | None = None
@@ -402,6 +403,7 @@ class RedisSource(Source):
                                self.group)
                 self._ensure_group()
                 self._pending_done = False
+                self._claim_from = None
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if self.give_up_s is not None and time.monotonic() - started > self.give_up_s:
                     raise DataError(f"{self.url}: Redis unreachable for "
@@ -480,12 +482,18 @@ class RedisSource(Source):
                 return self._batch(entries)
             self._pending_done = True
         now = time.monotonic()
-        if now - self._last_claim > max(self.claim_idle_ms / 1000.0, 0.5):
+        if (self._claim_from is not None
+                or now - self._last_claim > max(self.claim_idle_ms / 1000.0, 0.5)):
+            # a claim takes ``max_messages``; the next reads go on from its cursor until the
+            # pending list is scanned through: a dead consumer's entries all come before
+            # newer ones, so they are folded in their order, not as late fills
             self._last_claim = now
             claimed = self._call(self.client.xautoclaim, self.addr.stream, self.group,
-                                 self.consumer, self.claim_idle_ms, start_id="0-0",
-                                 count=max_messages)
+                                 self.consumer, self.claim_idle_ms,
+                                 start_id=self._claim_from or "0-0", count=max_messages)
+            cursor = claimed[0] if claimed else "0-0"
             entries = claimed[1] if claimed else []
+            self._claim_from = cursor if cursor != "0-0" else None  # "0-0": scanned through
             if entries:
                 logger.info("%s: claimed %d pending entries of idle consumers",
                             self.url, len(entries))
