@@ -14,6 +14,7 @@ from traderseg.features.online import (
     VALUE_NAMES,
     AccountState,
     combine,
+    quantile_windows,
     read_parts,
     read_plan,
     records_from_frame,
@@ -319,6 +320,42 @@ def test_many_accounts_read_at_once_equal_one_at_a_time(fills, cut_hours, events
     want = pd.DataFrame.from_dict({a: states[a].get(cut, windows, ev_dates) for a in accounts},
                                   orient="index")
     _same(want, got)
+
+
+def test_the_windows_whose_columns_read_a_quantile():
+    # notional_median and notional_p95 read the sketch; fill_count and notional_mean do not
+    wins = ("7d", "30d")
+    assert quantile_windows(wins) == {"7d", "30d", "all"}
+    assert quantile_windows(wins, []) == set()
+    assert quantile_windows(wins, ["fill_count__30d", "notional_mean__all"]) == set()
+    assert quantile_windows(wins, ["notional_median__all", "fill_count__30d"]) == {"all"}
+    assert quantile_windows(wins, ["notional_p95__7d", "notional_median__90d"]) == {"7d"}
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fills=_fills(), cut_hours=st.integers(1, 21 * 24),
+       picks=st.sets(st.integers(0, 10_000), min_size=1, max_size=12))
+def test_some_columns_equal_those_of_the_whole_frame(fills, cut_hours, picks):
+    """Values for some columns only (the formulas of those, the quantiles of the windows
+    that read them) are the whole frame's columns, bit for bit."""
+    cut = pd.Timestamp("2024-04-01", tz="UTC") + pd.Timedelta(hours=cut_hours)
+    before = fills[fills["ts"] < cut]
+    if before.empty:
+        return
+    windows = ("7d", "all")
+    states = states_from_frame(before)
+    accounts = sorted(states)
+    plan = read_plan(cut.to_pydatetime(), windows, None)
+    whole = values_frame([combine(read_parts(states, accounts, plan))], windows, accounts)
+    cols = [whole.columns[k % len(whole.columns)] for k in sorted(picks)]
+    block = combine(read_parts(states, accounts, plan), quantile_windows(windows, cols))
+    got = values_frame([block], windows, accounts, cols)
+    assert list(got.columns) == [c for c in whole.columns if c in set(cols)]
+    _same(whole[got.columns], got)
+    # a window whose quantiles nobody asked for has none
+    if "notional_median__7d" not in cols and "notional_p95__7d" not in cols:
+        q = [VALUE_NAMES.index("notional_q50"), VALUE_NAMES.index("notional_q95")]
+        assert np.isnan(block["7d"][:, q]).all()
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -97,6 +97,45 @@ def test_bundle_round_trip_and_score(venue, predictors, features_at_predict):
         loaded.score(feats.drop(columns=predictors.feature_columns[:2]))
 
 
+def test_decisions_read_the_columns_the_engine_declares(venue, predictors, features_at_predict,
+                                                       tmp_path):
+    from traderseg.online.decide import DecisionEngine, empty_assignments
+    from traderseg.policy import parse_policy
+    from traderseg.segment.overlays import overlay_columns
+
+    _, _, model = venue
+    policy = parse_policy(
+        "version: p1\n"
+        "defaults: {max_leverage: 50, position_limit_usd: 1000000, margin_multiplier: 1.0,\n"
+        "  allowed_products: [spot, perp, future, option], option_writing: true,\n"
+        "  review_flag: false, marketing_eligible: true}\n"
+        "rules:\n"
+        "  - name: churning\n"
+        "    when: {churn_probability: {min: 0.5}}\n"
+        "    set: {marketing_eligible: false}\n"
+        "  - name: liquidation-risk\n"
+        "    when: {liquidation_risk: {min: 0.2}}\n"
+        "    set: {max_leverage: 5}\n", "p.yaml")
+    eng = DecisionEngine(model, policy, predictors=predictors)
+    cols = eng.feature_columns
+    assert len(cols) == len(set(cols))
+    assert {*eng.columns, *predictors.feature_columns} <= set(cols)
+    assert {*overlay_columns()} & set(features_at_predict.columns) <= set(cols)
+    at = pd.Timestamp(PREDICT_AS_OF, tz="UTC")
+    whole = eng.decide(features_at_predict, empty_assignments(), at)
+    some = eng.decide(features_at_predict[[c for c in cols
+                                           if c in features_at_predict.columns]],
+                      empty_assignments(), at)
+    pd.testing.assert_frame_equal(some.rows, whole.rows)
+    assert whole.rows["liquidation_risk"].notna().all()
+    # a column only the predictors read, left out, is refused, not read as missing
+    only = [c for c in predictors.feature_columns
+            if c not in eng.columns and c not in overlay_columns()]
+    assert only
+    with pytest.raises(DataError, match="feature column"):
+        eng.decide(features_at_predict.drop(columns=only[:1]), empty_assignments(), at)
+
+
 def test_bundle_refuses_tampering_and_another_catalogue(venue, predictors, tmp_path):
     import shutil
 

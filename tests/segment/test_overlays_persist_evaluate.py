@@ -8,7 +8,13 @@ from sklearn.metrics import adjusted_rand_score
 from traderseg.errors import DataError, ModelVersionError, SchemaError
 from traderseg.segment import persist
 from traderseg.segment.evaluate import evaluate_segments, rfm_codes
-from traderseg.segment.overlays import lifecycle_stage, overlays, risk_profile, value_tier
+from traderseg.segment.overlays import (
+    lifecycle_stage,
+    overlay_columns,
+    overlays,
+    risk_profile,
+    value_tier,
+)
 
 
 def _rows():
@@ -105,6 +111,24 @@ def test_overlays_on_synthetic_frame(frame):
     X, _ = frame
     o = overlays(X)
     assert len(o) == len(X) and o.notna().all().all()
+
+
+def test_overlays_read_only_the_columns_they_declare(frame):
+    X, _ = frame
+    k = np.arange(len(X))
+    # leverage unknown on some rows: the known share tells "no leveraged fill" (NaN) from
+    # "leveraged fills without leverage"
+    X = X.assign(leverage_known_share__all=np.where(k % 3 == 0, np.nan, 0.0),
+                 leverage_mean__all=X["leverage_mean__all"].where(k % 2 == 1))
+    cols = overlay_columns()
+    assert set(cols) <= set(X.columns) and len(cols) == len(set(cols))
+    pd.testing.assert_frame_equal(overlays(X[cols]), overlays(X))
+    for c in cols:  # each declared column is read: without it the overlays differ or refuse
+        try:
+            o = overlays(X[[k for k in cols if k != c]])
+        except SchemaError:
+            continue
+        assert not o.equals(overlays(X)), c
 
 
 def test_save_load_round_trip_is_exact(tmp_path, frame, fitted):

@@ -275,6 +275,10 @@ _MAXES = [i for i, m in enumerate(_SCALARS) if m.agg == "max"]
 
 _FORMULAS = compile_py({f.name: effective_formula(f) for f in CATALOG})
 _NP_FORMULAS = compile_np({f.name: effective_formula(f) for f in CATALOG})
+_NP_SOME: dict[tuple[str, ...], Callable[[Mapping[str, Any], int], dict[str, np.ndarray]]] = {}
+# features whose formula reads a sketch quantile
+_READS_QUANTILES = frozenset(f.name for f in CATALOG
+                             if effective_formula(f).columns() & set(_Q_NAMES))
 
 
 # -- state -----------------------------------------------------------------------------
@@ -736,14 +740,32 @@ def read_parts(states: Mapping[str, AccountState], accounts: Sequence[str], plan
     return out
 
 
-def combine(parts: Parts) -> dict[str, np.ndarray]:
+def quantile_windows(windows: Sequence[str], columns: Iterable[str] | None = None) -> set[str]:
+    """Windows (of ``windows`` and ``all``) whose ``columns`` read a sketch quantile.
+
+    Every window when ``columns`` is None. :func:`combine` computes the quantiles of these
+    windows only.
+    """
+    wins = {*windows, "all"}
+    if columns is None:
+        return wins
+    wanted = set(columns)
+    return {w for w in wins
+            if any(col in wanted and name in _READS_QUANTILES
+                   for name, col in (*_columns(w, False), *_columns(w, True)))}
+
+
+def combine(parts: Parts, quantiles: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """Window values from :func:`read_parts`: per window, one row per account read.
 
     The columns are ``VALUE_NAMES``; the scalar measures of the older days and of the
     newest day are combined over the arrays as :meth:`AccountState.window_values` combines
     them one account at a time (a missing minimum or maximum is NaN, as it is None there).
-    :func:`values_frame` turns these into features.
+    ``quantiles`` names the windows whose sketch quantiles are computed (default: every
+    window; the others' are NaN, see :func:`quantile_windows`). :func:`values_frame` turns
+    these into features.
     """
+    keep = None if quantiles is None else set(quantiles)
     out: dict[str, np.ndarray] = {}
     for w, (bases, curs, extras, sketches) in parts.items():
         if not bases:
@@ -754,38 +776,61 @@ def combine(parts: Parts) -> dict[str, np.ndarray]:
         s = b + c
         s[:, _MINS] = np.fmin(b[:, _MINS], c[:, _MINS])
         s[:, _MAXES] = np.fmax(b[:, _MAXES], c[:, _MAXES])
-        out[w] = np.concatenate([s, np.array(extras, dtype=np.float64),
-                                 sketch_quantiles(sketches)], axis=1)
+        q = (sketch_quantiles(sketches) if keep is None or w in keep
+             else np.full((len(bases), len(_Q_NAMES)), np.nan))
+        out[w] = np.concatenate([s, np.array(extras, dtype=np.float64), q], axis=1)
     return out
 
 
 def values_frame(blocks: Sequence[Mapping[str, np.ndarray]], windows: Sequence[str],
-                 index: Sequence[str]) -> pd.DataFrame:
+                 index: Sequence[str], columns: Iterable[str] | None = None) -> pd.DataFrame:
     """Features of the rows of :func:`combine` blocks (stacked in order).
 
     Row ``i`` equals ``get`` of the state it was read from, at the same cutoff (the
     formulas run over arrays, :func:`~traderseg.features.expr.compile_np`); the columns are
-    in the order ``get`` returns them.
+    in the order ``get`` returns them. ``columns``, when given, keeps those columns only
+    (and evaluates only their formulas).
     """
     n = len(index)
+    wanted = None if columns is None else set(columns)
+    picked: dict[str, list[tuple[str, str]]] = {}
+    for w in windows:
+        picked[w] = [(name, col) for name, col in _columns(w, False)
+                     if wanted is None or col in wanted]
+    lifetime = [(name, col) for name, col in _columns("all", True)
+                if wanted is None or col in wanted]
     per_window: dict[str, dict[str, Any]] = {}
     for w in {*windows, "all"}:
+        names = tuple(dict.fromkeys(
+            name for name, _ in (*picked.get(w, ()), *(lifetime if w == "all" else ()))))
         if n == 0:
-            per_window[w] = {f.name: np.empty(0) for f in CATALOG}
+            per_window[w] = {name: np.empty(0) for name in names}
             continue
         arr = np.concatenate([blk[w] for blk in blocks], axis=0)
         if len(arr) != n:
             raise ValueError("one index label per row of values")
         env = {k: arr[:, j] for j, k in enumerate(VALUE_NAMES)}
-        per_window[w] = _NP_FORMULAS(env, n)
+        per_window[w] = _np_formulas(names)(env, n)
     cols: dict[str, np.ndarray] = {}
     for w in windows:
         feats = per_window[w]
-        for name, col in _columns(w, False):
+        for name, col in picked[w]:
             cols[col] = feats[name]
-    for name, col in _columns("all", True):
+    for name, col in lifetime:
         cols[col] = per_window["all"][name]
     return pd.DataFrame(cols, index=pd.Index(list(index), name="account_id"))
+
+
+def _np_formulas(names: tuple[str, ...]) -> Callable[[Mapping[str, Any], int],
+                                                     dict[str, np.ndarray]]:
+    """Return the array evaluation of the formulas of ``names`` (kept per set of names)."""
+    if len(names) == len(CATALOG):
+        return _NP_FORMULAS
+    f = _NP_SOME.get(names)
+    if f is None:
+        by_name = {x.name: x for x in CATALOG}
+        f = _NP_SOME[names] = compile_np({n: effective_formula(by_name[n]) for n in names})
+    return f
 
 
 def sketch_quantiles(sketches: Sequence[SketchParts]) -> np.ndarray:

@@ -39,6 +39,7 @@ from traderseg.features.online import (
     AccountState,
     Parts,
     combine,
+    quantile_windows,
     read_parts,
     read_plan,
     values_frame,
@@ -179,6 +180,7 @@ class StreamConsumer:
         if self.open_fills:
             self._reload_open_keys()
         self.events = _event_times(con)
+        self._columns = engine.feature_columns  # the features the decisions read
         self.stats = StreamStats()
         self.inflight_ids: set[str] = set()  # fills of the commit running in the background
         self._writer: threading.Thread | None = None
@@ -438,7 +440,9 @@ class StreamConsumer:
         """Run the engine over the intervals closed since the last checkpoint."""
         t0 = time.monotonic()
         every = [a for _, accts_, _ in self.p_ticks for a in accts_]
-        feats = values_frame([combine(self.p_reads)], self.engine.windows, every)
+        cols = self._columns
+        feats = values_frame([combine(self.p_reads, quantile_windows(self.engine.windows, cols))],
+                             self.engine.windows, every, cols)
         accts = sorted(set(every))
         prev = pd.DataFrame.from_dict(
             {a: self.assignment[a] for a in accts if a in self.assignment},

@@ -118,6 +118,11 @@ class PolicyLike(Protocol):
 class PredictorsLike(Protocol):
     """What the engine needs of the prediction models."""
 
+    @property
+    def feature_columns(self) -> list[str]:
+        """Feature columns :meth:`score` reads."""
+        ...
+
     def score(self, features: pd.DataFrame) -> pd.DataFrame:
         """Return ``churn_probability`` and ``liquidation_risk`` per account."""
         ...
@@ -177,6 +182,16 @@ class DecisionEngine:
         self.accounts = acc.reindex(columns=["kyc_tier", "region"])
         self.seg_ids = np.asarray(self.model.segment_ids_, dtype=np.int64)
         self._col_of = {int(s): i for i, s in enumerate(self.seg_ids)}
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """Feature columns the decisions read: the model's, the overlays', the predictors'."""
+        from traderseg.segment.overlays import overlay_columns
+
+        cols = [*self.columns, *overlay_columns()]
+        if self.predictors is not None:
+            cols += list(self.predictors.feature_columns)
+        return list(dict.fromkeys(cols))
 
     def segment_name(self, seg: int) -> str:
         """Name of a stable segment id."""

@@ -51,6 +51,13 @@ RISK_WEIGHTS: dict[str, float] = {
     "leverage": 0.30, "liquidations": 0.25, "short_option": 0.20,
     "concentration": 0.10, "pnl_volatility": 0.15,
 }
+RISK_STEMS = ("leverage_mean", "high_leverage_share", "liquidation_count", "option_share",
+              "long_premium_share", "top_instrument_share", "pnl_std_usd")
+"""Features the risk profile reads (of its window)."""
+RISK_KNOWN_STEM = "leverage_known_share"
+"""Read when present: tells an account without leveraged fills from one lacking leverage."""
+VALUE_COLUMN = "fees_usd__all"
+"""The revenue column the value tier ranks by default."""
 
 
 def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
@@ -110,8 +117,7 @@ def lifecycle_stage(
     ['new', 'churned']
     """
     days = _window_days(trend_window)
-    cols = ["recency_days__all", "tenure_days__all", "fill_count__all",
-            f"fill_count__{trend_window}"]
+    cols = _lifecycle_columns(trend_window)
     _require(features, cols, "lifecycle stage")
     _no_nan(features, cols, "lifecycle stage")
     r = features["recency_days__all"].to_numpy(float)
@@ -127,7 +133,12 @@ def lifecycle_stage(
                      index=features.index, name="lifecycle_stage")
 
 
-def value_tier(features: pd.DataFrame, *, column: str = "fees_usd__all",
+def _lifecycle_columns(trend_window: str) -> list[str]:
+    return ["recency_days__all", "tenure_days__all", "fill_count__all",
+            f"fill_count__{trend_window}"]
+
+
+def value_tier(features: pd.DataFrame, *, column: str = VALUE_COLUMN,
                by: np.ndarray | None = None) -> pd.Series:
     """Value tier by rank of venue revenue.
 
@@ -201,15 +212,13 @@ def risk_profile(features: pd.DataFrame, *, window: str = "all") -> pd.DataFrame
     >>> float(risk_profile(f)["risk_score"].iloc[0])
     0.0
     """
-    stems = ["leverage_mean", "high_leverage_share", "liquidation_count", "option_share",
-             "long_premium_share", "top_instrument_share", "pnl_std_usd"]
-    cols = {s: f"{s}__{window}" for s in stems}
+    cols = {s: f"{s}__{window}" for s in RISK_STEMS}
     _require(features, list(cols.values()), "risk profile")
     may_be_unknown = ("long_premium_share", "leverage_mean", "high_leverage_share",
                       "liquidation_count")
     _no_nan(features, [c for s, c in cols.items() if s not in may_be_unknown], "risk profile")
     f = {s: features[c].to_numpy(float) for s, c in cols.items()}
-    known_col = f"leverage_known_share__{window}"
+    known_col = f"{RISK_KNOWN_STEM}__{window}"
     known = (features[known_col].to_numpy(float) if known_col in features.columns
              else np.full(len(features), np.nan))
     # NaN leverage: no leveraged fill (no leverage risk) unless leveraged fills lack it
@@ -258,6 +267,13 @@ def tier_bounds(size: Any) -> list[tuple[str, np.ndarray, np.ndarray]]:
         out.append((name, lower, upper))
         lower = upper
     return out
+
+
+def overlay_columns(trend_window: str = "30d") -> list[str]:
+    """Feature columns :func:`overlays` reads (``leverage_known_share__all`` if present)."""
+    cols = [*_lifecycle_columns(trend_window), VALUE_COLUMN,
+            *(f"{s}__all" for s in (*RISK_STEMS, RISK_KNOWN_STEM))]
+    return list(dict.fromkeys(cols))
 
 
 def overlays(features: pd.DataFrame, *, trend_window: str = "30d",
