@@ -752,7 +752,8 @@ def quantile_windows(windows: Sequence[str], columns: Iterable[str] | None = Non
     wanted = set(columns)
     return {w for w in wins
             if any(col in wanted and name in _READS_QUANTILES
-                   for name, col in (*_columns(w, False), *_columns(w, True)))}
+                   for name, col in (*_columns(w, False),
+                                     *(_columns(w, True) if w == "all" else ())))}
 
 
 def combine(parts: Parts, quantiles: Iterable[str] | None = None) -> dict[str, np.ndarray]:

@@ -180,7 +180,9 @@ class StreamConsumer:
         if self.open_fills:
             self._reload_open_keys()
         self.events = _event_times(con)
-        self._columns = engine.feature_columns  # the features the decisions read
+        # the features the decisions read, and the windows whose quantiles those read
+        self._columns = engine.feature_columns
+        self._quantile_windows = quantile_windows(engine.windows, self._columns)
         self.stats = StreamStats()
         self.inflight_ids: set[str] = set()  # fills of the commit running in the background
         self._writer: threading.Thread | None = None
@@ -440,9 +442,8 @@ class StreamConsumer:
         """Run the engine over the intervals closed since the last checkpoint."""
         t0 = time.monotonic()
         every = [a for _, accts_, _ in self.p_ticks for a in accts_]
-        cols = self._columns
-        feats = values_frame([combine(self.p_reads, quantile_windows(self.engine.windows, cols))],
-                             self.engine.windows, every, cols)
+        feats = values_frame([combine(self.p_reads, self._quantile_windows)],
+                             self.engine.windows, every, self._columns)
         accts = sorted(set(every))
         prev = pd.DataFrame.from_dict(
             {a: self.assignment[a] for a in accts if a in self.assignment},
