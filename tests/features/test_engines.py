@@ -14,6 +14,7 @@ from traderseg.features.online import (
     VALUE_NAMES,
     AccountState,
     combine,
+    light_windows,
     quantile_windows,
     read_parts,
     read_plan,
@@ -348,7 +349,10 @@ def test_some_columns_equal_those_of_the_whole_frame(fills, cut_hours, picks):
     plan = read_plan(cut.to_pydatetime(), windows, None)
     whole = values_frame([combine(read_parts(states, accounts, plan))], windows, accounts)
     cols = [whole.columns[k % len(whole.columns)] for k in sorted(picks)]
-    block = combine(read_parts(states, accounts, plan), quantile_windows(windows, cols))
+    # read as the stream reads: windows that need neither map nor sketch read without them
+    light_plan = read_plan(cut.to_pydatetime(), windows, None, cols)
+    assert light_plan.light == light_windows(windows, cols)
+    block = combine(read_parts(states, accounts, light_plan), quantile_windows(windows, cols))
     got = values_frame([block], windows, accounts, cols)
     assert list(got.columns) == [c for c in whole.columns if c in set(cols)]
     _same(whole[got.columns], got)
@@ -356,6 +360,28 @@ def test_some_columns_equal_those_of_the_whole_frame(fills, cut_hours, picks):
     if "notional_median__7d" not in cols and "notional_p95__7d" not in cols:
         q = [VALUE_NAMES.index("notional_q50"), VALUE_NAMES.index("notional_q95")]
         assert np.isnan(block["7d"][:, q]).all()
+    # a light window's map values and quantiles are missing, the rest equal a full read's
+    full = combine(read_parts(states, accounts, plan))
+    maps = [VALUE_NAMES.index(k) for k in ("top_notional", "instrument_breadth",
+                                           "underlying_count", "notional_q50", "notional_q95")]
+    rest = [j for j in range(len(VALUE_NAMES)) if j not in maps]
+    for w in light_plan.light:
+        assert np.isnan(block[w][:, maps]).all()
+        np.testing.assert_array_equal(block[w][:, rest], full[w][:, rest])
+
+
+def test_the_windows_read_without_map_or_sketch():
+    # top_instrument_share reads the map's largest notional, instrument_breadth its keys,
+    # notional_median the sketch; fill_count and notional_mean read scalars alone
+    wins = ("7d", "30d")
+    assert light_windows(wins, []) == {"7d", "30d", "all"}
+    assert light_windows(wins, ["fill_count__30d", "notional_mean__all"]) == {
+        "7d", "30d", "all"}
+    assert light_windows(wins, ["top_instrument_share__7d", "fill_count__30d"]) == {
+        "30d", "all"}
+    assert light_windows(wins, ["instrument_breadth__all", "notional_median__30d"]) == {"7d"}
+    assert read_plan(pd.Timestamp("2024-04-02", tz="UTC").to_pydatetime(), wins,
+                     None).light == frozenset()
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -382,6 +408,17 @@ def test_reads_kept_across_days_equal_a_read_from_nothing(fills, step_hours, com
             for a, s_ in fresh.items():
                 s_.compact(min(live[a].folded_through + 1, day_number(cut.date()) - 8))
         at = cut.to_pydatetime()
+        # the stream's light reads (scalars merged day by day, kept apart from the full
+        # merges) equal a full read from nothing, the map values and quantiles aside
+        accts = sorted(live)
+        light = combine(read_parts(live, accts, read_plan(at, windows, None,
+                                                          ["fill_count__7d"])))
+        full = combine(read_parts(fresh, accts, read_plan(at, windows, None)))
+        rest = [j for j, k in enumerate(VALUE_NAMES)
+                if k not in ("top_notional", "instrument_breadth", "underlying_count",
+                             "notional_q50", "notional_q95")]
+        for w in ("7d", "all"):  # fill_count__7d reads neither map nor sketch anywhere
+            np.testing.assert_array_equal(light[w][:, rest], full[w][:, rest])
         for a, s_ in live.items():
             got = s_.window_values(at, windows, None)
             want = fresh[a].window_values(at, windows, None)

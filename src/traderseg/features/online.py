@@ -26,6 +26,7 @@ import math
 import operator
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from datetime import date, datetime
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -276,9 +277,13 @@ _MAXES = [i for i, m in enumerate(_SCALARS) if m.agg == "max"]
 _FORMULAS = compile_py({f.name: effective_formula(f) for f in CATALOG})
 _NP_FORMULAS = compile_np({f.name: effective_formula(f) for f in CATALOG})
 _NP_SOME: dict[tuple[str, ...], Callable[[Mapping[str, Any], int], dict[str, np.ndarray]]] = {}
-# features whose formula reads a sketch quantile
+# features whose formula reads a sketch quantile; those reading the keyed map's values
 _READS_QUANTILES = frozenset(f.name for f in CATALOG
                              if effective_formula(f).columns() & set(_Q_NAMES))
+_MAP_VALUES = frozenset({"top_notional", "instrument_breadth", "underlying_count"})
+_READS_MAP = frozenset(f.name for f in CATALOG if effective_formula(f).columns() & _MAP_VALUES)
+if not _MAP_VALUES <= set(_EXTRA_NAMES):  # the names _reads returns
+    raise AssertionError("map values missing from the read's values")
 
 
 # -- state -----------------------------------------------------------------------------
@@ -332,6 +337,15 @@ class DayTile:
         else:
             self.straddles += other.straddle_legs()
 
+    def merge_scalars_from(self, other: DayTile) -> None:
+        """Fold another day's scalar measures and straddle legs in, not its map or sketch.
+
+        The scalars and legs are those :meth:`merge_from` (``same_day=False``) gives, to the
+        last bit: a read that needs neither the map nor the sketch merges only these.
+        """
+        _merge_scalars(self.s, other.s)
+        self.straddles += other.straddle_legs()
+
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-able form."""
         return {
@@ -374,8 +388,15 @@ class _Older(NamedTuple):
     values: np.ndarray  # the tile's scalar measures as floats (NaN for a missing min or max)
 
 
+_NO_BUCKETS = np.empty(0, dtype=np.int64)
+_NO_TOP = -(1 << 62)  # below every day number: no merge kept
+
+
 def _older_summary(tile: DayTile, days: int, first: int | None, last: int | None,
-                   pnl_sq: float, n_tiles: int) -> _Older:
+                   pnl_sq: float, n_tiles: int, light: bool = False) -> _Older:
+    if light:  # the scalars alone (see ReadPlan.light)
+        return _Older(tile, days, first, last, pnl_sq, n_tiles, [], frozenset(), _NO_BUCKETS,
+                      _NO_BUCKETS, np.array(tile.s, dtype=np.float64))
     ranked = sorted(((e[1], k) for k, e in tile.maps.items() if e[0] > 0),
                     key=operator.itemgetter(0), reverse=True)
     items = sorted(tile.sketch.items())
@@ -396,10 +417,18 @@ class ReadPlan(NamedTuple):
     end: int  # day number just past the cutoff's day
     windows: tuple[tuple[str, int | None], ...]  # (window, first day; None for all)
     events: tuple[int, ...] | None  # event day numbers, ascending (None: none known)
+    # windows read without the keyed map and the sketch: their map values and quantiles
+    # are missing (NaN), so only the features that read neither are right there
+    light: frozenset[str] = frozenset()
 
 
-def read_plan(cutoff: datetime, windows: Sequence[str], event_days: set[int] | None) -> ReadPlan:
-    """Plan the reads of ``windows`` (and ``all``) at an aware ``cutoff``."""
+def read_plan(cutoff: datetime, windows: Sequence[str], event_days: set[int] | None,
+              columns: Iterable[str] | None = None) -> ReadPlan:
+    """Plan the reads of ``windows`` (and ``all``) at an aware ``cutoff``.
+
+    With ``columns``, the windows none of whose columns read the keyed map or the sketch
+    are read without them (:func:`light_windows`): cheaper, and right for those columns.
+    """
     from traderseg.features.compute import window_days
 
     wins = []
@@ -407,13 +436,15 @@ def read_plan(cutoff: datetime, windows: Sequence[str], event_days: set[int] | N
         start = window_start(cutoff, window_days(w))
         wins.append((w, None if start is None else day_number(start.date())))
     evs = None if event_days is None else tuple(sorted(event_days))
-    return ReadPlan(cutoff_micros(cutoff), cutoff_end_day(cutoff), tuple(wins), evs)
+    light = frozenset() if columns is None else light_windows(windows, columns)
+    return ReadPlan(cutoff_micros(cutoff), cutoff_end_day(cutoff), tuple(wins), evs, light)
 
 
 class AccountState:
     """Online feature state of one account (see the module docstring)."""
 
-    __slots__ = ("tiles", "base", "old_days", "last_us", "folded_through", "_cache")
+    __slots__ = ("tiles", "base", "old_days", "last_us", "folded_through", "_cache",
+                 "_cache_top")
 
     def __init__(self) -> None:
         self.tiles: dict[int, DayTile] = {}
@@ -422,7 +453,17 @@ class AccountState:
         self.folded_through = -1  # last compacted day (kept so update() need not scan old_days)
         self.last_us: int | None = None
         # merged tiles of the days before the newest, per window start (see _reads)
-        self._cache: dict[tuple[int | None, int], _Older] | None = None
+        self._cache: dict[tuple[int | None, int, bool], _Older] | None = None
+        self._cache_top = _NO_TOP  # the newest day a kept merge was made for
+
+    def _drop_cache(self) -> None:
+        self._cache = None
+        self._cache_top = _NO_TOP
+
+    def note_day(self, day: int) -> None:
+        """Forget the kept merges if a fill of ``day`` lands before their newest day."""
+        if day < self._cache_top:
+            self._drop_cache()
 
     # -- updating ------------------------------------------------------------------------
     def update(self, fill: Mapping[str, Any]) -> None:
@@ -439,8 +480,8 @@ class AccountState:
         tile = self.tiles.get(day)
         if tile is None:
             tile = self.tiles[day] = DayTile()
-        if self._cache is not None and any(day < k[1] for k in self._cache):
-            self._cache = None  # a fill before the newest day: the cached merges are stale
+        if day < self._cache_top:
+            self._drop_cache()  # a fill before the newest day: the cached merges are stale
         _update(tile.s, tile.maps, tile.sketch, tile.pairs, fill)
         if self.last_us is None or ts > self.last_us:
             self.last_us = ts
@@ -452,7 +493,7 @@ class AccountState:
 
     def merge(self, other: AccountState) -> AccountState:
         """Combine with the state of disjoint fills of the same account (in place)."""
-        self._cache = None
+        self._drop_cache()
         for day, t in other.tiles.items():
             mine = self.tiles.get(day)
             if mine is None:
@@ -472,7 +513,7 @@ class AccountState:
 
     def compact(self, before_day: int) -> None:
         """Fold the tiles of days before ``before_day`` into the lifetime tile."""
-        self._cache = None
+        self._drop_cache()
         old = [d for d in self.tiles if d < before_day]
         if not old:
             return
@@ -530,7 +571,7 @@ class AccountState:
             out[w] = v
         return out
 
-    def _older(self, lo: int | None, top: int) -> _Older:
+    def _older(self, lo: int | None, top: int, light: bool = False) -> _Older:
         """Merge the window's days before ``top`` (and the compacted days for ``all``).
 
         They change rarely: the merge is kept until a fill lands on one of them (see
@@ -539,8 +580,11 @@ class AccountState:
         window, the merge kept for the previous newest day takes in that day alone. The
         merge order (compacted days, then the days in ascending order) is the one a merge
         from nothing follows, so the result is the same to the last bit.
+
+        A ``light`` merge (:attr:`ReadPlan.light`) holds the scalar measures and straddle
+        legs alone, the same bits as a full merge's; the two are kept apart.
         """
-        key = (lo, top)
+        key = (lo, top, light)
         cache = self._cache
         if cache is not None:
             hit = cache.get(key)
@@ -549,39 +593,49 @@ class AccountState:
         tiles = self.tiles
         days = sorted(d for d in tiles if d != top and (lo is None or d >= lo))
         out = None
-        for (plo, ptop), prev in (cache or {}).items():
+        for (plo, ptop, plight), prev in (cache or {}).items():
             # the days merged before plus the previous newest day must be exactly ``days``.
             # No day before the previous newest has gained a fill since (that would have
             # emptied the cache), so ``days`` holds no day the earlier merge lacked but the
             # previous newest day when that is its last; then the count tells whether a
             # day has left the window.
-            if (ptop >= top or (plo is None) != (lo is None) or not days
+            if (ptop >= top or (plo is None) != (lo is None) or plight != light or not days
                     or len(days) != prev.n_tiles + 1 or days[-1] != ptop):
                 continue
-            # extend a copy: a merge, once made, never changes (reads may still hold it)
-            tile = prev.tile.copy()
+            # extend the merge in place and forget it: the newest day only moves on (a fill
+            # before it empties the cache), so no read asks for the merge up to ``ptop``
+            # again; what reads keep of a merge (its summary's arrays) is copied out
             newest = tiles[ptop]
-            tile.merge_from(newest, same_day=False)
+            assert cache is not None  # the loop ran over it
+            del cache[(plo, ptop, plight)]
+            tile = prev.tile
+            if light:
+                tile.merge_scalars_from(newest)
+            else:
+                tile.merge_from(newest, same_day=False)
             pnl = newest.s[_PNL]
             out = _older_summary(tile, prev.days + 1,
                                  ptop if prev.first is None else prev.first, ptop,
-                                 prev.pnl_sq + pnl * pnl, len(days))
+                                 prev.pnl_sq + pnl * pnl, len(days), light)
             break
         if out is None:
             tile = DayTile()
             rows: list[tuple[int, float]] = []
+            merge = tile.merge_scalars_from if light else partial(tile.merge_from, same_day=False)
             if lo is None and self.base is not None:
-                tile.merge_from(self.base, same_day=False)
+                merge(self.base)
                 rows = [(d, v[2]) for d, v in self.old_days.items()]
             for d in days:
-                tile.merge_from(tiles[d], same_day=False)
+                merge(tiles[d])
             rows += [(d, tiles[d].s[_PNL]) for d in days]
             out = _older_summary(tile, len(rows), min((r[0] for r in rows), default=None),
                                  max((r[0] for r in rows), default=None),
-                                 sum(r[1] * r[1] for r in rows), len(days))
+                                 sum(r[1] * r[1] for r in rows), len(days), light)
         if cache is None:
             cache = self._cache = {}
         cache[key] = out
+        if top > self._cache_top:
+            self._cache_top = top
         if len(cache) > 2:
             # keep the merges of the two newest days read (the older ones extend no more)
             tops = sorted({k[1] for k in cache})
@@ -600,6 +654,9 @@ class AccountState:
         older days' sketch (buckets and counts) with a copy of the newest day's, whose
         quantiles :func:`sketch_quantiles` reads. What only the newest day gives is copied
         once for every window.
+
+        A window of ``plan.light`` is read without the keyed map and the sketch: its map
+        values are None and its sketches empty.
 
         The scalar measures are combined by the caller: one account at a time
         (:meth:`window_values`) or many at once over arrays (:func:`combine`).
@@ -632,9 +689,11 @@ class AccountState:
         out: list[tuple[_Older, list[Any] | None, list[Any], SketchParts]] = []
         first: int | None
         last: int | None
-        for _, lo in plan.windows:
+        light_set = plan.light
+        for w, lo in plan.windows:
+            light = w in light_set
             inside = newest is not None and (lo is None or top >= lo)
-            older = self._older(lo, top if inside else -1)
+            older = self._older(lo, top if inside else -1, light)
             base = older.tile
             if inside:
                 days = older.days + 1
@@ -661,7 +720,9 @@ class AccountState:
             breadth = len(ranked)
             n_under = len(older.underlyings)
             top_notional = None
-            if inside and cur_maps:
+            if light:
+                pass  # not read: the map values are None
+            elif inside and cur_maps:
                 bm = base.maps
                 extra_under: set[Any] = set()
                 for k, add in cur_maps.items():
@@ -687,10 +748,11 @@ class AccountState:
                 top_notional = ranked[0][0]
             out.append((older, cur_s if inside else None, [
                 straddles, days, first, last, pnl_sq, ev_fills, ev_notional, top_notional,
-                breadth, n_under, float(plan.cutoff_us),
+                None if light else breadth, None if light else n_under, float(plan.cutoff_us),
                 None if first is None else float(plan.end - first),
                 0.0 if evs is None else 1.0, 0.0 if first is None else ev_days],
-                (older.sketch_buckets, older.sketch_counts, cur_sketch if inside else None)))
+                (older.sketch_buckets, older.sketch_counts,
+                 cur_sketch if inside and not light else None)))
         return out
 
     # -- snapshots -----------------------------------------------------------------------
@@ -740,20 +802,36 @@ def read_parts(states: Mapping[str, AccountState], accounts: Sequence[str], plan
     return out
 
 
+def _windows_reading(features: frozenset[str], windows: Sequence[str],
+                     columns: Iterable[str]) -> set[str]:
+    """Windows (of ``windows`` and ``all``) where one of ``columns`` is one of ``features``."""
+    wanted = set(columns)
+    return {w for w in {*windows, "all"}
+            if any(col in wanted and name in features
+                   for name, col in (*_columns(w, False),
+                                     *(_columns(w, True) if w == "all" else ())))}
+
+
 def quantile_windows(windows: Sequence[str], columns: Iterable[str] | None = None) -> set[str]:
     """Windows (of ``windows`` and ``all``) whose ``columns`` read a sketch quantile.
 
     Every window when ``columns`` is None. :func:`combine` computes the quantiles of these
     windows only.
     """
-    wins = {*windows, "all"}
     if columns is None:
-        return wins
-    wanted = set(columns)
-    return {w for w in wins
-            if any(col in wanted and name in _READS_QUANTILES
-                   for name, col in (*_columns(w, False),
-                                     *(_columns(w, True) if w == "all" else ())))}
+        return {*windows, "all"}
+    return _windows_reading(_READS_QUANTILES, windows, columns)
+
+
+def light_windows(windows: Sequence[str], columns: Iterable[str]) -> frozenset[str]:
+    """Windows (of ``windows`` and ``all``) whose ``columns`` read neither map nor sketch.
+
+    The keyed map gives the instruments in use and the largest notional. :func:`read_plan`
+    reads these windows without the map and the sketch.
+    """
+    cols = list(columns)
+    heavy = _windows_reading(_READS_QUANTILES | _READS_MAP, windows, cols)
+    return frozenset({*windows, "all"} - heavy)
 
 
 def combine(parts: Parts, quantiles: Iterable[str] | None = None) -> dict[str, np.ndarray]:

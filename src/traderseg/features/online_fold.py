@@ -377,8 +377,7 @@ def _fold_table(states: MutableMapping[str, AccountState], fills: pa.Table | pd.
                 tile.s = row
             else:
                 _merge_scalars(tile.s, row)
-            if st._cache is not None and any(d < k[1] for k in st._cache):
-                st._cache = None  # as update(): a fill before the newest day
+            st.note_day(d)  # as update(): a fill before the newest day drops kept merges
             tiles.append(tile)
             touched.add((acc, d))
         _fold_map(cols, ev, g, tiles)

@@ -414,7 +414,7 @@ class StreamConsumer:
             at = pd.Timestamp(at_us * 1000, tz="UTC")
             accts = sorted(self.open_fills)
             evs = self._event_days(at_us)
-            plan = read_plan(at.to_pydatetime(), self.engine.windows, evs)
+            plan = read_plan(at.to_pydatetime(), self.engine.windows, evs, self._columns)
             # the states' parts now; they are combined, and the formulas, the model and the
             # policy run, over arrays at the checkpoint, for every interval since the last
             read_parts(self.states, accts, plan, into=self.p_reads)
