@@ -19,6 +19,10 @@ class DataError(TradersegError, ValueError):
     """Input follows the contract but cannot be used (empty, degenerate, out of range)."""
 
 
+class StoreError(TradersegError):
+    """The store cannot take what a command writes (a table of another shape, a failed write)."""
+
+
 class ConfigError(TradersegError, ValueError):
     """A configuration or mapping file is invalid."""
 

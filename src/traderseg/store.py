@@ -123,6 +123,13 @@ def open_store(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyC
         raise DataError(f"{p}: cannot open the store ({str(exc).splitlines()[0]})") from None
 
 
+def store_name(con: duckdb.DuckDBPyConnection) -> str:
+    """Return the file of a connection's store, for messages (``:memory:`` for none)."""
+    row = con.execute("SELECT path FROM duckdb_databases() "
+                      "WHERE database_name = current_database()").fetchone()
+    return str(row[0]) if row and row[0] else ":memory:"
+
+
 def _check_is_duckdb(p: Path) -> None:
     try:
         with p.open("rb") as fh:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gc
 import io
 import json
-import threading
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -20,7 +22,7 @@ from helpers.stream import (
     engine_for,
     run_replay,
 )
-from traderseg.errors import DataError
+from traderseg.errors import DataError, StoreError
 from traderseg.features.compute import compute_features
 from traderseg.features.measures import SKETCH_RELATIVE_ERROR
 from traderseg.online import state as S
@@ -217,18 +219,16 @@ def _fill(fid: str, hour: int) -> dict:
 
 
 class _Batches(Source):
-    """Given batches of fills, one per read; ``reads`` is set at each read."""
+    """Given batches of fills, one per read; ``count`` counts the reads."""
 
     name = "batches"
 
     def __init__(self, batches):
         self.batches = list(batches)
-        self.reads = threading.Event()
         self.count = 0
 
     def read(self, max_messages, block_ms):
         self.count += 1
-        self.reads.set()
         if not self.batches:
             return None
         fills = self.batches.pop(0)
@@ -252,9 +252,12 @@ def test_a_commit_runs_while_the_next_fills_are_read_and_a_fill_in_it_is_seen(
     real = S.write_state
 
     def slow_write(*args, **kwargs):
-        if not writes:  # the first commit waits until the consumer has read again
-            src.reads.clear()
-            assert src.reads.wait(timeout=10), "the consumer waited for the commit"
+        if not writes:  # the first commit waits until the consumer has read again (the
+            # second read may come before this thread gets here: that counts as well)
+            deadline = time.monotonic() + 10
+            while src.count < 2:
+                assert time.monotonic() < deadline, "the consumer waited for the commit"
+                time.sleep(0.005)
         writes.append(1)
         return real(*args, **kwargs)
 
@@ -283,8 +286,12 @@ def test_a_failed_background_commit_stops_the_run_and_nothing_is_lost(
     consumer = _consumer(con, venue, _Batches([fills]))
     if where == "after":  # after the commit (acknowledgement, publication)
         consumer.publish = broken
-    with pytest.raises(OSError, match="disk gone"):
+    # a failed store is one line naming the store; a failure after it is what it was
+    expected = StoreError if where == "store" else OSError
+    with pytest.raises(expected, match="disk gone") as err:
         consumer.run()
+    if where == "store":
+        assert str(err.value).startswith(f"{db}: checkpoint not committed (disk gone)")
     stored = con.execute("SELECT count(*) FROM fills").fetchone()[0] - before
     assert stored == (0 if where == "store" else 3)
     monkeypatch.undo()
@@ -293,3 +300,36 @@ def test_a_failed_background_commit_stops_the_run_and_nothing_is_lost(
     assert con.execute("SELECT count(*) FROM fills").fetchone()[0] - before == 3
     assert st.accepted + st.duplicates == 3
     con.close()
+
+
+def test_a_store_that_refuses_a_checkpoint_stops_the_run_and_nothing_is_lost(venue, tmp_path):
+    """A real DuckDB failure inside the checkpoint's transaction (a state table gone)."""
+    db = venue.store(tmp_path)
+    con = connect(db)
+    before = con.execute("SELECT count(*) FROM fills").fetchone()[0]
+    fills = [_fill(f"m{i}", 10 + i) for i in range(3)]
+    consumer = _consumer(con, venue, _Batches([fills]))
+    con.execute("DROP TABLE online_tiles")  # after start: the commit's state rows fail
+    with pytest.raises(StoreError, match="checkpoint not committed .*online_tiles"):
+        consumer.run()
+    assert con.execute("SELECT count(*) FROM fills").fetchone()[0] == before
+    S.ensure_state_tables(con)
+    st = _consumer(con, venue, _Batches([fills])).run()
+    assert (st.accepted, st.duplicates) == (3, 0)
+    assert con.execute("SELECT count(*) FROM fills").fetchone()[0] - before == 3
+    con.close()
+
+
+def test_a_store_with_online_tables_of_another_shape_is_one_line_and_exit_2(venue, tmp_path):
+    db = venue.store(tmp_path)
+    con = connect(db)
+    con.execute("CREATE TABLE controls (account_id VARCHAR PRIMARY KEY, segment_id VARCHAR)")
+    con.close()
+    r = subprocess.run(
+        [sys.executable, "-m", "traderseg", "stream", "--source", f"replay:{venue.fills}",
+         "--db", str(db), "--model", str(venue.model), "--policy", str(venue.policy)],
+        capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr
+    assert lines[0].startswith(f"error: {db}: table controls lacks segment_name")

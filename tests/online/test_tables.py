@@ -6,12 +6,16 @@ import json
 
 import duckdb
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from traderseg.errors import StoreError
 from traderseg.online.tables import (
+    AUDIT_TABLE,
     CONTROLS_TABLE,
     audit_changes,
+    ensure_online_tables,
     read_audit,
     read_controls,
     write_decisions,
@@ -138,3 +142,33 @@ def test_audit_rows_equal_comparing_each_row_with_the_one_before(stored, rows):
     want = _one_by_one(old, new)
     assert [(r.account_id, r.control, r.old_value, r.new_value, r.rule, r.fill_id,
              r.effective_at) for r in got.itertuples()] == want
+
+
+@pytest.mark.parametrize(("columns", "message"), [
+    (["account_id VARCHAR", "segment_id VARCHAR"],
+     "table controls lacks segment_name, membership, lifecycle_stage, value_tier and 19 more"),
+    ([f"{c} VARCHAR" for c in reversed(CONTROLS_TABLE.names)], "in another order"),
+    ([f"{c} VARCHAR" for c in CONTROLS_TABLE.names] + ["note VARCHAR"], "has note besides"),
+])
+def test_online_tables_of_another_shape_are_refused_naming_the_store(tmp_path, columns,
+                                                                     message):
+    db = tmp_path / "s.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(f"CREATE TABLE controls ({', '.join(columns)})")
+    with pytest.raises(StoreError, match=message) as err:
+        ensure_online_tables(con)
+    assert str(err.value).startswith(f"{db}: table controls ")
+    con.close()
+
+
+def test_online_tables_of_the_right_shape_are_kept(tmp_path):
+    con = duckdb.connect(str(tmp_path / "s.duckdb"))
+    ensure_online_tables(con)
+    write_decisions(con, pd.DataFrame([row()]), actor="stream")
+    ensure_online_tables(con)  # again: nothing to create, nothing refused
+    assert len(read_controls(con)) == 1
+    # the audit log is checked as well
+    con.execute("ALTER TABLE control_audit DROP COLUMN actor")
+    with pytest.raises(StoreError, match=f"table {AUDIT_TABLE.name} lacks actor"):
+        ensure_online_tables(con)
+    con.close()

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from traderseg.errors import ConfigError
+from traderseg.errors import ConfigError, StoreError
 from traderseg.features.online import (
     AccountState,
     Parts,
@@ -58,6 +58,7 @@ from traderseg.online.messages import validate_messages, validate_raw
 from traderseg.online.sources import Batch, Source
 from traderseg.online.tables import ensure_online_tables, write_decisions
 from traderseg.schema import FILLS
+from traderseg.store import store_name
 
 logger = logging.getLogger(__name__)
 US_PER_S = 1_000_000
@@ -169,6 +170,7 @@ class StreamConsumer:
         self.publish = publish
         self.on_checkpoint = on_checkpoint
         self.label = source_label or source.name
+        self._store_label = store_name(con)
         ensure_online_tables(con)
         S.ensure_state_tables(con)
         loaded = S.load(con, self.label)
@@ -539,6 +541,12 @@ class StreamConsumer:
         try:
             try:
                 audit = self._store(con, job)
+            except (duckdb.Error, OSError) as exc:  # rolled back: nothing of it is stored
+                reason = " ".join(str(exc).split()) or type(exc).__name__
+                raise StoreError(
+                    f"{self._store_label}: checkpoint not committed ({reason}); nothing of "
+                    "it is stored and its messages stay unacknowledged, so a restart "
+                    "resumes from the last checkpoint") from exc
             finally:
                 con.close()
             self.stats.audit_rows += audit

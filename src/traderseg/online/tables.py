@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from traderseg.errors import StoreError
 from traderseg.policy.controls import CONTROL_NAMES, CONTROLS
 from traderseg.schema import TS, Column, Table
 
@@ -82,10 +83,46 @@ def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(row and row[0])
 
 
+def _few(verb: str, names: list[str], tail: str = "") -> str:
+    """``verb`` and up to four of ``names`` (empty when there are none)."""
+    if not names:
+        return ""
+    more = f" and {len(names) - 4} more" if len(names) > 4 else ""
+    return f"{verb} {', '.join(names[:4])}{more}{tail}"
+
+
 def ensure_online_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create ``controls`` and ``control_audit`` when missing."""
+    """Create ``controls`` and ``control_audit`` when missing; refuse them of another shape.
+
+    Raises
+    ------
+    StoreError
+        A table of that name exists with other columns (a store written by another
+        version, or a table made by hand): naming the store, the table and the difference.
+    """
     con.execute(CONTROLS_TABLE.duckdb_ddl(primary_key=True))
     con.execute(AUDIT_TABLE.duckdb_ddl())
+    found: dict[str, list[str]] = {}
+    for table, column in con.execute(
+            "SELECT table_name, column_name FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name = 'main' "
+            "AND table_name IN (?, ?) ORDER BY table_name, column_index",
+            [CONTROLS_TABLE.name, AUDIT_TABLE.name]).fetchall():
+        found.setdefault(table, []).append(column)
+    for t in ONLINE_TABLES:
+        have = found.get(t.name, [])
+        if have != t.names:
+            from traderseg.store import store_name
+
+            missing = [c for c in t.names if c not in have]
+            extra = [c for c in have if c not in t.names]
+            what = "has its columns in another order"
+            if missing or extra:
+                what = "; ".join(p for p in (_few("lacks", missing),
+                                            _few("has", extra, " besides")) if p)
+            raise StoreError(
+                f"{store_name(con)}: table {t.name} {what}"
+                f" (written by another version or by hand): move it aside or use another store")
 
 
 def control_text(name: str, value: Any) -> str | None:
