@@ -86,13 +86,16 @@ _OTHER_FORMATS = ((b"PAR1", "a Parquet file"), (b"SQLite format 3", "an SQLite d
 _LOCK_PID = re.compile(r"\(PID (\d+)\)")
 
 
-def open_store(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def open_store(path: str | Path, *, read_only: bool = False,
+               must_exist: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the store file at ``path`` with clear errors for the paths that cannot be one.
 
     Unlike :func:`connect`, which takes any DuckDB location, this is for a store named by a
     user: it refuses ``:memory:`` (the data would vanish when the program ends), a directory,
     a file that is not a DuckDB database (a Parquet or CSV file given as ``--db`` by
-    mistake), and reports a store opened for writing by another process.
+    mistake), and reports a store opened for writing by another process. ``must_exist``
+    refuses a missing file, as ``read_only`` does (a command that records into an existing
+    store must not create one at a mistyped path).
 
     Raises
     ------
@@ -106,7 +109,7 @@ def open_store(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyC
     p = Path(path)
     if p.is_dir():
         raise DataError(f"{p}: is a directory, not a store file")
-    if read_only and not p.exists():
+    if (read_only or must_exist) and not p.exists():
         raise DataError(f"{p}: no such store (run `traderseg ingest` first)")
     if p.exists() and p.stat().st_size > 0:
         _check_is_duckdb(p)
@@ -121,6 +124,27 @@ def open_store(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyC
         raise DataError(f"{p}: cannot open the store ({str(exc).splitlines()[0]})") from None
     except duckdb.Error as exc:
         raise DataError(f"{p}: cannot open the store ({str(exc).splitlines()[0]})") from None
+
+
+def read_parquet_file(path: str | Path, what: str) -> pd.DataFrame:
+    """Read a Parquet file given on the command line or to the API.
+
+    Raises
+    ------
+    DataError
+        Naming ``what`` (e.g. ``--assignments``) and the path: missing, a directory, or
+        not a readable Parquet file.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{what} {p}: is a directory, not a Parquet file")
+    if not p.exists():
+        raise DataError(f"{what} {p}: file not found")
+    try:
+        return pd.read_parquet(p)
+    except (OSError, ValueError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataError(f"{what} {p}: not a readable Parquet file ({reason})") from None
 
 
 def store_name(con: duckdb.DuckDBPyConnection) -> str:
@@ -201,10 +225,7 @@ def read_assignments(assignments: pd.DataFrame | str | Path) -> pd.DataFrame:
         A missing account_id/segment, or an account listed twice.
     """
     if not isinstance(assignments, pd.DataFrame):
-        path = Path(assignments)
-        if not path.exists():
-            raise DataError(f"assignments file {path} does not exist")
-        assignments = pd.read_parquet(path)
+        assignments = read_parquet_file(assignments, "assignments file")
     if "lifecycle" not in assignments.columns and "lifecycle_stage" in assignments.columns:
         # the segmentation overlays call it lifecycle_stage
         assignments = assignments.rename(columns={"lifecycle_stage": "lifecycle"})

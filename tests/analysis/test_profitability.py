@@ -161,8 +161,17 @@ def test_bad_assignments_name_the_row():
         read_assignments(good.assign(account_id=["a", "a"]))
     with pytest.raises(SchemaError, match="row 0.*integer"):
         read_assignments(good.assign(segment=["x", 1]))
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(DataError, match="assignments file /nonexistent/a.parquet: file not found"):
         read_assignments("/nonexistent/a.parquet")
+
+
+def test_assignments_that_are_not_parquet_are_one_line_errors(tmp_path):
+    text = tmp_path / "a.parquet"
+    text.write_text("segment\n1\n")
+    with pytest.raises(DataError, match=f"{text}: not a readable Parquet file"):
+        read_assignments(text)
+    with pytest.raises(DataError, match=f"{tmp_path}: is a directory"):
+        read_assignments(tmp_path)
 
 
 def test_cli_writes_every_breakdown_and_reports_errors(tmp_path, capsys, data):

@@ -73,6 +73,21 @@ def test_audience_campaign_measure_rank(venue, capsys, tmp_path):
     assert ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
 
 
+def test_an_audience_on_lifetime_value_without_stored_predictions(venue, capsys, tmp_path):
+    """Churn probabilities missing from the store come from the lifetime-value fit."""
+    root, db, model = venue
+    spec = tmp_path / "ltv.yaml"
+    spec.write_text(f"name: valuable\nas_of: {AS_OF}\nselect:\n  lifetime_value: {{min: 1}}\n"
+                    "  marketing_eligible: null\n")
+    out = tmp_path / "ltv.csv"
+    code, _, err = run_cli(["audience", "build", str(spec), "--db", str(db), "--model",
+                            str(model), "--out", str(out)], capsys)
+    assert code == 0, err
+    aud = pd.read_csv(out)
+    assert len(aud) and (aud["lifetime_value"] >= 1).all()
+    assert aud["churn_probability"].between(0, 1).all()
+
+
 def test_fairness_flags_the_proxy_rule_only(venue, capsys, tmp_path):
     _, db, model = venue
     flagged = {}

@@ -333,3 +333,26 @@ def test_a_store_with_online_tables_of_another_shape_is_one_line_and_exit_2(venu
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr
     assert lines[0].startswith(f"error: {db}: table controls lacks segment_name")
+
+
+def test_a_replay_whose_every_message_is_rejected_exits_2(venue, tmp_path, capsys):
+    from helpers.cli import run_cli
+
+    db = venue.store(tmp_path)
+    bad = tmp_path / "fills.csv"  # a misnamed quantity column: every row lacks `qty`
+    bad.write_text("fill_id,ts,account_id,instrument,underlying,kind,side,quantity,price,"
+                   "notional_usd,fee_usd\n" + "".join(
+                       f"f{i},2024-01-02T00:00:0{i}Z,acct-000001,BTC-PERP,BTC,perp,buy,1,"
+                       "40000,40000,2\n" for i in range(3)))
+    argv = ["stream", "--source", f"replay:{bad}", "--db", str(db), "--model",
+            str(venue.model), "--policy", str(venue.policy)]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 2 and "Traceback" not in out + err
+    assert f"replay:{bad}: every message was rejected (3)" in err
+    con = connect(db)
+    assert con.execute("SELECT count(*) FROM rejects").fetchone()[0] >= 3
+    con.close()
+    # an empty replay path is refused before anything (it is not the current folder)
+    argv[2] = "replay:"
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and "give the file or folder to replay" in err

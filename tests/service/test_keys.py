@@ -79,3 +79,19 @@ def test_numeric_controls_take_their_minimum_but_not_below(ctl):
 def test_products_come_back_canonical_whatever_the_order(kinds):
     text = check_control_value("allowed_products", ", ".join(kinds).upper())
     assert text == ",".join(k for k in ("spot", "perp", "future", "option") if k in kinds)
+
+
+def test_a_key_file_that_is_a_folder_or_lacks_fields_is_one_line(tmp_path):
+    from traderseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="is a directory, not a key file"):
+        KeyStore(tmp_path).create("risk", "alpha")
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"version": 1, "keys": [{"key_id": "k1"}]}))
+    with pytest.raises(ConfigError, match="key 'k1' lacks role, venue, created_at, salt, hash"):
+        KeyStore(path).create("risk", "alpha")
+    # a whole record is read as it was written
+    path.unlink()
+    store = KeyStore(path)
+    key, _ = store.create("risk", "alpha")
+    assert KeyStore(path).revoke(key.key_id).key_id == key.key_id

@@ -12,13 +12,13 @@ from rich.table import Table
 
 from traderseg.cli import analyze_app, app, console, err_console
 from traderseg.cli.format import add_rows, count, frame_table, number, share, table, usd
+from traderseg.cli.paths import check_out_path
 from traderseg.errors import ConfigError
 
 
 def _write(df: pd.DataFrame, out: Path | None, what: str) -> None:
     if out is None:
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
     df.to_parquet(out, index=False)
     console.print(f"wrote {len(df):,} rows of {what} to {out}")
 
@@ -72,6 +72,7 @@ def profitability_command(
     out: Path = typer.Option(None, "--out", help="Parquet file for every breakdown (long)."),
 ) -> None:
     """Venue revenue (net fees), trader PnL and revenue concentration per segment."""
+    check_out_path(out, "--out")
     from traderseg.analysis.profitability import profitability
 
     rep = profitability(db, assignments, start=start, end=end, freq=freq)
@@ -117,6 +118,7 @@ def drivers_command(
     out: Path = typer.Option(None, "--out", help="Parquet file for the coefficient table."),
 ) -> None:
     """OLS of revenue (or next-period volume) on behaviour and segment, HC3 errors."""
+    check_out_path(out, "--out")
     from traderseg.analysis.drivers import DEFAULT_DRIVERS, revenue_drivers
 
     feats = _split(features) or list(DEFAULT_DRIVERS)
@@ -144,6 +146,8 @@ def migration_command(
     flows_out: Path = typer.Option(None, "--flows-out", help="Parquet file of flow accounts."),
 ) -> None:
     """Transition matrices, stability and key flows between consecutive assignments."""
+    check_out_path(out, "--out")
+    check_out_path(flows_out, "--flows-out")
     from traderseg.analysis.migration import migration
 
     paths = [*(assignments or []), *(files or [])]
@@ -176,7 +180,7 @@ def churn_command(
     cutoffs: str = typer.Option(..., "--cutoffs", help="Comma-separated cutoffs; last = test."),
     horizon_days: float = typer.Option(30.0, "--horizon-days", help="Inactivity = churn."),
     activity_days: float = typer.Option(90.0, "--activity-days", help="Active look-back."),
-    threads: int = typer.Option(None, "--threads", help="Threads of the tree models."),
+    threads: int = typer.Option(None, "--threads", min=1, help="Threads of the tree models."),
     out: Path = typer.Option(None, "--out", help="Parquet file for the test predictions."),
     grace_days: float = typer.Option(
         0.0, "--grace-days",
@@ -185,6 +189,7 @@ def churn_command(
     ),
 ) -> None:
     """Backtest churn and next-period volume models against BG/NBD and recency."""
+    check_out_path(out, "--out")
     from traderseg.analysis.churn import churn_backtest
     from traderseg.analysis.churn.metrics import baseline_verdict
 

@@ -67,7 +67,7 @@ def campaign_register_command(
     members, prov = read_audience(audience)
     if "segment_id" not in members.columns:
         raise ConfigError(f"{audience}: no segment_id column (the holdout is stratified by it)")
-    con = open_store(db)
+    con = open_store(db, must_exist=True)
     try:
         c = register_campaign(con, campaign_id, members, treatment=treatment, start=start,
                               end=end, provenance=prov, holdout_share=holdout)

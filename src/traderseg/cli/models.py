@@ -110,7 +110,7 @@ def refit_command(
                                    help="First fit only: number of segments or 'auto'."),
     method: str = typer.Option(None, "--method", help="First fit only: kmeans, gmm or "
                                "hdbscan."),
-    seed: int = typer.Option(0, "--seed", help="First fit only: random seed."),
+    seed: int = typer.Option(0, "--seed", min=0, help="First fit only: random seed."),
 ) -> None:
     """Train a challenger on current data and promote it only when every gate passes.
 
@@ -188,7 +188,7 @@ def promote_command(
 
     reg = ModelRegistry(model)
     reg.version(version)
-    con = open_store(db) if db is not None else None
+    con = open_store(db, must_exist=True) if db is not None else None
     try:
         d = reg.promote(version, Decision(challenger=version, verdict="promoted",
                                           reason=reason, actor="admin"))

@@ -9,7 +9,8 @@ import typer
 
 from traderseg.cli import app, audit_app, console, err_console
 from traderseg.cli.format import frame_table
-from traderseg.errors import ConfigError
+from traderseg.cli.paths import check_out_path
+from traderseg.errors import ConfigError, DataError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
 _UNIT_S = {None: 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -78,6 +79,11 @@ def stream_command(
         f"{stats.decisions:,} decisions over {stats.ticks:,} intervals, "
         f"{stats.audit_rows:,} control changes; {stats.checkpoints:,} checkpoints in "
         f"{stats.seconds:.1f} s ({stats.fills_per_s:,.0f} fills/s)", soft_wrap=True)
+    if stats.rejected and not (stats.accepted or stats.duplicates):
+        # as `ingest` does: a source none of whose messages is a fill is most likely the
+        # wrong one (misnamed columns, another file)
+        raise DataError(f"{source}: every message was rejected ({stats.rejected:,}); the "
+                        "reasons are in the store's `rejects` table")
 
 
 @app.command("controls")
@@ -86,6 +92,7 @@ def controls_command(
     out: Path = typer.Option(None, "--out", help="Parquet (or .csv) file for every account."),
 ) -> None:
     """Export the current segment, risk profile and controls of every account."""
+    check_out_path(out, "--out")
     from traderseg.online.tables import read_controls
     from traderseg.store import open_store
 
@@ -113,9 +120,10 @@ def audit_command(
     account: str = typer.Option(None, "--account", help="Only this account."),
     since: str = typer.Option(None, "--since", help="Only changes effective from this time."),
     out: Path = typer.Option(None, "--out", help="Parquet (or .csv) file for the rows."),
-    limit: int = typer.Option(50, "--limit", help="Rows shown without --out."),
+    limit: int = typer.Option(50, "--limit", min=1, help="Rows shown without --out."),
 ) -> None:
     """Read the control audit log (every change: old -> new, rule, versions, trigger)."""
+    check_out_path(out, "--out")
     if ctx.invoked_subcommand is not None:
         return
     if db is None:

@@ -32,6 +32,25 @@ def check_out_file(path: Path, option: str, *, overwrite: bool = False) -> None:
         raise ConfigError(f"{option} {path}: file exists; pass --overwrite to replace it")
 
 
+def check_out_path(path: Path | None, option: str) -> None:
+    """Refuse an output file that is a directory or sits in a missing folder (None: none).
+
+    For the outputs a command replaces when they exist.
+
+    Raises
+    ------
+    ConfigError
+        Naming the option, the path and what is wrong.
+    """
+    if path is None:
+        return
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: is a directory; give a file name")
+    if not path.parent.is_dir():
+        what = "is not a folder" if path.parent.exists() else "does not exist"
+        raise ConfigError(f"{option} {path}: folder {path.parent} {what}")
+
+
 def check_out_dataset(path: Path, option: str, *, overwrite: bool = False) -> None:
     """Refuse an output dataset (a Parquet folder written by Spark) that exists or has no folder.
 

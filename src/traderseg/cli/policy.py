@@ -9,6 +9,7 @@ import typer
 from traderseg.cli import app, console, err_console
 from traderseg.cli.args import parse_as_of
 from traderseg.cli.format import add_rows, count, frame_table, table, usd
+from traderseg.cli.paths import check_out_path
 from traderseg.errors import ConfigError
 
 policy_app = typer.Typer(help="Risk-control policies: check, backtest a change, activate.",
@@ -61,6 +62,7 @@ def diff_command(
     out: Path = typer.Option(None, "--out", help="Parquet file for every changed control."),
 ) -> None:
     """Show which accounts a policy change would move, and the fees they generated."""
+    check_out_path(out, "--out")
     import pandas as pd
 
     from traderseg.policy import load_policy
@@ -113,7 +115,7 @@ def activate_command(
         from traderseg.segment.persist import read_metadata
 
         check_policy(policy, read_metadata(model))
-    con = open_store(db)
+    con = open_store(db, must_exist=True)
     try:
         changed = save_policy(con, policy, "cli")
     finally:
@@ -129,10 +131,11 @@ def liquidation_command(
     horizon_days: float = typer.Option(7.0, "--horizon-days",
                                        help="A liquidation within this many days."),
     activity_days: float = typer.Option(30.0, "--activity-days", help="Active look-back."),
-    threads: int = typer.Option(None, "--threads", help="Threads of the tree model."),
+    threads: int = typer.Option(None, "--threads", min=1, help="Threads of the tree model."),
     out: Path = typer.Option(None, "--out", help="Parquet file for the test predictions."),
 ) -> None:
     """Backtest the liquidation-risk model against a leverage-only rule."""
+    check_out_path(out, "--out")
     from traderseg.analysis.liquidation import liquidation_backtest
 
     with err_console.status("building the training set and backtesting"):
@@ -157,7 +160,7 @@ def predict_train_command(
     db: Path = typer.Option(..., "--db", help="DuckDB fills store."),
     as_of: str = typer.Option(..., "--as-of", help="Data time: no label reaches past it."),
     out: Path = typer.Option(..., "--out", help="Bundle directory to write."),
-    threads: int = typer.Option(None, "--threads", help="Threads of the tree models."),
+    threads: int = typer.Option(None, "--threads", min=1, help="Threads of the tree models."),
 ) -> None:
     """Train and save the churn and liquidation-risk predictors."""
     from traderseg.policy.predict import train_predictors

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from traderseg.cli import app, console
+from traderseg.cli.paths import check_out_path
 from traderseg.errors import DataError
 
 
@@ -34,6 +35,7 @@ def report_command(
     and risk, concentration, migration, market events, lifetime value and churn, drift and
     the bias audit.
     """
+    check_out_path(out, "--out")
     from traderseg.report import build_report
 
     if not db.exists():

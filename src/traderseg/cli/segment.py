@@ -16,7 +16,7 @@ from traderseg.cli import app, console
 from traderseg.cli.args import parse_as_of, parse_segments
 from traderseg.cli.format import add_rows, count, table
 from traderseg.cli.paths import check_out_dataset, check_out_file
-from traderseg.errors import ConfigError, SchemaError
+from traderseg.errors import ConfigError, DataError, SchemaError
 
 
 def _check_store(db: Path) -> None:
@@ -58,7 +58,7 @@ def fit_command(
     previous: Path = typer.Option(
         None, "--previous", help="Earlier model: matching segments keep their ids and names."
     ),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed."),
 ) -> None:
     """Fit named behavioural segments as of a cutoff and save the model."""
     from traderseg.segment.workflow import fit_segments
@@ -211,14 +211,23 @@ def evaluate_command(
 ) -> None:
     """Score assignments against true archetypes, beside RFM and raw k-means baselines."""
     from traderseg.segment.evaluate import evaluate_segments
+    from traderseg.store import read_parquet_file
 
-    a = pd.read_parquet(assignments).set_index("account_id")
-    t = pd.read_parquet(truth)
-    for col in ("account_id", "archetype"):
-        if col not in t.columns:
-            raise SchemaError(f"{truth}: missing column {col!r}")
+    a = read_parquet_file(assignments, "--assignments")
+    t = read_parquet_file(truth, "--truth")
+    for frame, option, path, cols in ((a, "--assignments", assignments, ("account_id", "segment")),
+                                      (t, "--truth", truth, ("account_id", "archetype"))):
+        for col in cols:
+            if col not in frame.columns:
+                raise SchemaError(f"{option} {path}: missing column {col!r}")
+    a = a.dropna(subset=["segment"]).set_index("account_id")
+    if a.empty:
+        raise DataError(f"--assignments {assignments}: no account with a segment")
     if features is not None:
-        feats = pd.read_parquet(features).set_index("account_id")
+        feats = read_parquet_file(features, "--features")
+        if "account_id" not in feats.columns:
+            raise SchemaError(f"--features {features}: missing column 'account_id'")
+        feats = feats.set_index("account_id")
     elif db is not None and "as_of" in a.columns:
         from traderseg.features.compute import compute_features
 

@@ -63,7 +63,8 @@ def simulate(
     out: Path = typer.Option(..., "--out", help="Output folder for the Parquet tables."),
     accounts: int = typer.Option(3_000, "--accounts", help="Number of accounts."),
     days: int = typer.Option(60, "--days", help="Length of the window in days."),
-    seed: int = typer.Option(0, "--seed", help="Seed; the same seed writes identical files."),
+    seed: int = typer.Option(0, "--seed", min=0,
+                             help="Seed; the same seed writes identical files."),
     start: str | None = typer.Option(
         None, "--start", help="First day, YYYY-MM-DD (default 2024-01-01, inside the real history)."
     ),
@@ -111,6 +112,8 @@ def simulate(
     --live, then writes the live part of the fills to --to; Ctrl-C or SIGTERM stops it
     cleanly, and the same command run again goes on after the last fill the target holds.
     """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file; give a folder for the tables")
     first = _parse_day(start, "--start") if start is not None else DEFAULT_START
     level = get_difficulty(difficulty)
     crash = None

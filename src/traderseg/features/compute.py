@@ -210,10 +210,11 @@ def _open(source: Any) -> tuple[duckdb.DuckDBPyConnection | None, Any, bool]:
         path = Path(source)
         if not path.exists():
             raise DataError(f"store {path} does not exist")
-        from traderseg.store import connect
+        from traderseg.store import open_store
 
-        # the store's connection applies the memory / thread settings and UTC days
-        return connect(path, read_only=True), None, True
+        # the store's connection applies the memory / thread settings and UTC days; a
+        # directory, another file format or a store in use is one line naming the path
+        return open_store(path, read_only=True), None, True
     if isinstance(source, duckdb.DuckDBPyConnection):
         source.execute("SET TimeZone='UTC'")
         return source, None, False

@@ -322,6 +322,8 @@ def read_audience(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p}: no such audience file")
+    if p.is_dir():
+        raise DataError(f"{p}: is a directory, not an audience file")
     try:
         members = pd.read_csv(p, dtype={"account_id": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

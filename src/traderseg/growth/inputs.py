@@ -169,7 +169,7 @@ def _add_lifetime_value(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame,
     ids = frame["account_id"].astype(str)
     frame["lifetime_value"] = ids.map(clv["clv"]).to_numpy(float)
     p_alive = ids.map(clv["p_alive"]).to_numpy(float)
-    churn = pd.to_numeric(frame["churn_probability"], errors="coerce").to_numpy(float)
+    churn = pd.to_numeric(frame["churn_probability"], errors="coerce").to_numpy(float, copy=True)
     fill = np.isnan(churn) & ~np.isnan(p_alive)
     if fill.any():
         churn[fill] = 1.0 - p_alive[fill]

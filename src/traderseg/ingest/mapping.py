@@ -139,6 +139,8 @@ def load_mapping(path: str | Path) -> Mapping:
         the message names the key.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"mapping file {path} is a directory")
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -121,6 +121,8 @@ def parse_source(text: str, *, speed: float = 0.0, group: str = "traderseg",
     if text.startswith("redis://") or text.startswith("rediss://"):
         return RedisSource(text, group=group, consumer=consumer, claim_idle_ms=claim_idle_ms)
     path = text[len("replay:"):] if text.startswith("replay:") else text
+    if not path.strip():
+        raise ConfigError(f"source {text!r}: give the file or folder to replay (replay:PATH)")
     if not text.startswith("replay:") and not Path(path).exists():
         raise ConfigError(f"source {text!r}: expected replay:PATH, redis://HOST:PORT/STREAM or -")
     return ReplaySource(Path(path), speed=speed)

@@ -39,6 +39,8 @@ SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _KEY = re.compile(rf"^{KEY_PREFIX}_([0-9a-f]{{12}})_([A-Za-z0-9_-]{{43}})$")
 _VENUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 FILE_VERSION = 1
+# what every key record holds (``revoked_at`` and ``scrypt`` may be absent)
+_RECORD_FIELDS = ("key_id", "role", "venue", "created_at", "salt", "hash")
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class KeyStore:
 
     # ------------------------------------------------------------------ file
     def _read(self) -> dict[str, dict[str, Any]]:
+        if self.path.is_dir():
+            raise ConfigError(f"{self.path}: is a directory, not a key file")
         if not self.path.exists():
             return {}
         try:
@@ -92,9 +96,14 @@ class KeyStore:
             if doc.get("version") != FILE_VERSION:
                 raise ConfigError(f"{self.path}: key file version {doc.get('version')!r}, "
                                   f"expected {FILE_VERSION}")
-            return {str(r["key_id"]): dict(r) for r in doc["keys"]}
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            records = {str(r["key_id"]): dict(r) for r in doc["keys"]}
+        except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
             raise ConfigError(f"{self.path}: not a traderseg key file ({exc})") from None
+        for key_id, r in records.items():
+            missing = [f for f in _RECORD_FIELDS if f not in r]
+            if missing:
+                raise ConfigError(f"{self.path}: key {key_id!r} lacks {', '.join(missing)}")
+        return records
 
     def _write(self, records: dict[str, dict[str, Any]]) -> None:
         doc = {"version": FILE_VERSION, "keys": sorted(records.values(),

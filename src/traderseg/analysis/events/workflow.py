@@ -20,7 +20,7 @@ from traderseg.analysis.events.activity import segment_activity
 from traderseg.analysis.events.detect import detect_events
 from traderseg.analysis.events.market import load_market
 from traderseg.analysis.events.study import event_study
-from traderseg.errors import ConfigError, DataError, SchemaError
+from traderseg.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -101,10 +101,9 @@ def study_segment_events(
     if events_from not in ("real", "store"):
         raise ConfigError(f"events_from must be 'real' or 'store', got {events_from!r}")
     if not isinstance(assignments, pd.DataFrame):
-        path = Path(assignments)
-        if not path.is_file():
-            raise SchemaError(f"assignments file {path} does not exist")
-        assignments = pd.read_parquet(path)
+        from traderseg.store import read_parquet_file
+
+        assignments = read_parquet_file(assignments, "assignments file")
     market = load_market(None if events_from == "real" else db, underlyings=[underlying])
     events = detect_events(market, kinds=list(kinds))
     activity = segment_activity(db, assignments, "1D", segment_col=segment_col)

@@ -1,0 +1,164 @@
+"""Paths and numbers given on the command line are checked first, each mistake one line:
+an output that is a directory or in a missing folder, input files that are not what they
+should be, a mistyped store path, negative seeds and thread counts."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+
+from helpers.cli import run_cli
+
+# each command with its required options (dummy values: the output is checked first)
+COMMANDS = [
+    ["analyze", "profitability", "--db", "s.duckdb", "--assignments", "a.parquet"],
+    ["analyze", "drivers", "--db", "s.duckdb", "--as-of", "2024-01-01", "--assignments",
+     "a.parquet"],
+    ["analyze", "migration", "a.parquet", "b.parquet"],
+    ["analyze", "events", "--real"],
+    ["churn", "--db", "s.duckdb", "--cutoffs", "2024-01-01"],
+    ["liquidation", "--db", "s.duckdb", "--cutoffs", "2024-01-01"],
+    ["controls", "--db", "s.duckdb"],
+    ["audit", "--db", "s.duckdb"],
+    ["policy", "diff", "old.yaml", "new.yaml", "--db", "s.duckdb"],
+    ["report", "--db", "s.duckdb", "--model", "m"],
+]
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: " ".join(a[:2]))
+def test_an_output_that_is_a_directory_is_refused_first(argv, tmp_path, capsys):
+    code, out, err = run_cli([*argv, "--out", str(tmp_path)], capsys)
+    assert code == 2
+    assert f"--out {tmp_path}: is a directory; give a file name" in err
+    assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: " ".join(a[:2]))
+def test_an_output_in_a_missing_folder_is_refused_first(argv, tmp_path, capsys):
+    target = tmp_path / "nope" / "x.parquet"
+    code, _, err = run_cli([*argv, "--out", str(target)], capsys)
+    assert code == 2
+    assert f"folder {tmp_path / 'nope'} does not exist" in err
+
+
+def test_the_flows_output_of_migration_is_checked_too(tmp_path, capsys):
+    code, _, err = run_cli(["analyze", "migration", "a.parquet", "b.parquet", "--flows-out",
+                            str(tmp_path)], capsys)
+    assert code == 2 and f"--flows-out {tmp_path}: is a directory" in err
+
+
+def test_an_output_under_a_file_is_refused(tmp_path, capsys):
+    f = tmp_path / "f.txt"
+    f.write_text("x")
+    code, _, err = run_cli(["controls", "--db", "s.duckdb", "--out", str(f / "x.parquet")],
+                           capsys)
+    assert code == 2 and f"folder {f} is not a folder" in err
+
+
+def test_an_audit_limit_below_one_is_a_usage_error(tmp_path, capsys):
+    code, _, err = run_cli(["audit", "--db", "s.duckdb", "--limit", "0"], capsys)
+    assert code == 2 and "--limit" in err
+
+
+def _evaluate(tmp_path, capsys, **files):
+    argv = ["evaluate"]
+    for opt, path in files.items():
+        argv += [f"--{opt}", str(path)]
+    code, out, err = run_cli(argv, capsys)
+    assert "Traceback" not in out + err
+    return code, err
+
+
+def test_evaluate_refuses_unreadable_or_incomplete_inputs(tmp_path, capsys):
+    good = tmp_path / "a.parquet"
+    pd.DataFrame({"account_id": ["a", "b"], "segment": [0, 1]}).to_parquet(good)
+    truth = tmp_path / "t.parquet"
+    pd.DataFrame({"account_id": ["a", "b"], "archetype": ["x", "y"]}).to_parquet(truth)
+    text = tmp_path / "text.parquet"
+    text.write_text("not parquet")
+    code, err = _evaluate(tmp_path, capsys, truth=tmp_path / "nope.parquet", assignments=good)
+    assert code == 2 and f"--truth {tmp_path / 'nope.parquet'}: file not found" in err
+    code, err = _evaluate(tmp_path, capsys, truth=truth, assignments=text)
+    assert code == 2 and f"--assignments {text}: not a readable Parquet file" in err
+    noseg = tmp_path / "noseg.parquet"
+    pd.DataFrame({"account_id": ["a"]}).to_parquet(noseg)
+    code, err = _evaluate(tmp_path, capsys, truth=truth, assignments=noseg)
+    assert code == 2 and "missing column 'segment'" in err
+    empty = tmp_path / "empty.parquet"
+    pd.DataFrame({"account_id": pd.Series([], dtype=str),
+                  "segment": pd.Series([], dtype="int64")}).to_parquet(empty)
+    code, err = _evaluate(tmp_path, capsys, truth=truth, assignments=empty)
+    assert code == 2 and "no account with a segment" in err
+    code, err = _evaluate(tmp_path, capsys, truth=truth, assignments=good, features=text)
+    assert code == 2 and f"--features {text}: not a readable Parquet file" in err
+    asof = tmp_path / "asof.parquet"
+    pd.DataFrame({"account_id": ["a"], "segment": [0],
+                  "as_of": [pd.Timestamp("2024-01-02", tz="UTC")]}).to_parquet(asof)
+    code, err = _evaluate(tmp_path, capsys, truth=truth, assignments=asof, db=text)
+    assert code == 2 and f"{text}: is not a DuckDB store file" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["promote", "v1", "--model", "REG", "--db", "DB"],
+    ["policy", "activate", "POLICY", "--db", "DB"],
+    ["campaign", "register", "--db", "DB", "--audience", "AUD", "--id", "c1", "--treatment",
+     "x", "--start", "2024-01-01", "--end", "2024-02-01"],
+], ids=["promote", "policy activate", "campaign register"])
+def test_commands_recording_into_a_store_never_create_one(argv, tmp_path, capsys):
+    from pathlib import Path
+
+    policy = Path(__file__).resolve().parents[1] / "examples" / "policy.yaml"
+    aud = tmp_path / "aud.csv"
+    aud.write_text("account_id,segment\na,1\n")
+    reg = tmp_path / "reg"
+    db = tmp_path / "mistyped.duckdb"
+    sub = {"DB": str(db), "POLICY": str(policy), "AUD": str(aud), "REG": str(reg)}
+    code, out, err = run_cli([sub.get(a, a) for a in argv], capsys)
+    assert code == 2 and "Traceback" not in out + err
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["fit", "--db", "s.duckdb", "--as-of", "2024-01-02", "--out", "m", "--seed", "-1"],
+    ["refit", "--db", "s.duckdb", "--model", "m", "--seed", "-1"],
+    ["simulate", "--out", "x", "--seed", "-1"],
+    ["churn", "--db", "s.duckdb", "--cutoffs", "2024-01-01", "--threads", "0"],
+    ["liquidation", "--db", "s.duckdb", "--cutoffs", "2024-01-01", "--threads", "-2"],
+    ["predict", "train", "--db", "s.duckdb", "--as-of", "2024-01-02", "--out", "p",
+     "--threads", "0"],
+], ids=lambda a: " ".join(a[:2]))
+def test_a_negative_seed_or_no_thread_is_a_usage_error(argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(argv, capsys)
+    assert code == 2 and "Traceback" not in out + err
+    assert ("--seed" in err) or ("--threads" in err)
+    assert not (tmp_path / "m").exists() and not (tmp_path / "x").exists()
+
+
+def test_a_store_without_tables_is_still_refused_cleanly(tmp_path, capsys):
+    db = tmp_path / "empty.duckdb"
+    duckdb.connect(str(db)).close()
+    code, out, err = run_cli(["evaluate", "--truth", str(db), "--assignments", str(db)], capsys)
+    assert code == 2 and "Traceback" not in out + err
+
+
+def test_inputs_that_are_folders_and_a_simulation_into_a_file(tmp_path, capsys):
+    f = tmp_path / "f.txt"
+    f.write_text("x")
+    code, out, err = run_cli(["simulate", "--out", str(f), "--accounts", "5", "--days", "2"],
+                             capsys)
+    assert code == 2 and f"--out {f}: is a file" in err and "Traceback" not in out + err
+    db = tmp_path / "s.duckdb"
+    duckdb.connect(str(db)).close()
+    code, out, err = run_cli(["campaign", "register", "--db", str(db), "--audience",
+                              str(tmp_path), "--id", "c1", "--treatment", "x", "--start",
+                              "2024-01-01", "--end", "2024-02-01"], capsys)
+    assert code == 2 and f"{tmp_path}: is a directory, not an audience file" in err
+    csv = tmp_path / "fills.csv"
+    csv.write_text("a,b\n1,2\n")
+    code, out, err = run_cli(["ingest", str(csv), "--db", str(tmp_path / "i.duckdb"),
+                              "--mapping", str(tmp_path)], capsys)
+    assert code == 2 and f"mapping file {tmp_path} is a directory" in err
+    code, out, err = run_cli(["keys", "list", "--keys", str(tmp_path)], capsys)
+    assert code == 2 and "is a directory, not a key file" in err
