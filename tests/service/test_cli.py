@@ -31,3 +31,36 @@ def test_bad_role_and_missing_store_are_one_line_errors(tmp_path, capsys):
     assert code == 2 and "not found" in err
     code, _, err = run_cli(["serve"], capsys)
     assert code == 2 and "--db" in err
+
+
+def test_a_bad_store_model_or_key_file_stops_serve_before_it_starts(tmp_path, capsys):
+    import duckdb
+
+    text = tmp_path / "text.duckdb"
+    text.write_text("not a store")
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    model = tmp_path / "model"
+    model.mkdir()
+    for argv, message in (
+        (["--db", str(text), "--model", str(model)], f"{text}: is not a DuckDB store file"),
+        (["--db", str(empty), "--model", str(tmp_path / "nope")],
+         f"model folder {tmp_path / 'nope'} not found"),
+    ):
+        code, out, err = run_cli(["serve", *argv, "--keys", str(tmp_path / "k.json"),
+                                  "--host", "999.1.1.1"], capsys)
+        assert code == 2 and message in err, err
+        assert "Traceback" not in out + err and len(err.strip().splitlines()) == 1
+
+
+def test_a_key_file_that_is_not_one_stops_serve_before_it_starts(venues, tmp_path, capsys):
+    import shutil
+
+    db = tmp_path / "alpha.duckdb"
+    shutil.copy(venues["root"] / "pristine" / "alpha.duckdb", db)
+    garbage = tmp_path / "keys.json"
+    garbage.write_text("{not json")
+    code, out, err = run_cli(["serve", "--db", str(db), "--model", str(venues["model"]),
+                              "--keys", str(garbage), "--host", "999.1.1.1"], capsys)
+    assert code == 2 and "Traceback" not in out + err, err
+    assert f"{garbage}: not a traderseg key file" in err

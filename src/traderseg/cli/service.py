@@ -40,6 +40,7 @@ def serve_command(
     import uvicorn
 
     from traderseg.service import ServiceSettings, VenueStore, create_app
+    from traderseg.service.state import open_state
 
     if venues is not None:
         if db is not None or model is not None:
@@ -57,8 +58,16 @@ def serve_command(
         if not s.db.is_file():
             raise DataError(f"venue {name}: store {s.db} not found")
     settings = ServiceSettings(venues=stores, keys_file=keys, secure_cookies=secure_cookies)
+    # the venues and the key file are opened and read before the server starts, so a bad
+    # store, model or key file is one line (exit 2), not a failed startup
+    state = open_state(settings)
+    try:
+        state.keys.keys()
+    except BaseException:
+        state.close()
+        raise
     console.print(f"serving {', '.join(stores)} on http://{host}:{port} (dashboard /ui/)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings, state), host=host, port=port, log_level="info")
 
 
 @keys_app.command("create")

@@ -45,7 +45,7 @@ def route_table(app: FastAPI) -> list[tuple[str, str, str, Any]]:
     return out
 
 
-def create_app(settings: ServiceSettings) -> FastAPI:
+def create_app(settings: ServiceSettings, state: ServiceState | None = None) -> FastAPI:
     """Build the service: the ``/v1`` API, the dashboard under ``/ui``, health and metrics.
 
     The lifespan opens every venue's store, loads its model and builds its account book;
@@ -55,6 +55,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     ----------
     settings : ServiceSettings
         Venues (store and model each), key file, cookie and upload settings.
+    state : ServiceState, optional
+        Venues opened already (:func:`open_state`; ``traderseg serve`` opens them before
+        the server starts, so a bad store or model is one line, not a failed startup); the
+        app closes them when it stops.
 
     Returns
     -------
@@ -65,12 +69,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = open_state(settings)
-        app.state.service = state
+        opened = state if state is not None else open_state(settings)
+        app.state.service = opened
         try:
             yield
         finally:
-            state.close()
+            opened.close()
 
     app = FastAPI(title="traderseg", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None,
