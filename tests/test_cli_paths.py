@@ -162,3 +162,12 @@ def test_inputs_that_are_folders_and_a_simulation_into_a_file(tmp_path, capsys):
     assert code == 2 and f"mapping file {tmp_path} is a directory" in err
     code, out, err = run_cli(["keys", "list", "--keys", str(tmp_path)], capsys)
     assert code == 2 and "is a directory, not a key file" in err
+
+
+def test_a_store_without_fills_says_so_in_one_line(tmp_path, capsys):
+    db = tmp_path / "empty.duckdb"
+    duckdb.connect(str(db)).close()
+    code, out, err = run_cli(["churn", "--db", str(db), "--cutoffs", "2024-01-01,2024-02-01"],
+                             capsys)
+    assert code == 2 and "Traceback" not in out + err
+    assert err.strip() == f"error: {db}: no 'fills' table; run `traderseg ingest` first"

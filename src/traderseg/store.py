@@ -308,7 +308,8 @@ def fill_bounds(con: duckdb.DuckDBPyConnection) -> tuple[pd.Timestamp, pd.Timest
     try:
         bounds = con.execute("SELECT epoch_us(MIN(ts)), epoch_us(MAX(ts)) FROM fills").fetchone()
     except duckdb.CatalogException as exc:
-        raise SchemaError(f"the store has no fills table: {exc}") from exc
+        raise SchemaError(f"{store_name(con)}: no 'fills' table; run `traderseg ingest` "
+                          "first") from exc
     if bounds is None or bounds[0] is None:
         raise DataError("the store has no fills")
     return (pd.Timestamp(bounds[0], unit="us", tz="UTC"),
