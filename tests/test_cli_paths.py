@@ -34,12 +34,18 @@ def test_an_output_that_is_a_directory_is_refused_first(argv, tmp_path, capsys):
     assert "Traceback" not in out + err
 
 
+# the reports and analyses make a missing folder when they write; the exports do not
+MAKE_FOLDERS = {"analyze", "churn", "report"}
+
+
 @pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: " ".join(a[:2]))
-def test_an_output_in_a_missing_folder_is_refused_first(argv, tmp_path, capsys):
+def test_an_output_in_a_missing_folder_is_refused_first_unless_made(argv, tmp_path, capsys):
     target = tmp_path / "nope" / "x.parquet"
     code, _, err = run_cli([*argv, "--out", str(target)], capsys)
-    assert code == 2
-    assert f"folder {tmp_path / 'nope'} does not exist" in err
+    refused = f"folder {tmp_path / 'nope'} does not exist" in err
+    assert refused == (argv[0] not in MAKE_FOLDERS), err
+    if refused:
+        assert code == 2
 
 
 def test_the_flows_output_of_migration_is_checked_too(tmp_path, capsys):
@@ -101,10 +107,9 @@ def test_evaluate_refuses_unreadable_or_incomplete_inputs(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv", [
     ["promote", "v1", "--model", "REG", "--db", "DB"],
-    ["policy", "activate", "POLICY", "--db", "DB"],
     ["campaign", "register", "--db", "DB", "--audience", "AUD", "--id", "c1", "--treatment",
      "x", "--start", "2024-01-01", "--end", "2024-02-01"],
-], ids=["promote", "policy activate", "campaign register"])
+], ids=["promote", "campaign register"])
 def test_commands_recording_into_a_store_never_create_one(argv, tmp_path, capsys):
     from pathlib import Path
 

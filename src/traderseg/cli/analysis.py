@@ -19,6 +19,7 @@ from traderseg.errors import ConfigError
 def _write(df: pd.DataFrame, out: Path | None, what: str) -> None:
     if out is None:
         return
+    out.parent.mkdir(parents=True, exist_ok=True)
     df.to_parquet(out, index=False)
     console.print(f"wrote {len(df):,} rows of {what} to {out}")
 
@@ -72,7 +73,7 @@ def profitability_command(
     out: Path = typer.Option(None, "--out", help="Parquet file for every breakdown (long)."),
 ) -> None:
     """Venue revenue (net fees), trader PnL and revenue concentration per segment."""
-    check_out_path(out, "--out")
+    check_out_path(out, "--out", makes_folder=True)
     from traderseg.analysis.profitability import profitability
 
     rep = profitability(db, assignments, start=start, end=end, freq=freq)
@@ -118,7 +119,7 @@ def drivers_command(
     out: Path = typer.Option(None, "--out", help="Parquet file for the coefficient table."),
 ) -> None:
     """OLS of revenue (or next-period volume) on behaviour and segment, HC3 errors."""
-    check_out_path(out, "--out")
+    check_out_path(out, "--out", makes_folder=True)
     from traderseg.analysis.drivers import DEFAULT_DRIVERS, revenue_drivers
 
     feats = _split(features) or list(DEFAULT_DRIVERS)
@@ -146,8 +147,8 @@ def migration_command(
     flows_out: Path = typer.Option(None, "--flows-out", help="Parquet file of flow accounts."),
 ) -> None:
     """Transition matrices, stability and key flows between consecutive assignments."""
-    check_out_path(out, "--out")
-    check_out_path(flows_out, "--flows-out")
+    check_out_path(out, "--out", makes_folder=True)
+    check_out_path(flows_out, "--flows-out", makes_folder=True)
     from traderseg.analysis.migration import migration
 
     paths = [*(assignments or []), *(files or [])]
@@ -189,7 +190,7 @@ def churn_command(
     ),
 ) -> None:
     """Backtest churn and next-period volume models against BG/NBD and recency."""
-    check_out_path(out, "--out")
+    check_out_path(out, "--out", makes_folder=True)
     from traderseg.analysis.churn import churn_backtest
     from traderseg.analysis.churn.metrics import baseline_verdict
 

@@ -60,7 +60,7 @@ def events_command(
     out: Path = typer.Option(None, "--out", help="Parquet file to write the events to."),
 ) -> None:
     """Detect crashes, rallies, implied-vol spikes and drawdowns in a market series."""
-    check_out_path(out, "--out")
+    check_out_path(out, "--out", makes_folder=True)
     from traderseg.analysis.events import detect_events
 
     market = _market(market_db, real, underlying)
@@ -71,6 +71,7 @@ def events_command(
     if not counts.empty:
         console.print(counts.to_string())
     if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
         events.to_parquet(out, index=False)
         console.print(f"wrote {len(events)} events to {out}")
 

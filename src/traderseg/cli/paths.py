@@ -32,10 +32,11 @@ def check_out_file(path: Path, option: str, *, overwrite: bool = False) -> None:
         raise ConfigError(f"{option} {path}: file exists; pass --overwrite to replace it")
 
 
-def check_out_path(path: Path | None, option: str) -> None:
+def check_out_path(path: Path | None, option: str, *, makes_folder: bool = False) -> None:
     """Refuse an output file that is a directory or sits in a missing folder (None: none).
 
-    For the outputs a command replaces when they exist.
+    For the outputs a command replaces when they exist. ``makes_folder``: the command
+    creates a missing folder when it writes, so only a folder that is a file is refused.
 
     Raises
     ------
@@ -46,9 +47,11 @@ def check_out_path(path: Path | None, option: str) -> None:
         return
     if path.is_dir():
         raise ConfigError(f"{option} {path}: is a directory; give a file name")
-    if not path.parent.is_dir():
-        what = "is not a folder" if path.parent.exists() else "does not exist"
-        raise ConfigError(f"{option} {path}: folder {path.parent} {what}")
+    up = next((p for p in path.parents if p.exists()), None)
+    if up is not None and not up.is_dir():
+        raise ConfigError(f"{option} {path}: folder {up} is not a folder")
+    if not makes_folder and not path.parent.exists():
+        raise ConfigError(f"{option} {path}: folder {path.parent} does not exist")
 
 
 def check_out_dataset(path: Path, option: str, *, overwrite: bool = False) -> None:

@@ -115,7 +115,7 @@ def activate_command(
         from traderseg.segment.persist import read_metadata
 
         check_policy(policy, read_metadata(model))
-    con = open_store(db, must_exist=True)
+    con = open_store(db)
     try:
         changed = save_policy(con, policy, "cli")
     finally:

@@ -35,7 +35,7 @@ def report_command(
     and risk, concentration, migration, market events, lifetime value and churn, drift and
     the bias audit.
     """
-    check_out_path(out, "--out")
+    check_out_path(out, "--out", makes_folder=True)
     from traderseg.report import build_report
 
     if not db.exists():
