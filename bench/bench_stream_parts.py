@@ -12,6 +12,12 @@
   at another checkout).
 - ``collector``: the 15-minute embedded replay with the collector's thresholds as the
   consumer sets them and as Python's defaults, alternating, medians of ``--runs``.
+- ``density``: the embedded replay with decisions every 15 minutes, every hour and every
+  day of data time, alternating, medians of ``--runs``: fills per second against decisions
+  per fill (the per-fill path alone shows at daily decisions).
+- ``profile``: one 15-minute replay under cProfile: the cumulative time of reading the
+  accounts' parts, combining them, the formulas and the decision engine per decision, and
+  of folding per fill (profiled times, inflated alike).
 
 No Redis server is needed.
 """
@@ -140,6 +146,45 @@ def collector(paths, out: Path, runs: int) -> None:
         for k, v in times.items()))
 
 
+def density(paths, out: Path, runs: int) -> None:
+    every = (900.0, 3600.0, 86400.0)
+    rates: dict[float, list[float]] = {e: [] for e in every}
+    decisions: dict[float, int] = {}
+    for _ in range(runs):
+        for e in every:
+            st, wall, _ = _replay(paths, out / "parts.duckdb", decide_every_s=e)
+            rates[e].append(st.accepted / wall)
+            decisions[e] = st.decisions
+            fills = st.accepted
+    for e in every:
+        print(f"replay, decisions every {e / 60:g} min: median {statistics.median(rates[e]):,.0f}"
+              f" fills/s ({', '.join(f'{x:,.0f}' for x in rates[e])}); {decisions[e]:,} "
+              f"decisions, {decisions[e] / fills:.3f} a fill")
+
+
+def profile(paths, out: Path) -> None:
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    st, wall, _ = _replay(paths, out / "parts.duckdb", decide_every_s=900.0)
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    cum: dict[str, float] = collections.Counter()
+    for (_, _, name), (_, _, _, ct, _) in stats.items():
+        cum[name] += ct
+    print(f"15-minute replay under cProfile: {wall:.2f} s, {st.accepted:,} fills, "
+          f"{st.decisions:,} decisions")
+    for name, per in (("read_parts", "decision"), ("combine", "decision"),
+                      ("values_frame", "decision"), ("decide_stacked", "decision"),
+                      ("fold_record_slice", "fill"), ("fold_table", "fill"),
+                      ("_new_fills", "fill"), ("validate_raw", "fill")):
+        n = st.decisions if per == "decision" else st.accepted
+        print(f"    {name:18s} {cum.get(name, 0.0):6.2f} s, "
+              f"{cum.get(name, 0.0) / max(n, 1) * 1e6:6.1f} us a {per}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--accounts", type=int, default=1000)
@@ -156,6 +201,10 @@ def main() -> None:
         checkpoint(paths, args.out)
     if "collector" in parts:
         collector(paths, args.out, args.runs)
+    if "density" in parts:
+        density(paths, args.out, args.runs)
+    if "profile" in parts:
+        profile(paths, args.out)
 
 
 if __name__ == "__main__":
