@@ -15,6 +15,8 @@
 - ``density``: the embedded replay with decisions every 15 minutes, every hour and every
   day of data time, alternating, medians of ``--runs``: fills per second against decisions
   per fill (the per-fill path alone shows at daily decisions).
+- ``engine``: the decision engine (model, overlays, policy) on 1, 30, 300 and 3,000
+  accounts' features at one cutoff, medians of 20 calls: its fixed cost a call.
 - ``profile``: one 15-minute replay under cProfile: the cumulative time of reading the
   accounts' parts, combining them, the formulas and the decision engine per decision, and
   of folding per fill (profiled times, inflated alike).
@@ -162,6 +164,37 @@ def density(paths, out: Path, runs: int) -> None:
               f"decisions, {decisions[e] / fills:.3f} a fill")
 
 
+def engine(paths) -> None:
+    import pandas as pd
+
+    from traderseg.features.compute import compute_features
+    from traderseg.online.decide import empty_assignments
+    from traderseg.online.run import build_engine
+    from traderseg.store import connect
+
+    work = paths["empty"].parent / "engine.duckdb"
+    shutil.copy(paths["empty"], work)
+    con = connect(work)
+    eng = build_engine(con, paths["model"], paths["policy"])
+    con.close()
+    at = pd.Timestamp("2024-01-12", tz="UTC")
+    feats = compute_features(paths["empty"].parent / "history.duckdb", at, eng.windows)
+    feats = feats[eng.feature_columns]
+    while len(feats) < 3000:
+        feats = pd.concat([feats, feats.set_axis([f"{a}+{len(feats)}" for a in feats.index])])
+    prev = empty_assignments()
+    for n in (1, 30, 300, 3000):
+        f = feats.iloc[:n]
+        ids = [dict.fromkeys(f.index, "x")]
+        times = []
+        for _ in range(22):
+            t = time.perf_counter()
+            eng.decide_stacked([at], f, [n], ids, prev)
+            times.append(time.perf_counter() - t)
+        print(f"decision engine, {n:,} accounts: {statistics.median(times[2:]) * 1000:.1f} ms "
+              "a call")
+
+
 def profile(paths, out: Path) -> None:
     import cProfile
     import pstats
@@ -203,6 +236,8 @@ def main() -> None:
         collector(paths, args.out, args.runs)
     if "density" in parts:
         density(paths, args.out, args.runs)
+    if "engine" in parts:
+        engine(paths)
     if "profile" in parts:
         profile(paths, args.out)
 
