@@ -172,3 +172,18 @@ def test_online_tables_of_the_right_shape_are_kept(tmp_path):
     with pytest.raises(StoreError, match=f"table {AUDIT_TABLE.name} lacks actor"):
         ensure_online_tables(con)
     con.close()
+
+
+def test_a_shape_message_names_four_columns_then_counts_the_rest(tmp_path):
+    """Four missing columns are all named; a fifth is counted ("and 1 more")."""
+    con = duckdb.connect(str(tmp_path / "s.duckdb"))
+    names = AUDIT_TABLE.names
+    con.execute(f"CREATE TABLE control_audit ({', '.join(f'{c} VARCHAR' for c in names[:-4])})")
+    with pytest.raises(StoreError) as four:
+        ensure_online_tables(con)
+    assert f"lacks {', '.join(names[-4:])} (" in str(four.value)
+    con.execute(f"ALTER TABLE control_audit DROP COLUMN {names[-5]}")
+    with pytest.raises(StoreError) as five:
+        ensure_online_tables(con)
+    assert f"lacks {', '.join(names[-5:-1])} and 1 more (" in str(five.value)
+    con.close()

@@ -27,20 +27,11 @@ from traderseg.cli.args import parse_as_of
 from traderseg.cli.format import add_rows, count, share, table, usd
 from traderseg.cli.paths import check_out_file
 from traderseg.errors import ConfigError, DataError, SchemaError
-from traderseg.store import open_store
+from traderseg.store import open_store, read_parquet_file
 
 _MODELS = ("bgnbd", "paretonbd")
 _LEGEND = ("expected value and CLV (discounted at {rate:.0%} a year) over the horizon, "
            "alive = mean P(alive)")
-
-
-def _read_assignments(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise ConfigError(f"--assignments {path}: file not found")
-    try:
-        return pd.read_parquet(path)
-    except (OSError, ValueError) as exc:
-        raise SchemaError(f"--assignments {path}: not a readable Parquet file ({exc})") from exc
 
 
 def _segment_table(segments: pd.DataFrame, title: str,
@@ -158,7 +149,8 @@ def clv_command(
         _print_fit(model, scored, len(scored.accounts), out)
         return
     assert db is not None
-    assigned = _read_assignments(assignments) if assignments is not None else None
+    assigned = (read_parquet_file(assignments, "--assignments") if assignments is not None
+                else None)
     con = open_store(db, read_only=True)
     try:
         with err_console.status("summarising active days and fitting the models"):

@@ -24,10 +24,7 @@ def check_out_file(path: Path, option: str, *, overwrite: bool = False) -> None:
     ConfigError
         Naming the option, the path and what is wrong.
     """
-    if path.is_dir():
-        raise ConfigError(f"{option} {path}: is a directory; give a file name")
-    if not path.parent.exists():
-        raise ConfigError(f"{option} {path}: folder {path.parent} does not exist")
+    check_out_path(path, option)
     if path.exists() and not overwrite:
         raise ConfigError(f"{option} {path}: file exists; pass --overwrite to replace it")
 

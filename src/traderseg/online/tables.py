@@ -91,6 +91,11 @@ def _few(verb: str, names: list[str], tail: str = "") -> str:
     return f"{verb} {', '.join(names[:4])}{more}{tail}"
 
 
+def _create_online_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(CONTROLS_TABLE.duckdb_ddl(primary_key=True))
+    con.execute(AUDIT_TABLE.duckdb_ddl())
+
+
 def ensure_online_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``controls`` and ``control_audit`` when missing; refuse them of another shape.
 
@@ -100,8 +105,7 @@ def ensure_online_tables(con: duckdb.DuckDBPyConnection) -> None:
         A table of that name exists with other columns (a store written by another
         version, or a table made by hand): naming the store, the table and the difference.
     """
-    con.execute(CONTROLS_TABLE.duckdb_ddl(primary_key=True))
-    con.execute(AUDIT_TABLE.duckdb_ddl())
+    _create_online_tables(con)
     found: dict[str, list[str]] = {}
     for table, column in con.execute(
             "SELECT table_name, column_name FROM duckdb_columns() "
@@ -250,14 +254,16 @@ def write_decisions(con: duckdb.DuckDBPyConnection, new: pd.DataFrame, *,
     ``new`` may hold several rows of one account in the order they apply (a stream's
     successive decisions): every change is audited and the last row stays current. Runs
     in the caller's transaction when one is open (the stream checkpoints its position in
-    the same one).
+    the same one). The tables are created when missing; their shape is checked once by
+    whoever opens the store for writing decisions (:func:`ensure_online_tables`: the stream
+    and the service at start), not at every write.
 
     Returns
     -------
     int
         Number of audit rows appended.
     """
-    ensure_online_tables(con)
+    _create_online_tables(con)
     if new.empty:
         return 0
     new = new[CONTROLS_TABLE.names].copy().reset_index(drop=True)
