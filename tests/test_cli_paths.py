@@ -176,3 +176,125 @@ def test_a_store_without_fills_says_so_in_one_line(tmp_path, capsys):
                              capsys)
     assert code == 2 and "Traceback" not in out + err
     assert err.strip() == f"error: {db}: no 'fills' table; run `traderseg ingest` first"
+
+
+# an output named for another format than the one the command writes
+@pytest.mark.parametrize("argv, wrong, right", [
+    (["features", "--db", "s.duckdb", "--as-of", "2024-01-01"], "f.csv", "f.parquet"),
+    (["churn", "--db", "s.duckdb", "--cutoffs", "2024-01-01"], "c.xlsx", "c.pq"),
+    (["report", "--db", "s.duckdb", "--model", "m"], "r.parquet", "r.html"),
+    (["controls", "--db", "s.duckdb"], "c.xlsx", "c.csv"),
+    (["review-queue", "--db", "s.duckdb", "--model", "m"], "q.parquet", "q.csv"),
+], ids=lambda a: a[0] if isinstance(a, list) else a)
+def test_an_output_named_for_another_format_is_refused_first(argv, wrong, right, tmp_path,
+                                                             capsys):
+    code, out, err = run_cli([*argv, "--out", str(tmp_path / wrong)], capsys)
+    assert code == 2 and "Traceback" not in out + err
+    assert f"--out {tmp_path / wrong}: the name is of a" in err
+    # the name the command writes passes this check (the dummy store then fails)
+    code, out, err = run_cli([*argv, "--out", str(tmp_path / right)], capsys)
+    assert code == 2 and "the name is of a" not in err
+
+
+def test_format_names_are_read_case_blind_and_a_name_without_suffix_passes(tmp_path):
+    from traderseg.cli.paths import CSV, CSV_OR_PARQUET, check_format, is_parquet_name
+    from traderseg.errors import ConfigError
+
+    assert is_parquet_name(tmp_path / "x.PQ") and is_parquet_name(tmp_path / "x.Parquet")
+    assert not is_parquet_name(tmp_path / "x.csv") and not is_parquet_name(tmp_path / "x")
+    check_format(tmp_path / "x", "--out")
+    check_format(tmp_path / "x.CSV", "--out", CSV_OR_PARQUET)
+    with pytest.raises(ConfigError, match=r"a Parquet file, but this writes CSV \(\.csv\)"):
+        check_format(tmp_path / "x.parquet", "--out", CSV)
+
+
+def test_drivers_refuse_a_horizon_that_is_not_positive(tmp_path, capsys):
+    base = ["analyze", "drivers", "--db", str(tmp_path / "s.duckdb"), "--as-of", "2024-01-01",
+            "--assignments", str(tmp_path / "a.parquet"), "--target", "next_volume"]
+    for bad in ("0", "-3", "nan"):
+        code, out, err = run_cli([*base, "--horizon-days", bad], capsys)
+        assert code == 2 and "horizon_days must be > 0" in err and "Traceback" not in out + err
+    # the smallest positive horizon passes the check (the missing files fail next)
+    code, _, err = run_cli([*base, "--horizon-days", "1e-9"], capsys)
+    assert code == 2 and "horizon_days" not in err
+
+
+def test_a_simulated_venue_must_end_by_now(tmp_path, capsys):
+    from datetime import UTC, datetime, timedelta
+
+    from traderseg.cli.simulate import _check_past
+    from traderseg.errors import ConfigError
+
+    code, out, err = run_cli(["simulate", "--out", str(tmp_path / "v"), "--start",
+                              "2099-01-01", "--days", "3"], capsys)
+    assert code == 2 and "the venue would end on 2099-01-04, after now" in err
+    assert not (tmp_path / "v").exists()
+    today = datetime.now(UTC).date()
+    _check_past(today - timedelta(days=3), 3)  # ends at today's midnight: not after now
+    with pytest.raises(ConfigError, match="after now"):
+        _check_past(today - timedelta(days=2), 3)  # ends at tomorrow's midnight
+
+
+@pytest.mark.parametrize("gate, ok", [
+    ("ari=-5", False), ("ari=-1", True), ("ari=1.0001", False), ("agreement=1", True),
+    ("agreement=-0.01", False), ("silhouette_drop=-2", True), ("silhouette_drop=2.5", False),
+    ("share_shift=inf", False),
+])
+def test_refit_gate_limits_must_lie_in_the_range_of_their_value(gate, ok, tmp_path, capsys):
+    from traderseg.cli.models import parse_gates
+    from traderseg.errors import ConfigError
+    from traderseg.segment.refit import gate_limits
+
+    if ok:
+        gate_limits(parse_gates([gate]))
+        return
+    with pytest.raises(ConfigError, match="the limit must be"):
+        gate_limits(parse_gates([gate]))
+    code, out, err = run_cli(["refit", "--db", str(tmp_path / "s.duckdb"), "--model",
+                              str(tmp_path / "reg"), "--gate", gate], capsys)
+    assert code == 2 and "the limit must be" in err and "Traceback" not in out + err
+    assert not (tmp_path / "reg").exists()
+
+
+def test_serve_refuses_a_venue_name_no_key_can_hold(tmp_path, capsys):
+    code, _, err = run_cli(["serve", "--db", str(tmp_path / "s.duckdb"), "--model", "m",
+                            "--venue", "two words"], capsys)
+    assert code == 2 and "venue 'two words': use letters, digits" in err
+
+
+def test_serve_refuses_an_address_it_cannot_listen_on_before_opening_anything(tmp_path,
+                                                                              capsys):
+    import socket
+
+    db = tmp_path / "s.duckdb"
+    db.write_bytes(b"")  # exists; never opened, the address is checked first
+    base = ["serve", "--db", str(db), "--model", str(tmp_path / "m"), "--keys",
+            str(tmp_path / "k.json")]
+    code, _, err = run_cli([*base, "--host", "no-such-host.invalid"], capsys)
+    assert code == 2 and "--host no-such-host.invalid: not an address of this machine" in err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, _, err = run_cli([*base, "--port", str(port)], capsys)
+    assert code == 2 and f"--port {port}: cannot listen there" in err
+
+
+def test_empty_assignments_are_refused_not_read_as_everyone_unassigned(tmp_path, capsys):
+    from helpers.store import simulated_store
+
+    db = simulated_store(tmp_path, accounts=20, days=5, seed=3)
+    empty = tmp_path / "empty.parquet"
+    pd.DataFrame({"account_id": pd.Series([], dtype=str), "segment": pd.Series([], dtype=int),
+                  "segment_name": pd.Series([], dtype=str)}).to_parquet(empty)
+    for argv, words in (
+            (["analyze", "profitability", "--db", str(db), "--assignments", str(empty)],
+             f"assignments file {empty}: no accounts"),
+            (["analyze", "drivers", "--db", str(db), "--as-of", "2024-01-04", "--assignments",
+              str(empty)], f"assignments file {empty}: no accounts"),
+            (["analyze", "migration", str(empty), str(empty), "--labels", "jan,feb"],
+             "period jan: no accounts"),
+            (["clv", "--db", str(db), "--as-of", "2024-01-04", "--assignments", str(empty),
+              "--out", str(tmp_path / "c.parquet")], f"--assignments {empty}: no accounts")):
+        code, out, err = run_cli(argv, capsys)
+        assert code == 2 and words in err and "Traceback" not in out + err, (argv, err)

@@ -202,7 +202,8 @@ def store_connection(
 
 
 
-def read_assignments(assignments: pd.DataFrame | str | Path) -> pd.DataFrame:
+def read_assignments(assignments: pd.DataFrame | str | Path, *,
+                     what: str | None = None) -> pd.DataFrame:
     """Read and check segment assignments.
 
     Parameters
@@ -211,6 +212,8 @@ def read_assignments(assignments: pd.DataFrame | str | Path) -> pd.DataFrame:
         A frame, or a Parquet file, with ``account_id``, ``segment`` (int id),
         ``segment_name`` and optionally ``lifecycle`` (or ``lifecycle_stage``),
         ``value_tier``, ``risk_score``.
+    what : str, optional
+        What the assignments are, for the messages (default: the file, or "assignments").
 
     Returns
     -------
@@ -222,8 +225,11 @@ def read_assignments(assignments: pd.DataFrame | str | Path) -> pd.DataFrame:
     SchemaError
         A required column is missing or ``segment`` is not an integer id.
     DataError
-        A missing account_id/segment, or an account listed twice.
+        No account, a missing account_id/segment, or an account listed twice.
     """
+    if what is None:
+        what = ("assignments" if isinstance(assignments, pd.DataFrame)
+                else f"assignments file {assignments}")
     if not isinstance(assignments, pd.DataFrame):
         assignments = read_parquet_file(assignments, "assignments file")
     if "lifecycle" not in assignments.columns and "lifecycle_stage" in assignments.columns:
@@ -233,6 +239,8 @@ def read_assignments(assignments: pd.DataFrame | str | Path) -> pd.DataFrame:
     if missing:
         raise SchemaError(f"assignments lack column(s) {missing}; present: "
                           f"{list(assignments.columns)}")
+    if assignments.empty:  # every account would count as unassigned, without a word
+        raise DataError(f"{what}: no accounts")
     keep = [*ASSIGNMENT_COLUMNS, *(c for c in _OPTIONAL_COLUMNS if c in assignments.columns)]
     out = assignments[keep].reset_index(drop=True).copy()
     for col in ("account_id", "segment"):

@@ -174,6 +174,21 @@ def test_classifier_contract():
         ChurnClassifier(n_threads=1).fit(X, np.zeros(300))
 
 
+@pytest.mark.parametrize("positives, cv, ok", [(2, 3, False), (3, 3, True), (4, 5, False),
+                                                (5, 5, True)])
+def test_calibration_needs_as_many_rows_of_each_class_as_folds(positives, cv, ok):
+    X = pd.DataFrame({"a": np.arange(40.0)})
+    y = np.zeros(40, dtype=int)
+    y[:positives] = 1
+    clf = ChurnClassifier(max_iter=5, n_threads=1, random_state=0, cv=cv)
+    if ok:
+        assert clf.fit(X, y) is clf
+    else:
+        with pytest.raises(DataError, match=f"the rarer class has {positives} row\\(s\\) of 40; "
+                           f"a calibration over {cv} folds needs at least {cv} of each class"):
+            clf.fit(X, y)
+
+
 def test_cli_backtest_writes_predictions_and_refuses_bad_order(tmp_path, capsys):
     fills, truth = churn_venue(n_accounts=250, seed=3)
     db = tmp_path / "s.duckdb"

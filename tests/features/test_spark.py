@@ -40,6 +40,11 @@ def _market_fixture():
                          "event": ["crash" if d.date() in EVENT_DAYS else None for d in days]})
 
 
+def test_the_session_draws_no_progress_bars(session):
+    # stage progress bars would print around a command's output and its one-line error
+    assert session.conf.get("spark.ui.showConsoleProgress") == "false"
+
+
 def test_spark_equals_duckdb_and_the_hand_values(session, tmp_path):
     fills = FILLS.copy()
     fills["is_liquidation"] = fills["is_liquidation"].astype("boolean")

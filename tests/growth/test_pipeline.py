@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -103,6 +104,41 @@ def test_fairness_flags_the_proxy_rule_only(venue, capsys, tmp_path):
     assert not {f for f in flagged["clean"] if f[0] == "region"}
     assert ("region", "max_leverage_restricted") in flagged["biased"]
     assert ("region", "review_flag_restricted") in flagged["biased"]
+
+
+def test_fairness_says_what_it_could_not_audit(venue, capsys, tmp_path):
+    _, db, model = venue
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables")
+                  .fetchall()}
+    finally:
+        con.close()
+    assert "controls" not in tables  # no controls and no --policy: nothing to audit on them
+    code, text, err = run_cli(["audit", "fairness", "--db", str(db), "--model", str(model),
+                               "--out", str(tmp_path / "f.parquet")], capsys)
+    assert code == 0, err
+    assert "controls not audited: the store holds no controls and no --policy was given" in text
+    code, text, err = run_cli(["audit", "fairness", "--db", str(db), "--model", str(model),
+                               "--policy", str(DATA / "clean_policy.yaml"), "--out",
+                               str(tmp_path / "g.parquet")], capsys)
+    assert code == 0, err
+    assert "controls not audited" not in text
+
+
+def test_unaudited_lines_by_hand():
+    from traderseg.cli.compliance import _unaudited
+
+    shown = pd.DataFrame({"kind": ["control", "control", "targeting", "targeting"],
+                          "outcome": ["a_restricted", "a_restricted", "churn_targeted",
+                                      "value_targeted"],
+                          "groups": [0, 0, 0, 1]})
+    assert _unaudited(shown, "none") == [
+        "controls not audited: the store holds no controls and no --policy was given",
+        "not audited, no account with a known value: churn_targeted"]
+    assert _unaudited(shown, "2024.1") == [
+        "not audited, no account with a known value: a_restricted, churn_targeted"]
+    assert _unaudited(shown.assign(groups=1), "none") == []
 
 
 def test_review_queue_export(venue, capsys, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
@@ -95,6 +96,27 @@ def test_out_directory_or_existing_file(venue, tmp_path, capsys):
            "is a file; a model is saved as a directory")
 
 
+def test_fit_replaces_a_saved_model_only_with_overwrite(venue, tmp_path, capsys):
+    _, db, model = venue
+    dst = _copy_model(model, tmp_path)
+    before = (dst / MODEL_FILE).read_bytes()
+    argv = ["fit", "--db", str(db), "--as-of", AS_OF, "--out", str(dst), "--segments", "4"]
+    _fails(argv, capsys, "holds a saved model; pass --overwrite")
+    assert (dst / MODEL_FILE).read_bytes() == before
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("keep")
+    _fails([*argv[:-3], str(other)], capsys, "the folder holds other files")
+    assert sorted(p.name for p in other.iterdir()) == ["todo.txt"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out, err = run_cli([*argv[:-3], str(empty), "--segments", "4"], capsys)
+    assert code == 0, err
+    code, out, err = run_cli([*argv, "--overwrite"], capsys)
+    assert code == 0, err
+    assert json.loads((dst / METADATA_FILE).read_text())["n_segments"] == 4
+
+
 def _copy_model(model, tmp_path):
     dst = tmp_path / "m"
     dst.mkdir()
@@ -130,6 +152,7 @@ def test_bad_zip_with_a_matching_hash(venue, tmp_path, capsys):
 
 @pytest.mark.parametrize("key, value, words", [
     ("as_of", 5, "'as_of' must be a str"),
+    ("as_of", "garbage", "'as_of' must be a date or time such as 2024-03-01, not 'garbage'"),
     ("segments", "all of them", "'segments' must be a list"),
     ("windows", [30], "'windows' must list strings"),
     ("segments", [{"id": "one", "name": "x"}], "segments[0].id must be a whole number"),
@@ -141,6 +164,40 @@ def test_wrong_metadata_types(venue, tmp_path, capsys, key, value, words):
     meta[key] = value
     (dst / METADATA_FILE).write_text(json.dumps(meta))
     _fails(["segments", "--model", str(dst)], capsys, words)
+
+
+def test_a_model_saved_without_a_cutoff_needs_as_of(venue, tmp_path, capsys):
+    _, db, model = venue
+    dst = _copy_model(model, tmp_path)
+    meta = json.loads((dst / METADATA_FILE).read_text())
+    meta["as_of"] = None  # what save_model(as_of=None) writes
+    (dst / METADATA_FILE).write_text(json.dumps(meta))
+    out = tmp_path / "a.parquet"
+    _fails(["assign", "--db", str(db), "--model", str(dst), "--out", str(out)], capsys,
+           "the model records no training cutoff (as_of); give the cutoff (--as-of)")
+    code, _, err = run_cli(["assign", "--db", str(db), "--model", str(dst), "--out", str(out),
+                            "--as-of", AS_OF], capsys)
+    assert code == 0, err
+
+
+def test_policy_check_refuses_a_model_the_other_commands_could_not_load(venue, tmp_path,
+                                                                        capsys):
+    _, _, model = venue
+    policy = str(Path(__file__).parents[2] / "examples" / "policy.yaml")
+    dst = _copy_model(model, tmp_path)
+    blob = bytearray((dst / MODEL_FILE).read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (dst / MODEL_FILE).write_bytes(bytes(blob))
+    for argv in (["policy", "check", policy, "--model", str(dst)],
+                 ["policy", "activate", policy, "--db", str(tmp_path / "s.duckdb"), "--model",
+                  str(dst)],
+                 ["policy", "diff", policy, policy, "--db", str(tmp_path / "s.duckdb"),
+                  "--model", str(dst)]):
+        _fails(argv, capsys, str(dst / MODEL_FILE), "does not match the hash")
+    (dst / MODEL_FILE).unlink()
+    _fails(["policy", "check", policy, "--model", str(dst)], capsys,
+           f"{dst / MODEL_FILE} not found")
+    assert not (tmp_path / "s.duckdb").exists()
 
 
 def test_model_columns_missing_from_the_features(venue, tmp_path, capsys):

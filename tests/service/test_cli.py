@@ -4,6 +4,7 @@ import json
 import re
 
 from helpers.cli import run_cli
+from helpers.redis_server import free_port
 from traderseg.service.keys import KeyStore
 
 
@@ -33,8 +34,15 @@ def test_bad_role_and_missing_store_are_one_line_errors(tmp_path, capsys):
     assert code == 2 and "--db" in err
 
 
-def test_a_bad_store_model_or_key_file_stops_serve_before_it_starts(tmp_path, capsys):
+def test_a_bad_store_model_or_key_file_stops_serve_before_it_starts(tmp_path, capsys,
+                                                                    monkeypatch):
     import duckdb
+    import uvicorn
+
+    def started(*args, **kwargs):
+        raise AssertionError("the server started")
+
+    monkeypatch.setattr(uvicorn, "run", started)  # a regression fails here, never hangs
 
     text = tmp_path / "text.duckdb"
     text.write_text("not a store")
@@ -48,19 +56,27 @@ def test_a_bad_store_model_or_key_file_stops_serve_before_it_starts(tmp_path, ca
          f"model folder {tmp_path / 'nope'} not found"),
     ):
         code, out, err = run_cli(["serve", *argv, "--keys", str(tmp_path / "k.json"),
-                                  "--host", "999.1.1.1"], capsys)
+                                  "--port", str(free_port())], capsys)
         assert code == 2 and message in err, err
         assert "Traceback" not in out + err and len(err.strip().splitlines()) == 1
 
 
-def test_a_key_file_that_is_not_one_stops_serve_before_it_starts(venues, tmp_path, capsys):
+def test_a_key_file_that_is_not_one_stops_serve_before_it_starts(venues, tmp_path, capsys,
+                                                                  monkeypatch):
     import shutil
+
+    import uvicorn
+
+    def started(*args, **kwargs):
+        raise AssertionError("the server started")
+
+    monkeypatch.setattr(uvicorn, "run", started)
 
     db = tmp_path / "alpha.duckdb"
     shutil.copy(venues["root"] / "pristine" / "alpha.duckdb", db)
     garbage = tmp_path / "keys.json"
     garbage.write_text("{not json")
     code, out, err = run_cli(["serve", "--db", str(db), "--model", str(venues["model"]),
-                              "--keys", str(garbage), "--host", "999.1.1.1"], capsys)
+                              "--keys", str(garbage), "--port", str(free_port())], capsys)
     assert code == 2 and "Traceback" not in out + err, err
     assert f"{garbage}: not a traderseg key file" in err

@@ -324,7 +324,8 @@ def revenue_drivers(
     Raises
     ------
     SchemaError
-        Unknown target, window or feature, or a feature that defines the target.
+        Unknown target, window or feature, a feature that defines the target, or a horizon
+        that is not > 0.
     DataError
         Cutoff outside the data, or too few accounts.
     """
@@ -332,6 +333,8 @@ def revenue_drivers(
         raise SchemaError(f"target must be 'revenue' or 'next_volume', not {target!r}")
     if window == "all" or parse_window(window) is None:
         raise SchemaError(f"window must be a finite window such as '30d', not {window!r}")
+    if not horizon_days > 0:  # NaN too
+        raise SchemaError(f"horizon_days must be > 0, not {horizon_days:g}")
     unknown = []
     for f in features:
         try:

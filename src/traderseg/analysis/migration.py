@@ -200,10 +200,7 @@ def migration(
     _check_order(labels)
     frames = []
     for label, a in periods:
-        f = read_assignments(a)
-        if f.empty:
-            raise DataError(f"period {label}: the assignments have no accounts")
-        frames.append(f)
+        frames.append(read_assignments(a, what=f"period {label}"))
     if risk_threshold < 0 or not np.isfinite(risk_threshold):
         raise SchemaError(f"risk_threshold must be a finite value >= 0, not {risk_threshold}")
     names = _labels(frames)

@@ -151,6 +151,8 @@ def clv_command(
     assert db is not None
     assigned = (read_parquet_file(assignments, "--assignments") if assignments is not None
                 else None)
+    if assigned is not None and assigned.empty:
+        raise DataError(f"--assignments {assignments}: no accounts")
     con = open_store(db, read_only=True)
     try:
         with err_console.status("summarising active days and fitting the models"):

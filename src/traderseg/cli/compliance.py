@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from traderseg.cli import app, audit_app, console
 from traderseg.cli.args import parse_as_of
 from traderseg.cli.format import add_rows, count, number, share, table
-from traderseg.cli.paths import check_out_file
+from traderseg.cli.paths import CSV, check_out_file
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @audit_app.command("fairness")
@@ -51,12 +55,31 @@ def fairness_command(
                   number(r["conditional_p_holm"], 3), "FLAG" if r["flagged"] else "")
                  for r in shown.to_dict("records")])
     console.print(t)
+    for line in _unaudited(shown, inputs.policy_version):
+        console.print(line, soft_wrap=True)
     seg = d[(d["kind"] == "segment") & d["disparity_flag"]]
     console.print(f"{len(seg)} (attribute, segment) pairs fail the four-fifths rule on "
                   "membership (segments are behaviour: no conditional test)")
     d.to_parquet(out, index=False)
     audit.rates.to_parquet(rates_out, index=False)
     console.print(f"{int(d['flagged'].sum())} flagged; wrote {out} and {rates_out}")
+
+
+def _unaudited(shown: pd.DataFrame, policy_version: str) -> list[str]:
+    """Say which outcomes could not be audited (no account with a known value), and why."""
+    from traderseg.growth.inputs import NO_POLICY
+
+    empty = shown[shown["groups"] == 0]
+    lines = []
+    controls = empty["kind"] == "control"
+    if controls.any() and policy_version == NO_POLICY:
+        lines.append("controls not audited: the store holds no controls and no --policy was "
+                     "given")
+        empty = empty[~controls]
+    names = list(dict.fromkeys(empty["outcome"].astype(str)))
+    if names:
+        lines.append(f"not audited, no account with a known value: {', '.join(names)}")
+    return lines
 
 
 def rates_path(out: Path) -> Path:
@@ -80,7 +103,7 @@ def review_queue_command(
     from traderseg.policy import load_policy
     from traderseg.store import open_store
 
-    check_out_file(out, "--out", overwrite=overwrite)
+    check_out_file(out, "--out", overwrite=overwrite, writes=CSV)
     pol = load_policy(policy) if policy is not None else None
     con = open_store(db, read_only=True)
     try:

@@ -9,7 +9,7 @@ import typer
 
 from traderseg.cli import app, console
 from traderseg.cli.format import add_rows, compact, count, share, table
-from traderseg.cli.paths import check_out_file
+from traderseg.cli.paths import CSV, CSV_OR_PARQUET, check_out_file, is_parquet_name
 from traderseg.errors import ConfigError
 
 audience_app = typer.Typer(help="Campaign audiences from a YAML selection.",
@@ -31,7 +31,7 @@ def audience_build_command(
     """Select the accounts a spec describes; record cutoff, model and policy versions."""
     from traderseg.growth.audience import build_audience, load_audience_spec, write_audience
 
-    check_out_file(out, "--out", overwrite=overwrite)
+    check_out_file(out, "--out", overwrite=overwrite, writes=CSV)
     parsed = load_audience_spec(spec)
     with console.status("assigning accounts and selecting"):
         audience = build_audience(db, model, spec)
@@ -119,7 +119,7 @@ def campaign_measure_command(
     if by not in ("segment", "archetype"):
         raise ConfigError(f"--by {by!r}: use segment or archetype")
     if out is not None:
-        check_out_file(out, "--out", overwrite=overwrite)
+        check_out_file(out, "--out", overwrite=overwrite, writes=CSV_OR_PARQUET)
     con = open_store(db, read_only=True)
     try:
         groups = None
@@ -161,7 +161,7 @@ def campaign_rank_command(
     from traderseg.growth.ranking import rank_campaign
     from traderseg.store import open_store
 
-    check_out_file(out, "--out", overwrite=overwrite)
+    check_out_file(out, "--out", overwrite=overwrite, writes=CSV_OR_PARQUET)
     con = open_store(db, read_only=True)
     try:
         with console.status("fitting the uplift models"):
@@ -177,7 +177,7 @@ def campaign_rank_command(
 
 
 def _write_frame(df: pd.DataFrame, out: Path) -> None:
-    if out.suffix.lower() == ".parquet":
+    if is_parquet_name(out):
         df.to_parquet(out, index=False)
     else:
         df.to_csv(out, index=False, lineterminator="\n")

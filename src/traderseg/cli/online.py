@@ -9,7 +9,7 @@ import typer
 
 from traderseg.cli import app, audit_app, console, err_console
 from traderseg.cli.format import frame_table
-from traderseg.cli.paths import check_out_path
+from traderseg.cli.paths import CSV_OR_PARQUET, check_out_path
 from traderseg.errors import ConfigError, DataError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
@@ -92,7 +92,7 @@ def controls_command(
     out: Path = typer.Option(None, "--out", help="Parquet (or .csv) file for every account."),
 ) -> None:
     """Export the current segment, risk profile and controls of every account."""
-    check_out_path(out, "--out")
+    check_out_path(out, "--out", writes=CSV_OR_PARQUET)
     from traderseg.online.tables import read_controls
     from traderseg.store import open_store
 
@@ -123,7 +123,7 @@ def audit_command(
     limit: int = typer.Option(50, "--limit", min=1, help="Rows shown without --out."),
 ) -> None:
     """Read the control audit log (every change: old -> new, rule, versions, trigger)."""
-    check_out_path(out, "--out")
+    check_out_path(out, "--out", writes=CSV_OR_PARQUET)
     if ctx.invoked_subcommand is not None:
         return
     if db is None:

@@ -41,9 +41,9 @@ def check_command(
     policy = load_policy(file)
     against = ""
     if model is not None:
-        from traderseg.segment.persist import model_version, read_metadata
+        from traderseg.segment.persist import model_version, read_checked_metadata
 
-        meta = read_metadata(model)
+        meta = read_checked_metadata(model)
         check_policy(policy, meta)
         against = f" against model {model_version(meta)}"
     console.print(f"{file}: policy {policy.version} is valid{against} "
@@ -73,6 +73,10 @@ def diff_command(
     if history < 0:
         raise ConfigError(f"--history {history}: give 0 or more month starts")
     a, b = load_policy(old), load_policy(new)
+    if model is not None:  # refused before any work, whether or not the diff reads it
+        from traderseg.segment.persist import read_checked_metadata
+
+        read_checked_metadata(model)
     bundle = load_predictors(predictors) if predictors is not None else None
     con = open_store(db, read_only=True)
     try:
@@ -112,9 +116,9 @@ def activate_command(
 
     policy = load_policy(file)
     if model is not None:
-        from traderseg.segment.persist import read_metadata
+        from traderseg.segment.persist import read_checked_metadata
 
-        check_policy(policy, read_metadata(model))
+        check_policy(policy, read_checked_metadata(model))
     con = open_store(db)
     try:
         changed = save_policy(con, policy, "cli")

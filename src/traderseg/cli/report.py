@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from traderseg.cli import app, console
-from traderseg.cli.paths import check_out_path
+from traderseg.cli.paths import HTML, check_out_path
 from traderseg.errors import DataError
 
 
@@ -35,7 +35,7 @@ def report_command(
     and risk, concentration, migration, market events, lifetime value and churn, drift and
     the bias audit.
     """
-    check_out_path(out, "--out", makes_folder=True)
+    check_out_path(out, "--out", makes_folder=True, writes=HTML)
     from traderseg.report import build_report
 
     if not db.exists():

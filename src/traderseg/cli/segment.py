@@ -59,14 +59,28 @@ def fit_command(
         None, "--previous", help="Earlier model: matching segments keep their ids and names."
     ),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace the model --out holds."),
 ) -> None:
-    """Fit named behavioural segments as of a cutoff and save the model."""
+    """Fit named behavioural segments as of a cutoff and save the model.
+
+    --out is a new or empty folder, or one holding a saved model with --overwrite.
+    """
+    from traderseg.segment.persist import METADATA_FILE, MODEL_FILE
     from traderseg.segment.workflow import fit_segments
 
     k = parse_segments(n_segments)
     cutoff = parse_as_of(as_of)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file; a model is saved as a directory")
+    if out.is_dir() and any(out.iterdir()):
+        names = {p.name for p in out.iterdir()}
+        if not names & {METADATA_FILE, MODEL_FILE}:
+            raise ConfigError(f"--out {out}: the folder holds other files; give a new or "
+                              "empty folder for the model")
+        if not overwrite:
+            raise ConfigError(f"--out {out}: holds a saved model; pass --overwrite to "
+                              "replace it")
     _check_store(db)
     with console.status("computing features and choosing the number of segments"):
         result = fit_segments(db, cutoff, out, n_segments=k, method=method,

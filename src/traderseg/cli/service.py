@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import typer
@@ -16,6 +17,23 @@ app.add_typer(keys_app, name="keys")
 
 KEYS_HELP = "Key file (only slow hashes of the keys are kept in it)."
 DEFAULT_KEYS = Path("traderseg-keys.json")
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Refuse, before any work, an address the server could not listen on."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(f"--host {host}: not an address of this machine ({exc})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(f"--host {host} --port {port}: cannot listen there "
+                              f"({exc.strerror or exc})") from None
 
 
 @app.command("serve")
@@ -40,6 +58,7 @@ def serve_command(
     import uvicorn
 
     from traderseg.service import ServiceSettings, VenueStore, create_app
+    from traderseg.service.keys import check_venue_name
     from traderseg.service.state import open_state
 
     if venues is not None:
@@ -55,8 +74,10 @@ def serve_command(
     else:
         stores = {venue: VenueStore(db=db, model=model)}
     for name, s in stores.items():
+        check_venue_name(name)
         if not s.db.is_file():
             raise DataError(f"venue {name}: store {s.db} not found")
+    _check_listen(host, port)
     settings = ServiceSettings(venues=stores, keys_file=keys, secure_cookies=secure_cookies)
     # the venues and the key file are opened and read before the server starts, so a bad
     # store, model or key file is one line (exit 2), not a failed startup

@@ -9,7 +9,8 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from types import FrameType
 
@@ -35,6 +36,16 @@ def _parse_day(value: str, option: str) -> date:
         return datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
         raise ConfigError(f"{option} must be YYYY-MM-DD, got {value!r}") from None
+
+
+def _check_past(first: date, days: int) -> None:
+    """Refuse a venue that ends after now: ingest and the stream reject fills in the future."""
+    end = datetime.combine(first + timedelta(days=days), dt_time(), UTC)
+    if end > datetime.now(UTC):
+        raise ConfigError(
+            f"--start {first.isoformat()} with --days {days}: the venue would end on "
+            f"{end.date().isoformat()}, after now, and ingest and stream reject fills in "
+            "the future; start earlier or simulate fewer days")
 
 
 @contextmanager
@@ -115,6 +126,7 @@ def simulate(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file; give a folder for the tables")
     first = _parse_day(start, "--start") if start is not None else DEFAULT_START
+    _check_past(first, days)
     level = get_difficulty(difficulty)
     crash = None
     if crash_at is not None:

@@ -54,6 +54,9 @@ def spark_session(master: str = "local[2]", *, time_zone: str | None = None,
         SparkSession.builder.master(master)
         .appName("traderseg")
         .config("spark.ui.enabled", "false")
+        # no stage progress bars on the terminal: a command's output, and its one-line
+        # error, stay readable
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))

@@ -32,7 +32,7 @@ import pandas as pd
 from traderseg.online.tables import CONTROLS_TABLE
 from traderseg.policy import CONTROL_NAMES, INPUT_COLUMNS, Policy
 from traderseg.policy.predict import Predictors
-from traderseg.segment.persist import model_version, read_metadata
+from traderseg.segment.persist import model_version, read_metadata, trained_as_of
 from traderseg.store import as_utc, store_connection
 
 logger = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def decision_inputs(
     con, close = store_connection(db)
     try:
         meta = read_metadata(model_dir)
-        cutoff = as_utc(as_of if as_of is not None else meta["as_of"], "as_of")
+        cutoff = as_utc(as_of if as_of is not None else trained_as_of(meta), "as_of")
         frame = policy_inputs(con, model_dir, cutoff, predictors=predictors)
         notes: list[str] = []
         stored = read_store_controls(con).astype({"account_id": str})

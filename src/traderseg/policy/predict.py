@@ -206,7 +206,10 @@ def train_predictors(
         # days is about the positions held now
         clf = ChurnClassifier(max_iter=max_iter, n_threads=n_threads,
                               random_state=random_state, trends=name == "churn_probability")
-        models[name] = clf.fit(X[columns], y)
+        try:
+            models[name] = clf.fit(X[columns], y)
+        except DataError as exc:
+            raise DataError(f"{name}: {exc}; pick a later --as-of or a larger store") from None
         info[name] = {"cutoffs": [p.cutoff.isoformat() for p in parts],
                       "horizon_days": horizon, "rows": len(y), "base_rate": float(y.mean())}
     assert columns is not None

@@ -48,7 +48,7 @@ from traderseg.features.catalog import split_column
 from traderseg.features.compute import compute_features, parse_as_of
 from traderseg.segment.estimator import TraderSegmenter
 from traderseg.segment.naming import profile_zscores
-from traderseg.segment.persist import load_model
+from traderseg.segment.persist import load_model, trained_as_of
 from traderseg.segment.workflow import DEFAULT_WINDOWS, assignments_frame
 from traderseg.store import fill_bounds, read_assignments, store_connection
 
@@ -178,12 +178,13 @@ def collect_report(
     """
     model, meta = load_model(model_dir)
     names = {int(s["id"]): str(s["name"]) for s in meta.get("segments", [])}
-    cutoff = parse_as_of(as_of if as_of is not None else meta["as_of"])
-    trained = parse_as_of(meta["as_of"])
+    cutoff = parse_as_of(as_of if as_of is not None else trained_as_of(meta))
+    trained = parse_as_of(meta["as_of"]) if isinstance(meta.get("as_of"), str) else None
     if compare_as_of is not None:
         earlier = parse_as_of(compare_as_of)
     else:
-        earlier = trained if trained < cutoff else cutoff - timedelta(days=COMPARE_DAYS)
+        earlier = (trained if trained is not None and trained < cutoff
+                   else cutoff - timedelta(days=COMPARE_DAYS))
     if earlier >= cutoff:
         raise DataError(f"the comparison cutoff {earlier.isoformat()} is not before the report "
                         f"cutoff {cutoff.isoformat()}")

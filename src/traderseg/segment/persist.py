@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import skops.io as sio
 from sklearn.utils.validation import check_is_fitted
 
@@ -177,6 +178,15 @@ def _check_metadata(doc: dict[str, Any], where: Path) -> None:
         if key in doc and doc[key] is not None and not isinstance(doc[key], types):
             raise DataError(f"{where}: {key!r} must be a {types[0].__name__}, not "
                             f"{type(doc[key]).__name__}")
+    if isinstance(doc.get("as_of"), str):  # null: saved without one (see trained_as_of)
+        as_of = doc["as_of"]
+        try:
+            ok = not pd.isna(pd.Timestamp(as_of))
+        except (ValueError, TypeError):
+            ok = False
+        if not ok:
+            raise DataError(f"{where}: 'as_of' must be a date or time such as 2024-03-01, "
+                            f"not {as_of!r}")
     for key in ("windows", "feature_columns"):
         if not all(isinstance(v, str) for v in doc.get(key) or []):
             raise DataError(f"{where}: {key!r} must list strings")
@@ -185,6 +195,46 @@ def _check_metadata(doc: dict[str, Any], where: Path) -> None:
             raise DataError(f"{where}: segments[{i}] must be an object with a name")
         if "id" in seg and not (isinstance(seg["id"], int) and not isinstance(seg["id"], bool)):
             raise DataError(f"{where}: segments[{i}].id must be a whole number")
+
+
+def trained_as_of(meta: dict[str, Any]) -> str:
+    """Return the training cutoff a model records, the default cutoff of the commands using it.
+
+    Raises
+    ------
+    DataError
+        The model was saved without one (``save_model(as_of=None)``).
+    """
+    as_of = meta.get("as_of")
+    if not isinstance(as_of, str):
+        raise DataError("the model records no training cutoff (as_of); give the cutoff "
+                        "(--as-of)")
+    return as_of
+
+
+def read_checked_metadata(directory: str | Path) -> dict[str, Any]:
+    """Read a model's metadata after checking its model file against the hash it records.
+
+    For commands that use the metadata alone (a policy checked against the model's
+    segments) but must not accept a model the other commands would refuse to load.
+    """
+    from traderseg.segment.registry import resolve_model
+
+    path = resolve_model(directory)
+    meta = read_metadata(path)
+    _model_bytes(path, meta)
+    return meta
+
+
+def _model_bytes(path: Path, meta: dict[str, Any]) -> bytes:
+    """Return the bytes of ``model.skops`` under ``path`` (refused: missing, or not hashed)."""
+    model_path = path / MODEL_FILE
+    if not model_path.is_file():
+        raise DataError(f"{model_path} not found")
+    blob = model_path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != meta.get("model_sha256"):
+        raise DataError(f"{model_path} does not match the hash in {METADATA_FILE}")
+    return blob
 
 
 def load_model(directory: str | Path) -> tuple[TraderSegmenter, dict[str, Any]]:
@@ -207,12 +257,7 @@ def load_model(directory: str | Path) -> tuple[TraderSegmenter, dict[str, Any]]:
 
     path = resolve_model(directory)
     meta = read_metadata(path)
-    model_path = path / MODEL_FILE
-    if not model_path.is_file():
-        raise DataError(f"{model_path} not found")
-    blob = model_path.read_bytes()
-    if hashlib.sha256(blob).hexdigest() != meta.get("model_sha256"):
-        raise DataError(f"{model_path} does not match the hash in {METADATA_FILE}")
+    blob = _model_bytes(path, meta)
     saved = meta.get("catalog_version")
     if saved != CATALOG_VERSION:
         raise ModelVersionError(
@@ -220,7 +265,7 @@ def load_model(directory: str | Path) -> tuple[TraderSegmenter, dict[str, Any]]:
             f"running catalogue is version {CATALOG_VERSION!r}; recompute the features and "
             "refit the model"
         )
-    return loads_model(blob, str(model_path)), meta
+    return loads_model(blob, str(path / MODEL_FILE)), meta
 
 
 def loads_model(blob: bytes, where: str) -> TraderSegmenter:

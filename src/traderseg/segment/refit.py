@@ -87,6 +87,8 @@ class Gate:
     kind: Literal["min", "max"]
     default: float
     description: str
+    low: float = 0.0  # the range the gated value can take: a limit outside it is refused
+    high: float = 1.0
 
     def passes(self, value: float, limit: float) -> bool:
         """Whether ``value`` passes ``limit`` (a value at the limit passes; NaN fails).
@@ -108,11 +110,11 @@ GATES: tuple[Gate, ...] = (
          "share of the champion's segments the challenger keeps (identity matching)"),
     Gate("agreement", "min", 0.8,
          "share of accounts whose stable segment id is the same under both models"),
-    Gate("ari", "min", 0.7, "adjusted Rand index between the two assignments"),
+    Gate("ari", "min", 0.7, "adjusted Rand index between the two assignments", -1.0),
     Gate("silhouette_drop", "max", 0.05,
-         "champion silhouette minus challenger silhouette on the same accounts"),
+         "champion silhouette minus challenger silhouette on the same accounts", -2.0, 2.0),
     Gate("membership_drop", "max", 0.05,
-         "champion mean membership minus challenger mean membership"),
+         "champion mean membership minus challenger mean membership", -1.0),
     Gate("share_shift", "max", SHARE_ALERT,
          "largest change of one segment's share of accounts, champion's training shares "
          "against the challenger's (the drift monitor's share alert)"),
@@ -157,6 +159,10 @@ def gate_limits(overrides: dict[str, float] | None = None) -> dict[str, float]:
         if isinstance(value, bool) or not isinstance(value, int | float) \
                 or not math.isfinite(value):
             raise ConfigError(f"gate {name}: the limit must be a number, got {value!r}")
+        gate = GATES[GATE_NAMES.index(name)]
+        if not gate.low <= value <= gate.high:
+            raise ConfigError(f"gate {name}: the limit must be within [{gate.low:g}, "
+                              f"{gate.high:g}], the range of its value; got {value:g}")
         limits[name] = float(value)
     return limits
 

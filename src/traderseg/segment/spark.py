@@ -31,7 +31,13 @@ from traderseg.errors import DataError
 from traderseg.features.compute import feature_columns, parse_as_of
 from traderseg.features.spark import _backend, features_spark, spark_session
 from traderseg.segment.overlays import RISK_WEIGHTS, lifecycle_stage, risk_profile, tier_bounds
-from traderseg.segment.persist import MODEL_FILE, load_model, loads_model, read_metadata
+from traderseg.segment.persist import (
+    MODEL_FILE,
+    load_model,
+    loads_model,
+    read_metadata,
+    trained_as_of,
+)
 from traderseg.segment.registry import resolve_model
 from traderseg.segment.workflow import DEFAULT_WINDOWS, segment_frame
 
@@ -152,7 +158,7 @@ def _assigned(source: str | Path, model_dir: str | Path, as_of: str | datetime |
 
 
 def _cutoff(meta: dict[str, Any], as_of: str | datetime | None) -> datetime:
-    return parse_as_of(as_of if as_of is not None else meta["as_of"])
+    return parse_as_of(as_of if as_of is not None else trained_as_of(meta))
 
 
 @contextmanager

@@ -29,7 +29,7 @@ from traderseg.segment.identity import (
 )
 from traderseg.segment.naming import name_segments
 from traderseg.segment.overlays import overlays
-from traderseg.segment.persist import load_model, save_model
+from traderseg.segment.persist import load_model, save_model, trained_as_of
 from traderseg.segment.preprocess import segmentation_columns
 
 logger = logging.getLogger(__name__)
@@ -292,7 +292,7 @@ def _model_and_features(
 ) -> tuple[TraderSegmenter, dict[str, Any], datetime, pd.DataFrame]:
     """Load a saved model and compute the features it needs as of ``as_of`` (or its own)."""
     model, meta = load_model(model_dir)
-    cutoff = parse_as_of(as_of if as_of is not None else meta["as_of"])
+    cutoff = parse_as_of(as_of if as_of is not None else trained_as_of(meta))
     windows = tuple(meta.get("windows") or DEFAULT_WINDOWS)
     return model, meta, cutoff, compute_features(source, cutoff, windows)
 

@@ -69,6 +69,19 @@ def _fast(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+
+def check_venue_name(venue: str) -> None:
+    """Refuse a venue name a key could not be bound to (letters, digits, '.', '_', '-').
+
+    Raises
+    ------
+    DataError
+        The name, and what a name may hold.
+    """
+    if not _VENUE.match(venue):
+        raise DataError(f"venue {venue!r}: use letters, digits, '.', '_' or '-' (at most "
+                        "64 characters, starting with a letter or digit)")
+
 class KeyStore:
     """The key file of a service.
 
@@ -154,9 +167,7 @@ class KeyStore:
         """
         if role not in ROLES:
             raise DataError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
-        if not _VENUE.match(venue):
-            raise DataError(f"venue {venue!r}: use letters, digits, '.', '_' or '-' (at most "
-                            "64 characters)")
+        check_venue_name(venue)
         with self._locked() as records:
             key_id = secrets.token_hex(6)
             while key_id in records:

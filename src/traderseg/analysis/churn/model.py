@@ -250,6 +250,10 @@ class ChurnClassifier(ClassifierMixin, _BoostedTrees):
             raise DataError("Only binary classification is supported: churn labels must have "
                             f"two classes; got {len(self.classes_)}")
         _check_rows(len(ya))
+        rarer = int(np.unique(ya, return_counts=True)[1].min())
+        if rarer < self.cv:  # each calibration fold must hold both classes
+            raise DataError(f"the rarer class has {rarer} row(s) of {len(ya)}; a calibration "
+                            f"over {self.cv} folds needs at least {self.cv} of each class")
         method = self.calibration
         if method == "auto":
             method = "isotonic" if len(ya) >= ISOTONIC_MIN_ROWS else "sigmoid"
