@@ -12,6 +12,8 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers.stream import (
     DECIDE_EVERY_S,
@@ -356,3 +358,107 @@ def test_a_replay_whose_every_message_is_rejected_exits_2(venue, tmp_path, capsy
     argv[2] = "replay:"
     code, _, err = run_cli(argv, capsys)
     assert code == 2 and "give the file or folder to replay" in err
+
+
+# -- interval bookkeeping of a batch, against the fill-by-fill rule ---------------------------
+def _reference_fold(cp, open_key, open_fills, times, accts, ids, tick, events):
+    """The rule, fill by fill: close the open interval at the first fill at or after its end;
+    a fill before the last decided end is late and counts in the next interval; an account's
+    trigger is its largest (time, fill id) in the open interval."""
+    for i, ts in enumerate(times):
+        if cp.open_tick is not None and ts >= cp.open_tick:
+            events.append(("close", i, cp.open_tick, dict(open_fills)))
+            cp.last_tick, cp.open_tick = cp.open_tick, None
+            open_key.clear()
+            open_fills.clear()
+        if cp.open_tick is None:
+            if cp.last_tick is not None and ts < cp.last_tick:
+                cp.late += 1
+                cp.open_tick = cp.last_tick + tick
+            else:
+                cp.open_tick = tick_end(ts, tick)
+        elif cp.last_tick is not None and ts < cp.last_tick:
+            cp.late += 1
+        key = (ts, ids[i])
+        if open_key.get(accts[i], key) <= key:
+            open_key[accts[i]] = key
+            open_fills[accts[i]] = ids[i]
+
+
+class _Bookkeeping(StreamConsumer):
+    """A consumer with nothing but its interval bookkeeping: folds and closes are recorded."""
+
+    def __init__(self, tick_s: float) -> None:  # noqa: D107 - no store, no engine
+        self.cfg = StreamConfig(decide_every_s=tick_s)
+        self.cp = S.Checkpoint("t")
+        self.open_key, self.open_fills = {}, {}
+        self.p_closers_ms, self.p_count = [], 0
+        self.stats = __import__("traderseg.online.consumer", fromlist=["x"]).StreamStats()
+        self.events: list = []
+        self.offset = 0
+
+    def _fold_slice(self, fills):
+        self.events.append(("fold", self.offset, fills.num_rows))
+
+    def _close_open_tick(self):
+        self.events.append(("close", self.offset, self.cp.open_tick, dict(self.open_fills)))
+        self.cp.last_tick, self.cp.open_tick = self.cp.open_tick, None
+        self.open_fills, self.open_key = {}, {}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(0, 40), st.sampled_from("abc"),
+                                   st.integers(0, 5)), min_size=1, max_size=30),
+                min_size=1, max_size=4))
+def test_a_batch_closes_intervals_and_counts_late_fills_as_fill_by_fill(batches):
+    from unittest import mock
+
+    import traderseg.online.consumer as C
+
+    # every slice folded by columns, so the folds are recorded (not folded into states)
+    with mock.patch.object(C, "columnar", lambda rows: True):
+        _check_bookkeeping(batches)
+
+
+def _check_bookkeeping(batches):
+    import pyarrow as pa
+
+    tick_s = 10.0
+    tick = int(tick_s * 1_000_000)
+    got = _Bookkeeping(tick_s)
+    want_cp = S.Checkpoint("t")
+    want_key: dict = {}
+    want_fills: dict = {}
+    want_events: list = []
+    n = 0
+    for b, rows in enumerate(batches):
+        rows = sorted(rows)  # a batch is folded in time order
+        times = [t * 1_000_000 for t, _, _ in rows]
+        accts = [a for _, a, _ in rows]
+        ids = [f"f{b}-{k}-{x}" for k, (_, _, x) in enumerate(rows)]
+        order = sorted(range(len(rows)), key=lambda i: times[i])
+        times, accts, ids = ([v[i] for i in order] for v in (times, accts, ids))
+        table = pa.table({"account_id": accts, "fill_id": ids,
+                          "ts": pa.array(times, pa.timestamp("us", tz="UTC"))})
+        before = len(got.events)
+        got._fold(table)
+        # the folds of a batch cover it in order; a close comes where the folds have reached
+        # (its closing fill is the next to fold), recorded here with the fill's position
+        cursor = 0
+        for k in range(before, len(got.events)):
+            ev = got.events[k]
+            if ev[0] == "fold":
+                cursor += ev[2]
+            else:
+                got.events[k] = ("close", n + cursor, ev[2], ev[3])
+        assert cursor == len(rows)
+        _reference_fold(want_cp, want_key, want_fills, times, accts, ids, tick,
+                        events := [])
+        want_events += [(k, n + i, t, f) for k, i, t, f in events]
+        n += len(rows)
+    closes = [e for e in got.events if e[0] == "close"]
+    assert closes == want_events
+    assert (got.cp.open_tick, got.cp.last_tick, got.cp.late) == (
+        want_cp.open_tick, want_cp.last_tick, want_cp.late)
+    assert got.stats.late == want_cp.late and got.p_count == n
+    assert got.open_key == want_key and got.open_fills == want_fills

@@ -316,12 +316,16 @@ class StreamConsumer:
         """
         ids = fills.column("fill_id").to_pylist()
         keep = np.ones(len(ids), dtype=bool)
-        seen: set[str] = set()
-        for i, f in enumerate(ids):
-            if f in seen or f in self.p_ids or f in self.inflight_ids:
-                keep[i] = False
-            seen.add(f)
-        cand = fills.filter(pa.array(keep))
+        batch_ids = set(ids)
+        if (len(batch_ids) < len(ids) or not self.p_ids.isdisjoint(batch_ids)
+                or not self.inflight_ids.isdisjoint(batch_ids)):
+            # some fill is seen again: mark each (the common case needs the set checks only)
+            seen: set[str] = set()
+            for i, f in enumerate(ids):
+                if f in seen or f in self.p_ids or f in self.inflight_ids:
+                    keep[i] = False
+                seen.add(f)
+        cand = fills.filter(pa.array(keep)) if not keep.all() else fills
         if cand.num_rows:
             ts = cand.column("ts")
             lo, hi = pa.compute.min(ts).as_py(), pa.compute.max(ts).as_py()
@@ -343,21 +347,24 @@ class StreamConsumer:
         dup = int((~keep).sum())
         self.stats.duplicates += dup
         self.cp.duplicates += dup
-        self.p_ids.update(f for f, k in zip(ids, keep.tolist(), strict=True) if k)
+        if keep.all():
+            self.p_ids |= batch_ids
+        else:
+            self.p_ids.update(f for f, k in zip(ids, keep.tolist(), strict=True) if k)
         return keep
 
     def _fold(self, fills: pa.Table, xadd_ms: np.ndarray | None = None) -> None:
         """Fold a batch in time order, closing each interval as the first fill after it comes.
 
-        The rows between two interval ends are folded at once (:func:`fold_table`; the
-        batch converted to records once when its slices are folded row by row); the
-        interval bookkeeping walks the rows' times. ``xadd_ms`` (benchmarks) holds each
-        row's XADD time: that of a row closing an interval is kept until its decisions.
+        ``fills`` are in time order. The rows between two interval ends are folded at once
+        (:func:`fold_table`; the batch converted to records once when its slices are folded
+        row by row); the interval bookkeeping goes from one interval end to the next
+        (:meth:`_note_open`). ``xadd_ms`` (benchmarks) holds each row's XADD time: that of
+        a row closing an interval is kept until its decisions.
         """
         tick = self.cfg.tick_us
-        times = micros(fills.column("ts")).to_pylist()
-        ids = fills.column("fill_id").to_pylist()
-        accts = fills.column("account_id").to_pylist()
+        times = micros(fills.column("ts")).to_numpy()
+        n = len(times)
         records: list[dict[str, Any]] = []  # the rows as records, made once when needed
 
         def fold(lo: int, hi: int) -> None:
@@ -368,34 +375,55 @@ class StreamConsumer:
                     records.extend(fill_records(fills))
                 self._note(fold_record_slice(self.states, records[lo:hi]))
 
-        start = 0
-        for i, ts in enumerate(times):
-            if self.cp.open_tick is not None and ts >= self.cp.open_tick:
-                fold(start, i)
-                start = i
+        start = pos = 0
+        while pos < n:
+            cp = self.cp
+            if cp.open_tick is not None and times[pos] >= cp.open_tick:
+                fold(start, pos)  # the fill at ``pos`` closes the open interval
+                start = pos
                 self._close_open_tick()
                 if xadd_ms is not None:
-                    self.p_closers_ms.append(float(xadd_ms[i]))
-            if self.cp.open_tick is None:
-                if self.cp.last_tick is not None and ts < self.cp.last_tick:
-                    self.stats.late += 1
-                    self.cp.late += 1
-                    self.cp.open_tick = self.cp.last_tick + tick
-                else:
-                    self.cp.open_tick = tick_end(ts, tick)
-            elif self.cp.last_tick is not None and ts < self.cp.last_tick:
-                self.stats.late += 1
-                self.cp.late += 1
-            acct = accts[i]
-            # the trigger of the decision: the account's latest fill (ties: largest id)
-            key = (ts, ids[i])
-            if self.open_key.get(acct, key) <= key:
-                self.open_key[acct] = key
-                self.open_fills[acct] = ids[i]
-        fold(start, len(times))
-        self.p_count += len(times)
-        self.stats.accepted += len(times)
-        self.cp.fills += len(times)
+                    self.p_closers_ms.append(float(xadd_ms[pos]))
+            if cp.last_tick is not None and times[pos] < cp.last_tick:
+                # late: before the last decided interval's end (a prefix, the batch being
+                # in time order); they count in the next interval
+                end = int(np.searchsorted(times, cp.last_tick, side="left"))
+                self.stats.late += end - pos
+                cp.late += end - pos
+                if cp.open_tick is None:
+                    cp.open_tick = cp.last_tick + tick
+            elif cp.open_tick is None:
+                cp.open_tick = tick_end(int(times[pos]), tick)
+            # the fills up to the open interval's end belong to it
+            end = int(np.searchsorted(times, cp.open_tick, side="left"))
+            self._note_open(fills, pos, end)
+            pos = end
+        fold(start, n)
+        self.p_count += n
+        self.stats.accepted += n
+        self.cp.fills += n
+
+    def _note_open(self, fills: pa.Table, lo: int, hi: int) -> None:
+        """Keep, per account, its latest fill among rows ``lo:hi`` of the open interval.
+
+        The latest is the largest (time, fill id): the trigger of the account's decision.
+        """
+        if hi <= lo:
+            return
+        part = fills.slice(lo, hi - lo).select(["account_id", "ts", "fill_id"])
+        order = pa.compute.sort_indices(part, sort_keys=[
+            ("account_id", "ascending"), ("ts", "ascending"), ("fill_id", "ascending")])
+        part = part.take(order)
+        accts = part.column("account_id").to_numpy(zero_copy_only=False)
+        last = np.flatnonzero(np.append(accts[1:] != accts[:-1], True))
+        us = micros(part.column("ts")).to_numpy()[last].tolist()
+        ids = part.column("fill_id").take(pa.array(last)).to_pylist()
+        keys, fills_of = self.open_key, self.open_fills
+        for acct, t, f in zip(accts[last].tolist(), us, ids, strict=True):
+            key = (t, f)
+            if keys.get(acct, key) <= key:
+                keys[acct] = key
+                fills_of[acct] = f
 
     def _fold_slice(self, fills: pa.Table) -> None:
         """Fold fills into the online state and note the tiles and accounts touched."""
