@@ -11,6 +11,7 @@ from traderseg.cli import app, audit_app, console, err_console
 from traderseg.cli.format import frame_table
 from traderseg.cli.paths import CSV_OR_PARQUET, check_out_path
 from traderseg.errors import ConfigError, DataError
+from traderseg.online import BATCH_SIZE
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
 _UNIT_S = {None: 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -47,8 +48,9 @@ def stream_command(
     claim_idle: str = typer.Option("30s", "--claim-idle",
                                    help="Claim other consumers' pending entries idle longer "
                                    "than this."),
-    batch_size: int = typer.Option(5000, "--batch-size", help="About how many fills to read at "
-                                   "once (packed Redis entries hold several)."),
+    batch_size: int = typer.Option(BATCH_SIZE, "--batch-size", min=1,
+                                   help="Most fills to read at once (packed Redis entries "
+                                   "hold several)."),
     checkpoint_every: str = typer.Option("1s", "--checkpoint-every",
                                          help="Longest wall time between checkpoints."),
     idle_stop: str = typer.Option(None, "--idle-stop",

@@ -52,6 +52,7 @@ from traderseg.features.online_fold import (
     micros,
 )
 from traderseg.features.windows import day_number
+from traderseg.online import BATCH_SIZE
 from traderseg.online import state as S
 from traderseg.online.decide import DecisionEngine, empty_assignments
 from traderseg.online.messages import validate_messages, validate_raw
@@ -62,7 +63,6 @@ from traderseg.store import store_name
 
 logger = logging.getLogger(__name__)
 US_PER_S = 1_000_000
-
 
 @dataclass(frozen=True)
 class StreamConfig:
@@ -88,7 +88,7 @@ class StreamConfig:
 
     consumer: str = "consumer-1"
     decide_every_s: float = 900.0
-    batch_size: int = 5_000
+    batch_size: int = BATCH_SIZE
     checkpoint_s: float = 1.0
     checkpoint_fills: int = 100_000
     block_ms: int = 200

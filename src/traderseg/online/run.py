@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from traderseg.online import BATCH_SIZE
 from traderseg.online.consumer import StreamConfig, StreamConsumer, StreamStats
 from traderseg.online.decide import DecisionEngine, Hysteresis, accounts_frame
 from traderseg.online.sources import parse_source
@@ -34,7 +35,7 @@ def build_engine(con: object, model: str | Path, policy_path: str | Path, *,
 def run_stream(source: str, db: str | Path, model: str | Path, policy: str | Path, *,
                predictors: str | Path | None = None, decide_every_s: float = 900.0,
                speed: float = 0.0, consumer: str = "consumer-1", group: str = "traderseg",
-               claim_idle_ms: int = 30_000, batch_size: int = 5_000,
+               claim_idle_ms: int = 30_000, batch_size: int = BATCH_SIZE,
                checkpoint_s: float = 1.0, idle_stop_s: float | None = None,
                margin: float = 0.10, dwell_days: float = 1.0,
                publish: str | None = None) -> StreamStats:
