@@ -415,9 +415,12 @@ def test_a_batch_closes_intervals_and_counts_late_fills_as_fill_by_fill(batches)
 
     import traderseg.online.consumer as C
 
-    # every slice folded by columns, so the folds are recorded (not folded into states)
-    with mock.patch.object(C, "columnar", lambda rows: True):
-        _check_bookkeeping(batches)
+    # every slice folded by columns, so the folds are recorded (not folded into states);
+    # an interval's latest fills found by sorting columns, then row by row
+    for by_columns_from in (0, 10**9):
+        with mock.patch.object(C, "columnar", lambda rows: True), \
+                mock.patch.object(C, "NOTE_BY_COLUMNS_FROM", by_columns_from):
+            _check_bookkeeping(batches)
 
 
 def _check_bookkeeping(batches):

@@ -63,6 +63,8 @@ from traderseg.store import store_name
 
 logger = logging.getLogger(__name__)
 US_PER_S = 1_000_000
+NOTE_BY_COLUMNS_FROM = 256
+"""Fills of an interval from which its latest fill per account is found by sorting columns."""
 
 @dataclass(frozen=True)
 class StreamConfig:
@@ -366,6 +368,7 @@ class StreamConsumer:
         times = micros(fills.column("ts")).to_numpy()
         n = len(times)
         records: list[dict[str, Any]] = []  # the rows as records, made once when needed
+        rows: list[tuple[str, int, str]] = []  # (account, time, fill id), made once when needed
 
         def fold(lo: int, hi: int) -> None:
             if columnar(hi - lo):
@@ -396,12 +399,27 @@ class StreamConsumer:
                 cp.open_tick = tick_end(int(times[pos]), tick)
             # the fills up to the open interval's end belong to it
             end = int(np.searchsorted(times, cp.open_tick, side="left"))
-            self._note_open(fills, pos, end)
+            if end - pos > NOTE_BY_COLUMNS_FROM:
+                self._note_open(fills, pos, end)
+            else:  # a few fills: a loop over them costs less than sorting them
+                if not rows:
+                    rows.extend(zip(fills.column("account_id").to_pylist(), times.tolist(),
+                                    fills.column("fill_id").to_pylist(), strict=True))
+                self._note_rows(rows[pos:end])
             pos = end
         fold(start, n)
         self.p_count += n
         self.stats.accepted += n
         self.cp.fills += n
+
+    def _note_rows(self, rows: list[tuple[str, int, str]]) -> None:
+        """:meth:`_note_open` of a few rows, one by one."""
+        keys, fills_of = self.open_key, self.open_fills
+        for acct, t, f in rows:
+            key = (t, f)
+            if keys.get(acct, key) <= key:
+                keys[acct] = key
+                fills_of[acct] = f
 
     def _note_open(self, fills: pa.Table, lo: int, hi: int) -> None:
         """Keep, per account, its latest fill among rows ``lo:hi`` of the open interval.
@@ -418,12 +436,7 @@ class StreamConsumer:
         last = np.flatnonzero(np.append(accts[1:] != accts[:-1], True))
         us = micros(part.column("ts")).to_numpy()[last].tolist()
         ids = part.column("fill_id").take(pa.array(last)).to_pylist()
-        keys, fills_of = self.open_key, self.open_fills
-        for acct, t, f in zip(accts[last].tolist(), us, ids, strict=True):
-            key = (t, f)
-            if keys.get(acct, key) <= key:
-                keys[acct] = key
-                fills_of[acct] = f
+        self._note_rows(list(zip(accts[last].tolist(), us, ids, strict=True)))
 
     def _fold_slice(self, fills: pa.Table) -> None:
         """Fold fills into the online state and note the tiles and accounts touched."""
