@@ -25,6 +25,8 @@ BENCHES: dict[str, list[str]] = {
     "churn": ["bench_churn.py", "--workdir", tempfile.gettempdir() + "/traderseg-churn-bench"],
     "policy": ["bench_policy.py"],
     "stream_parts": ["bench_stream_parts.py"],
+    "stream": ["bench_stream.py", "--accounts", "1000", "--days", "15"],
+    "stream_live": ["bench_stream_live.py"],
     "liquidation": ["bench_liquidation.py", "--workdir",
                     tempfile.gettempdir() + "/traderseg-liquidation-bench"],
 }
