@@ -168,7 +168,7 @@ def _flush(pipe, stream, held, pack, encode_fill, encode_packed) -> None:
 
 def consume(url: str, stream: str, paths, store: Path, db: Path, *, decide_every: float,
             record_latency: bool = False, idle_stop_s: float = 3.0,
-            checkpoint_s: float = 0.05):
+            checkpoint_s: float = 0.05, batch_size: int | None = None):
     from traderseg.online.consumer import StreamConfig, StreamConsumer
     from traderseg.online.run import build_engine
     from traderseg.online.sources import RedisSource
@@ -178,7 +178,8 @@ def consume(url: str, stream: str, paths, store: Path, db: Path, *, decide_every
     con = connect(db)
     eng = build_engine(con, paths["model"], paths["policy"])
     cfg = StreamConfig(decide_every_s=decide_every, idle_stop_s=idle_stop_s,
-                       checkpoint_s=checkpoint_s, record_latency=record_latency, block_ms=20)
+                       checkpoint_s=checkpoint_s, record_latency=record_latency, block_ms=20,
+                       **({} if batch_size is None else {"batch_size": batch_size}))
     consumer = StreamConsumer(con, RedisSource(f"{url}/{stream}"), eng, cfg,
                               source_label="live")  # the history's state is loaded here
     t = time.perf_counter()
@@ -202,6 +203,8 @@ def main() -> None:
                     help="decision interval, seconds of data time")
     ap.add_argument("--pack", type=int, default=100, help="fills per packed Redis entry")
     ap.add_argument("--checkpoint-every", type=float, default=0.05)
+    ap.add_argument("--batch-size", type=int, help="most fills a read takes (default: the "
+                    "library's)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "stream")
     ap.add_argument("--child", nargs=4, metavar=("URL", "STREAM", "DB", "PART"),
                     help=argparse.SUPPRESS)
@@ -218,7 +221,7 @@ def main() -> None:
         url, stream, db, _ = args.child
         st, wall = consume(url, stream, paths, store, Path(db), decide_every=args.decide_every,
                            record_latency=True, idle_stop_s=8.0,
-                           checkpoint_s=args.checkpoint_every)
+                           checkpoint_s=args.checkpoint_every, batch_size=args.batch_size)
         print(json.dumps({"accepted": st.accepted, "wall": wall, "decisions": st.decisions,
                           "commit": st.latencies_ms, "decision": st.decision_latencies_ms}))
         return
@@ -240,7 +243,8 @@ def main() -> None:
                            data_rate=args.data_rate)
             # checkpoints at the library's default (every second of wall time)
             st, wall = consume(url, stream, paths, store, args.out / "live.duckdb",
-                               decide_every=args.decide_every, checkpoint_s=1.0)
+                               decide_every=args.decide_every, checkpoint_s=1.0,
+                               batch_size=args.batch_size)
             rates.append(st.accepted / wall)
             decided.append(st.decisions / max(st.accepted, 1))
             print(f"  sustained run {k + 1}: XADD {xadd:,.0f} fills/s; consumer "
@@ -260,7 +264,8 @@ def paced(url: str, args, rate: float, consumers: int) -> None:
     common = [sys.executable, __file__, "--out", str(args.out), "--accounts",
               str(args.accounts), "--days", str(args.days), "--decide-every",
               str(args.decide_every), "--pack", str(args.pack), "--checkpoint-every",
-              str(args.checkpoint_every)]
+              str(args.checkpoint_every),
+              *([] if args.batch_size is None else ["--batch-size", str(args.batch_size)])]
     tag = f"live{rate:g}-c{consumers}-{time.time_ns()}"
     streams = [f"{tag}-{p}" for p in range(consumers)]
     cons = [subprocess.Popen([*common, "--child", url, s, str(args.out / f"live{p}.duckdb"),

@@ -66,6 +66,7 @@ US_PER_S = 1_000_000
 NOTE_BY_COLUMNS_FROM = 256
 """Fills of an interval from which its latest fill per account is found by sorting columns."""
 
+
 @dataclass(frozen=True)
 class StreamConfig:
     """How the consumer batches, decides and checkpoints.
