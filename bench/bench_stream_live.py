@@ -16,7 +16,8 @@ happened. Here:
    (the venue trades ``--data-rate`` fills a second); one consumer then reads them as fast
    as it can, deciding every ``--decide-every`` seconds of data time and checkpointing every
    second (the default), and the fills per second of wall time are reported (medians of
-   ``--runs``);
+   ``--runs``); then the same with two consumers in two processes, each on the stream of
+   its account partition;
 3. **latency**: producers in other processes write live fills at each of ``--rates`` fills
    per second, each stamped with the time of its XADD, to one consumer or to two (two
    account partitions); each consumer decides every ``--decide-every`` seconds; reported
@@ -209,6 +210,8 @@ def main() -> None:
     ap.add_argument("--child", nargs=4, metavar=("URL", "STREAM", "DB", "PART"),
                     help=argparse.SUPPRESS)
     ap.add_argument("--produce", nargs=6, help=argparse.SUPPRESS)
+    ap.add_argument("--child-sustained", nargs=3, metavar=("URL", "STREAM", "DB"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
     paths = setup(args.out, args.accounts, args.days, POLICY)
     history, store = shifted_history(paths, args.out)
@@ -216,6 +219,12 @@ def main() -> None:
         url, stream, n, rate, p, parts = args.produce
         print(produce(url, stream, history, int(n), rate=float(rate), pack=args.pack,
                       part=(int(p), int(parts)) if int(parts) > 1 else None))
+        return
+    if args.child_sustained:
+        url, stream, db = args.child_sustained
+        st, wall = consume(url, stream, paths, store, Path(db), decide_every=args.decide_every,
+                           checkpoint_s=1.0, batch_size=args.batch_size)
+        print(json.dumps({"accepted": st.accepted, "wall": wall, "decisions": st.decisions}))
         return
     if args.child:
         url, stream, db, _ = args.child
@@ -253,6 +262,7 @@ def main() -> None:
         print(f"sustained, 1 consumer, data time {args.data_rate:,.0f} fills/s: median "
               f"{statistics.median(rates):,.0f} fills/s ({[round(r) for r in rates]}); "
               f"{statistics.median(decided):.4f} decisions a fill", flush=True)
+        sustained_two(url, args, history)
         for rate in [float(r) for r in args.rates.split(",") if r]:
             for consumers in (1, 2):
                 paced(url, args, rate, consumers)
@@ -260,12 +270,42 @@ def main() -> None:
         server.stop()
 
 
+def _common(args) -> list[str]:
+    return [sys.executable, __file__, "--out", str(args.out), "--accounts", str(args.accounts),
+            "--days", str(args.days), "--decide-every", str(args.decide_every), "--pack",
+            str(args.pack), "--checkpoint-every", str(args.checkpoint_every),
+            *([] if args.batch_size is None else ["--batch-size", str(args.batch_size)])]
+
+
+def sustained_two(url: str, args, history: Path) -> None:
+    """Two consumers in two processes, each on its account partition's stream, written first.
+
+    Each partition's fills are stamped over the same data time as one consumer's run (the
+    venue trades ``--data-rate`` fills a second in all); fills per second of the whole is
+    the fills of both over the slower one's wall time.
+    """
+    rates = []
+    for k in range(args.runs):
+        streams = [f"two{k}-{p}-{time.time_ns()}" for p in range(2)]
+        for p, s in enumerate(streams):
+            produce(url, s, history, args.fills // 2, rate=0.0, pack=args.pack,
+                    data_rate=args.data_rate / 2, part=(p, 2))
+        procs = [subprocess.Popen([*_common(args), "--child-sustained", url, s,
+                                   str(args.out / f"live-two{p}.duckdb")],
+                                  stdout=subprocess.PIPE, text=True)
+                 for p, s in enumerate(streams)]
+        outs = [json.loads(p.communicate()[0].splitlines()[-1]) for p in procs]
+        total = sum(o["accepted"] for o in outs)
+        rates.append(total / max(o["wall"] for o in outs))
+        print(f"  two consumers, run {k + 1}: {total:,} fills, each "
+              f"{[round(o['accepted'] / o['wall']) for o in outs]} fills/s", flush=True)
+    print(f"sustained, 2 consumers (2 partitions, 2 processes): median "
+          f"{statistics.median(rates):,.0f} fills/s of the whole ({[round(r) for r in rates]})",
+          flush=True)
+
+
 def paced(url: str, args, rate: float, consumers: int) -> None:
-    common = [sys.executable, __file__, "--out", str(args.out), "--accounts",
-              str(args.accounts), "--days", str(args.days), "--decide-every",
-              str(args.decide_every), "--pack", str(args.pack), "--checkpoint-every",
-              str(args.checkpoint_every),
-              *([] if args.batch_size is None else ["--batch-size", str(args.batch_size)])]
+    common = _common(args)
     tag = f"live{rate:g}-c{consumers}-{time.time_ns()}"
     streams = [f"{tag}-{p}" for p in range(consumers)]
     cons = [subprocess.Popen([*common, "--child", url, s, str(args.out / f"live{p}.duckdb"),
