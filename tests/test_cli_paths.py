@@ -197,15 +197,28 @@ def test_an_output_named_for_another_format_is_refused_first(argv, wrong, right,
 
 
 def test_format_names_are_read_case_blind_and_a_name_without_suffix_passes(tmp_path):
-    from traderseg.cli.paths import CSV, CSV_OR_PARQUET, check_format, is_parquet_name
+    from traderseg.cli.paths import CSV, CSV_OR_PARQUET, check_format
     from traderseg.errors import ConfigError
 
-    assert is_parquet_name(tmp_path / "x.PQ") and is_parquet_name(tmp_path / "x.Parquet")
-    assert not is_parquet_name(tmp_path / "x.csv") and not is_parquet_name(tmp_path / "x")
     check_format(tmp_path / "x", "--out")
+    check_format(tmp_path / "x.PQ", "--out")
     check_format(tmp_path / "x.CSV", "--out", CSV_OR_PARQUET)
     with pytest.raises(ConfigError, match=r"a Parquet file, but this writes CSV \(\.csv\)"):
         check_format(tmp_path / "x.parquet", "--out", CSV)
+
+
+@pytest.mark.parametrize("name, writes, parquet", [
+    ("x.PQ", "CSV_OR_PARQUET", True), ("x.Parquet", "CSV_OR_PARQUET", True),
+    ("x.csv", "PARQUET_OR_CSV", False), ("x", "CSV_OR_PARQUET", False),
+    ("x", "PARQUET_OR_CSV", True),
+])
+def test_csv_or_parquet_outputs_follow_the_name_then_the_default(name, writes, parquet,
+                                                                 tmp_path):
+    import traderseg.cli.paths as P
+
+    out = tmp_path / name
+    P.write_frame(pd.DataFrame({"a": [1, 2]}), out, getattr(P, writes))
+    assert out.read_bytes()[:4] == b"PAR1" if parquet else out.read_text() == "a\n1\n2\n"
 
 
 def test_drivers_refuse_a_horizon_that_is_not_positive(tmp_path, capsys):

@@ -32,6 +32,7 @@ from traderseg.online.consumer import (
     FULL_COLLECTION_EVERY,
     StreamConfig,
     StreamConsumer,
+    StreamStats,
     tick_end,
 )
 from traderseg.online.sources import Batch, JsonlSource, Message, ReplaySource, Source
@@ -393,15 +394,14 @@ class _Bookkeeping(StreamConsumer):
         self.cp = S.Checkpoint("t")
         self.open_key, self.open_fills = {}, {}
         self.p_closers_ms, self.p_count = [], 0
-        self.stats = __import__("traderseg.online.consumer", fromlist=["x"]).StreamStats()
+        self.stats = StreamStats()
         self.events: list = []
-        self.offset = 0
 
     def _fold_slice(self, fills):
-        self.events.append(("fold", self.offset, fills.num_rows))
+        self.events.append(("fold", fills.num_rows))
 
     def _close_open_tick(self):
-        self.events.append(("close", self.offset, self.cp.open_tick, dict(self.open_fills)))
+        self.events.append(("close", self.cp.open_tick, dict(self.open_fills)))
         self.cp.last_tick, self.cp.open_tick = self.cp.open_tick, None
         self.open_fills, self.open_key = {}, {}
 
@@ -451,9 +451,9 @@ def _check_bookkeeping(batches):
         for k in range(before, len(got.events)):
             ev = got.events[k]
             if ev[0] == "fold":
-                cursor += ev[2]
+                cursor += ev[1]
             else:
-                got.events[k] = ("close", n + cursor, ev[2], ev[3])
+                got.events[k] = ("close", n + cursor, ev[1], ev[2])
         assert cursor == len(rows)
         _reference_fold(want_cp, want_key, want_fills, times, accts, ids, tick,
                         events := [])

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import typer
 
 from traderseg.cli import app, console
 from traderseg.cli.format import add_rows, compact, count, share, table
-from traderseg.cli.paths import CSV, CSV_OR_PARQUET, check_out_file, is_parquet_name
+from traderseg.cli.paths import CSV, CSV_OR_PARQUET, check_out_file, write_frame
 from traderseg.errors import ConfigError
 
 audience_app = typer.Typer(help="Campaign audiences from a YAML selection.",
@@ -145,7 +144,7 @@ def campaign_measure_command(
         for note in sorted(set(part["note"]) - {""}):
             console.print(f"note: {note}")
     if out is not None:
-        _write_frame(res, out)
+        write_frame(res, out, CSV_OR_PARQUET)
         console.print(f"wrote {out}")
 
 
@@ -172,12 +171,5 @@ def campaign_rank_command(
     console.print(f"out-of-fold ranking of {count(ev['accounts'])} members on {metric}: Qini "
                   f"coefficient {compact(ev['qini_coefficient'])}, AUUC {compact(ev['auuc'])} "
                   f"(random {compact(ev['auuc_random'])})")
-    _write_frame(ranking.scores, out)
+    write_frame(ranking.scores, out, CSV_OR_PARQUET)
     console.print(f"wrote {out}")
-
-
-def _write_frame(df: pd.DataFrame, out: Path) -> None:
-    if is_parquet_name(out):
-        df.to_parquet(out, index=False)
-    else:
-        df.to_csv(out, index=False, lineterminator="\n")

@@ -9,7 +9,7 @@ import typer
 
 from traderseg.cli import app, audit_app, console, err_console
 from traderseg.cli.format import frame_table
-from traderseg.cli.paths import CSV_OR_PARQUET, check_out_path
+from traderseg.cli.paths import PARQUET_OR_CSV, check_out_path, write_frame
 from traderseg.errors import ConfigError, DataError
 from traderseg.online import BATCH_SIZE
 
@@ -94,7 +94,7 @@ def controls_command(
     out: Path = typer.Option(None, "--out", help="Parquet (or .csv) file for every account."),
 ) -> None:
     """Export the current segment, risk profile and controls of every account."""
-    check_out_path(out, "--out", writes=CSV_OR_PARQUET)
+    check_out_path(out, "--out", writes=PARQUET_OR_CSV)
     from traderseg.online.tables import read_controls
     from traderseg.store import open_store
 
@@ -111,7 +111,7 @@ def controls_command(
             max_leverage=("max_leverage", "median")).reset_index())
         console.print(frame_table(counts, f"controls of {len(frame):,} accounts"))
         return
-    _write_frame(frame, out)
+    write_frame(frame, out, PARQUET_OR_CSV)
     err_console.print(f"wrote {len(frame):,} accounts to {out}")
 
 
@@ -125,7 +125,7 @@ def audit_command(
     limit: int = typer.Option(50, "--limit", min=1, help="Rows shown without --out."),
 ) -> None:
     """Read the control audit log (every change: old -> new, rule, versions, trigger)."""
-    check_out_path(out, "--out", writes=CSV_OR_PARQUET)
+    check_out_path(out, "--out", writes=PARQUET_OR_CSV)
     if ctx.invoked_subcommand is not None:
         return
     if db is None:
@@ -142,7 +142,7 @@ def audit_command(
     finally:
         con.close()
     if out is not None:
-        _write_frame(rows, out)
+        write_frame(rows, out, PARQUET_OR_CSV)
         err_console.print(f"wrote {len(rows):,} audit rows to {out}")
         return
     shown = rows.tail(limit)[["audit_id", "effective_at", "account_id", "control", "old_value",
@@ -155,15 +155,3 @@ def _has_table(con: object, name: str) -> bool:
         "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
     ).fetchone()
     return bool(row and row[0])
-
-
-def _write_frame(frame: object, out: Path) -> None:
-    import pandas as pd
-
-    assert isinstance(frame, pd.DataFrame)
-    if not out.parent.exists():
-        raise ConfigError(f"{out}: folder {out.parent} does not exist")
-    if out.suffix.lower() == ".csv":
-        frame.to_csv(out, index=False)
-    else:
-        frame.to_parquet(out, index=False)

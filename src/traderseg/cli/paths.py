@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from traderseg.errors import ConfigError
 
@@ -17,13 +18,23 @@ _SUFFIX_FORMATS = {
 _FORMAT_SUFFIX = {"Parquet": ".parquet", "CSV": ".csv", "HTML": ".html"}
 PARQUET = ("Parquet",)
 CSV = ("CSV",)
-CSV_OR_PARQUET = ("Parquet", "CSV")
+PARQUET_OR_CSV = ("Parquet", "CSV")  # a name without a known suffix: Parquet
+CSV_OR_PARQUET = ("CSV", "Parquet")  # a name without a known suffix: CSV
 HTML = ("HTML",)
 
 
-def is_parquet_name(path: Path) -> bool:
-    """Whether ``path`` is named as a Parquet file (the CSV-or-Parquet outputs pick by it)."""
-    return _SUFFIX_FORMATS.get(path.suffix.lower()) == "Parquet"
+def write_frame(frame: Any, out: Path, writes: tuple[str, ...]) -> None:
+    """Write ``frame`` as Parquet or CSV, as its name says (:func:`check_format` ran first).
+
+    A name without a known suffix gets the first of ``writes``.
+    """
+    named = _SUFFIX_FORMATS.get(out.suffix.lower())
+    if not out.parent.exists():  # removed while the command ran
+        raise ConfigError(f"{out}: folder {out.parent} does not exist")
+    if (named or writes[0]) == "Parquet":
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False, lineterminator="\n")
 
 
 def check_format(path: Path, option: str, writes: tuple[str, ...] = PARQUET) -> None:
