@@ -73,8 +73,8 @@ def fit_command(
     cutoff = parse_as_of(as_of)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file; a model is saved as a directory")
-    if out.is_dir() and any(out.iterdir()):
-        names = {p.name for p in out.iterdir()}
+    names = {p.name for p in out.iterdir()} if out.is_dir() else set()
+    if names:
         if not names & {METADATA_FILE, MODEL_FILE}:
             raise ConfigError(f"--out {out}: the folder holds other files; give a new or "
                               "empty folder for the model")
