@@ -244,6 +244,34 @@ def _consumer(con, venue, source, **cfg):
                           source_label="mem")
 
 
+def test_the_store_is_asked_about_a_fill_not_later_than_every_stored_one(venue, tmp_path):
+    """A redelivered fill at the latest stored time is a duplicate; later ones skip the store."""
+    con = connect(venue.store(tmp_path))
+    _consumer(con, venue, _Batches([[_fill("m1", 10), _fill("m2", 11)]])).run()
+    queries = []
+    again = _consumer(con, venue, _Batches([[_fill("m2", 11)], [_fill("m3", 12)],
+                                            [_fill("m3", 12), _fill("m4", 13)]]))
+    real = again.con
+
+    class Counting:  # the consumer's connection, counting the store's duplicate probes
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def execute(self, sql, *args):
+            if "_stream_probe" in sql:
+                queries.append(sql)
+            return real.execute(sql, *args)
+
+    again.con = Counting()
+    st = again.run()
+    # m2, at the latest stored time (11:00), is probed and found; m3 is later than every
+    # fill stored or seen: no probe; m3 again is seen pending, m4 is later than all
+    assert (st.accepted, st.duplicates) == (2, 2)
+    assert len(queries) == 1
+    assert con.execute("SELECT count(*) FROM fills").fetchone()[0] == 4
+    con.close()
+
+
 def test_a_commit_runs_while_the_next_fills_are_read_and_a_fill_in_it_is_seen(
         venue, tmp_path, monkeypatch):
     db = venue.store(tmp_path)
@@ -312,8 +340,8 @@ def test_a_store_that_refuses_a_checkpoint_stops_the_run_and_nothing_is_lost(ven
     before = con.execute("SELECT count(*) FROM fills").fetchone()[0]
     fills = [_fill(f"m{i}", 10 + i) for i in range(3)]
     consumer = _consumer(con, venue, _Batches([fills]))
-    con.execute("DROP TABLE online_tiles")  # after start: the commit's state rows fail
-    with pytest.raises(StoreError, match="checkpoint not committed .*online_tiles"):
+    con.execute("DROP TABLE online_stale")  # after start: the commit's state rows fail
+    with pytest.raises(StoreError, match="checkpoint not committed .*online_stale"):
         consumer.run()
     assert con.execute("SELECT count(*) FROM fills").fetchone()[0] == before
     S.ensure_state_tables(con)

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from itertools import islice
 from typing import Any
 
 import duckdb
@@ -63,6 +64,7 @@ from traderseg.store import store_name
 
 logger = logging.getLogger(__name__)
 US_PER_S = 1_000_000
+US_PER_DAY = 86_400 * US_PER_S
 NOTE_BY_COLUMNS_FROM = 256
 """Fills of an interval from which its latest fill per account is found by sorting columns."""
 
@@ -87,6 +89,10 @@ class StreamConfig:
         How long a read waits for new messages (Redis).
     idle_stop_s : float, optional
         Stop after this long without a message (None: run until stopped).
+    tiles_per_checkpoint : int
+        Most day tiles a checkpoint writes out (see :mod:`traderseg.online.state`): tiles
+        of days the decisions have passed, written a few at a time so that no checkpoint
+        stalls the stream when a day ends; the last checkpoint of a run writes them all.
     """
 
     consumer: str = "consumer-1"
@@ -96,6 +102,7 @@ class StreamConfig:
     checkpoint_fills: int = 100_000
     block_ms: int = 200
     idle_stop_s: float | None = None
+    tiles_per_checkpoint: int = 128
     record_latency: bool = False  # keep XADD-to-decision and -commit times (Redis; benchmarks)
 
     def __post_init__(self) -> None:
@@ -181,6 +188,7 @@ class StreamConsumer:
         self.states: dict[str, AccountState] = loaded.states
         self.assignment = loaded.assignment
         self.open_fills = loaded.open_fills  # accounts traded in the open interval -> last fill
+        self.stale = loaded.stale  # tiles changed since their row was written (online_stale)
         self.open_key: dict[str, tuple[int, str]] = {}
         if self.open_fills:
             self._reload_open_keys()
@@ -190,6 +198,11 @@ class StreamConsumer:
         self._quantile_windows = quantile_windows(engine.windows, self._columns)
         self.stats = StreamStats()
         self.inflight_ids: set[str] = set()  # fills of the commit running in the background
+        # the latest fill time stored, in the background commit or pending: a fill after it
+        # is not in the store (a re-delivered fill keeps its time)
+        latest = con.execute("SELECT epoch_us(max(ts)) FROM fills").fetchone()
+        self.latest_us: int | None = None if latest is None or latest[0] is None else int(
+            latest[0])
         self._writer: threading.Thread | None = None
         self._writer_error: BaseException | None = None
         self._reset_pending()
@@ -316,6 +329,8 @@ class StreamConsumer:
 
         Seen before: in this batch, since the checkpoint, in the commit running in the
         background, or in the store. The new ones' ids join those seen since the checkpoint.
+        The store is asked only when some fill is not later than every fill stored, in
+        flight or pending: on a live stream, whose fills come in time order, it is not.
         """
         ids = fills.column("fill_id").to_pylist()
         keep = np.ones(len(ids), dtype=bool)
@@ -329,7 +344,7 @@ class StreamConsumer:
                     keep[i] = False
                 seen.add(f)
         cand = fills.filter(pa.array(keep)) if not keep.all() else fills
-        if cand.num_rows:
+        if cand.num_rows and self._maybe_stored(cand.column("ts")):
             ts = cand.column("ts")
             lo, hi = pa.compute.min(ts).as_py(), pa.compute.max(ts).as_py()
             probe = pa.table({"fill_id": cand.column("fill_id")})
@@ -355,6 +370,14 @@ class StreamConsumer:
         else:
             self.p_ids.update(f for f, k in zip(ids, keep.tolist(), strict=True) if k)
         return keep
+
+    def _maybe_stored(self, ts: pa.ChunkedArray) -> bool:
+        """Whether fills at times ``ts`` may be stored already; they join the times seen."""
+        span = pa.compute.min_max(ts.cast(pa.int64()))
+        lo, hi = span["min"].as_py(), span["max"].as_py()
+        latest = self.latest_us
+        self.latest_us = hi if latest is None else max(latest, hi)
+        return latest is not None and lo <= latest
 
     def _fold(self, fills: pa.Table, xadd_ms: np.ndarray | None = None) -> None:
         """Fold a batch in time order, closing each interval as the first fill after it comes.
@@ -521,13 +544,34 @@ class StreamConsumer:
     def checkpoint(self) -> None:
         """Commit the pending fills, rejects, state, decisions and position; then ack.
 
-        Waits until they are stored (the loop of :meth:`run` does not: see :meth:`_submit`).
+        Waits until they are stored (the loop of :meth:`run` does not: see :meth:`_submit`),
+        and writes out every changed tile, so the next start folds no fills again.
         """
         self._wait_writer()
-        self._submit()
+        self._submit(every_tile=True)
         self._wait_writer()
 
-    def _submit(self) -> None:
+    def _tiles_to_write(self, every_tile: bool) -> set[tuple[str, int]]:
+        """Pick the changed tiles this checkpoint writes out (they leave ``self.stale``).
+
+        Those of days that ended before the last decided interval did, at most
+        ``tiles_per_checkpoint`` (all with ``every_tile``). A late fill may change such a
+        tile again: it is then stale again.
+        """
+        if every_tile:
+            out = self.stale
+            self.stale = set()
+            return out
+        last = self.cp.last_tick
+        budget = self.cfg.tiles_per_checkpoint
+        if last is None or budget <= 0 or not self.stale:
+            return set()
+        before = last // US_PER_DAY
+        out = set(islice((k for k in self.stale if k[1] < before), budget))
+        self.stale -= out
+        return out
+
+    def _submit(self, *, every_tile: bool = False) -> None:
         """Hand the pending work to a background commit (the previous one has finished).
 
         The work is taken as it is now — the fills, rejects and decisions since the last
@@ -541,7 +585,7 @@ class StreamConsumer:
         if self.p_ticks:
             self._decide_pending()
         if not (self.p_fills or self.p_rejects or self.p_decisions or self.p_batches
-                or self.p_accounts):
+                or self.p_accounts or (every_tile and self.stale)):
             self.p_started = time.monotonic()
             return
         fills = None
@@ -553,8 +597,7 @@ class StreamConsumer:
             fills=fills, rejects=self._reject_rows(),
             decisions=(pd.concat(self.p_decisions, ignore_index=True) if self.p_decisions
                        else None),
-            state=S.state_rows(self.cp, self.states, self.p_tiles, self.p_accounts,
-                               self.assignment, self.open_fills),
+            state=self._state_rows(every_tile),
             cp=replace(self.cp), batches=self.p_batches)
         self.inflight_ids = self.p_ids  # the previous commit's fills are in the store now
         # the cursor is opened here: a connection is used by one thread at a time
@@ -562,6 +605,14 @@ class StreamConsumer:
                                         name="traderseg-checkpoint", daemon=True)
         self._writer.start()
         self._reset_pending()
+
+    def _state_rows(self, every_tile: bool) -> S.StateRows:
+        """Serialise the checkpoint's state: changed tiles' keys, tiles written, accounts."""
+        new = self.p_tiles - self.stale
+        self.stale |= self.p_tiles
+        write = self._tiles_to_write(every_tile)
+        return S.state_rows(self.cp, self.states, write, self.p_accounts, self.assignment,
+                            self.open_fills, stale_tiles=new - write)
 
     def _writer_idle(self) -> bool:
         """Whether no background commit is running (one that failed raises here)."""

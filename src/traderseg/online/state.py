@@ -5,8 +5,13 @@ fills it accepted and the decisions it took, so a crash at any point leaves the 
 checkpoint: the fills, the online state, the decisions and the source position agree.
 
 - ``online_tiles``: one row per (account, UTC day) with the day's measure states
-  (:class:`traderseg.features.online.DayTile` as JSON); only the days a checkpoint touched
-  are rewritten.
+  (:class:`traderseg.features.online.DayTile` as JSON), written when the day is over (the
+  consumer's decisions have passed its end; a few per checkpoint) or the run ends.
+- ``online_stale``: the (account, day) tiles the consumer has changed since their row in
+  ``online_tiles`` was written. A checkpoint records their keys, not their contents: a
+  tile is the fold of its account's fills of its day, which the same checkpoint stores,
+  so :func:`load` folds those fills again instead. Today's tiles change with every fill;
+  serialising each at every checkpoint cost the consumer more than folding its fills.
 - ``online_accounts``: per account the compacted history, the last fill time, the segment
   assignment state (segment, leading candidate, since when) and, when the account traded
   in the decision interval still open, that interval's end and its last fill.
@@ -27,12 +32,17 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from traderseg.features.expr import US_PER_DAY
 from traderseg.features.online import AccountState, DayTile
+from traderseg.features.online_fold import fold_table
+from traderseg.schema import FILLS
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS online_tiles (
       account_id VARCHAR NOT NULL, day BIGINT NOT NULL, tile VARCHAR NOT NULL,
       PRIMARY KEY (account_id, day))""",
+    """CREATE TABLE IF NOT EXISTS online_stale (
+      account_id VARCHAR NOT NULL, day BIGINT NOT NULL, PRIMARY KEY (account_id, day))""",
     """CREATE TABLE IF NOT EXISTS online_accounts (
       account_id VARCHAR PRIMARY KEY, last_us BIGINT, base VARCHAR, old_days VARCHAR,
       segment BIGINT, candidate BIGINT, since BIGINT,
@@ -74,10 +84,15 @@ class Loaded:
     states: dict[str, AccountState]
     assignment: dict[str, tuple[int, int, int]]
     open_fills: dict[str, str] = field(default_factory=dict)
+    stale: set[tuple[str, int]] = field(default_factory=set)  # tiles whose row is out of date
 
 
 def load(con: duckdb.DuckDBPyConnection, source: str) -> Loaded:
-    """Read the source's checkpoint and every account's online state."""
+    """Read the source's checkpoint and every account's online state.
+
+    The tiles listed in ``online_stale`` are folded again from the stored fills of their
+    account and day (see the module docstring); they stay listed until written.
+    """
     ensure_state_tables(con)
     row = con.execute("SELECT source, position, open_tick, last_tick, fills, duplicates, "
                       "rejects, late, decisions FROM stream_checkpoints WHERE source = ?",
@@ -108,28 +123,66 @@ def load(con: duckdb.DuckDBPyConnection, source: str) -> Loaded:
             assignment[acct] = (int(seg), int(cand), int(since))
         if cp is not None and open_tick is not None and open_tick == cp.open_tick:
             open_fills[acct] = str(open_fill)
-    return Loaded(cp, states, assignment, open_fills)
+    stale = {(str(a), int(d)) for a, d in con.execute(
+        "SELECT account_id, day FROM online_stale").fetchall()}
+    if stale:
+        _refold(con, states, stale)
+    return Loaded(cp, states, assignment, open_fills, stale)
+
+
+def _refold(con: duckdb.DuckDBPyConnection, states: dict[str, AccountState],
+            stale: set[tuple[str, int]]) -> None:
+    """Rebuild the ``stale`` tiles from the stored fills of their account and day."""
+    first = min(d for _, d in stale)
+    reader = con.execute(
+        f"SELECT {', '.join('f.' + c for c in FILLS.names)} FROM fills f "
+        "SEMI JOIN online_stale s ON f.account_id = s.account_id "
+        f"AND epoch_us(f.ts) // {US_PER_DAY} = s.day "
+        "WHERE f.ts >= to_timestamp(?) ORDER BY f.ts, f.fill_id",
+        [first * 86_400]).fetch_record_batch(200_000)
+    fresh: dict[str, AccountState] = {}
+    for rb in reader:
+        fold_table(fresh, pa.Table.from_batches([rb]))
+    for acct, day in stale:
+        st = states.get(acct)
+        if st is None:
+            st = states[acct] = AccountState()
+        got = fresh.get(acct)
+        tile = None if got is None else got.tiles.get(day)
+        if tile is None:  # the store holds no fill of the day: the day has no tile
+            st.tiles.pop(day, None)
+        else:
+            st.tiles[day] = tile
 
 
 @dataclass(frozen=True)
 class StateRows:
     """The touched state of a checkpoint, serialised (see :func:`state_rows`)."""
 
-    tiles: pa.Table | None
+    tiles: pa.Table | None  # tiles written now (their keys leave ``online_stale``)
     accounts: pa.Table | None
+    stale: pa.Table | None = None  # keys of tiles changed and not written
 
 
 def state_rows(cp: Checkpoint, states: dict[str, AccountState],
-               dirty_tiles: Iterable[tuple[str, int]], dirty_accounts: Iterable[str],
+               write_tiles: Iterable[tuple[str, int]], dirty_accounts: Iterable[str],
                assignment: dict[str, tuple[int, int, int]],
-               open_fills: dict[str, str]) -> StateRows:
-    """Serialise the touched tiles and accounts as they are now.
+               open_fills: dict[str, str],
+               stale_tiles: Iterable[tuple[str, int]] = ()) -> StateRows:
+    """Serialise the tiles to write and the touched accounts as they are now.
 
-    The rows hold no reference to the states, which later fills change: they can be
-    written after the consumer has moved on (:func:`write_state`).
+    ``stale_tiles`` are the keys of tiles changed and not written (``online_stale``). The
+    rows hold no reference to the states, which later fills change: they can be written
+    after the consumer has moved on (:func:`write_state`).
     """
-    tiles = [(a, d, json.dumps(states[a].tiles[d].to_json())) for a, d in dirty_tiles
+    tiles = [(a, d, json.dumps(states[a].tiles[d].to_json())) for a, d in write_tiles
              if d in states[a].tiles]
+    stale_table = None
+    stale_keys = list(stale_tiles)
+    if stale_keys:
+        a_s, d_s = zip(*stale_keys, strict=True)
+        stale_table = pa.table({"account_id": pa.array(a_s, pa.string()),
+                                "day": pa.array(d_s, pa.int64())})
     tile_table = None
     if tiles:
         a_, d_, t_ = zip(*tiles, strict=True)
@@ -150,14 +203,23 @@ def state_rows(cp: Checkpoint, states: dict[str, AccountState],
         account_table = pa.table(
             {name: pa.array(col, typ) for (name, typ), col in zip(_ACCOUNT_COLUMNS, cols,
                                                                   strict=True)})
-    return StateRows(tile_table, account_table)
+    return StateRows(tile_table, account_table, stale_table)
 
 
 def write_state(con: duckdb.DuckDBPyConnection, consumer: str, cp: Checkpoint,
                 rows: StateRows) -> None:
     """Write serialised state and the checkpoint (inside the caller's transaction)."""
+    if rows.stale is not None:
+        _upsert(con, "online_stale", rows.stale)
     if rows.tiles is not None:
         _upsert(con, "online_tiles", rows.tiles)
+        con.register("_online_written", rows.tiles)
+        try:
+            con.execute("DELETE FROM online_stale s WHERE EXISTS (SELECT 1 FROM "
+                        "_online_written w WHERE w.account_id = s.account_id "
+                        "AND w.day = s.day)")
+        finally:
+            con.unregister("_online_written")
     if rows.accounts is not None:
         _upsert(con, "online_accounts", rows.accounts)
     con.execute(
