@@ -17,6 +17,11 @@
   per fill (the per-fill path alone shows at daily decisions).
 - ``engine``: the decision engine (model, overlays, policy) on 1, 30, 300 and 3,000
   accounts' features at one cutoff, medians of 20 calls: its fixed cost a call.
+- ``interval``: one decision interval on the live-paced venue of ``bench_stream_live.py``
+  (its history's online state, at a cutoff just after its last fill): reading 100, 560
+  (what one second holds at 20,000 fills/s) and all (817) accounts' parts, combining them, the
+  formulas, and the decision engine, milliseconds a call, medians of 20: the work between
+  an interval's closing fill and its decisions.
 - ``profile``: one 15-minute replay under cProfile: the cumulative time of reading the
   accounts' parts, combining them, the formulas and the decision engine per decision, and
   of folding per fill (profiled times, inflated alike).
@@ -195,6 +200,56 @@ def engine(paths) -> None:
               "a call")
 
 
+def interval(paths, out: Path) -> None:
+    import pandas as pd
+
+    from bench_stream_live import shifted_history
+    from traderseg.features.online import (
+        combine,
+        quantile_windows,
+        read_parts,
+        read_plan,
+        values_frame,
+    )
+    from traderseg.online import state as S
+    from traderseg.online.decide import empty_assignments
+    from traderseg.online.run import build_engine
+    from traderseg.store import connect
+
+    _, history = shifted_history(paths, out)
+    store = out / "interval.duckdb"
+    shutil.copy(history, store)
+    con = connect(store)
+    eng = build_engine(con, paths["model"], paths["policy"])
+    states = S.load(con, "history").states
+    con.close()
+    cols = eng.feature_columns
+    qw = quantile_windows(eng.windows, cols)
+    last = max(st.last_us for st in states.values() if st.last_us is not None)
+    at = pd.Timestamp((last // 1_000_000 + 1) * 1_000_000_000, tz="UTC")
+    plan = read_plan(at.to_pydatetime(), eng.windows, None, cols)
+    busiest = sorted(states, key=lambda a: -sum(t.s[0] for t in states[a].tiles.values()))
+    for n in (100, 560, len(busiest)):
+        accts = sorted(busiest[:n])
+        ids = [dict.fromkeys(accts, "x")]
+        times: dict[str, list[float]] = collections.defaultdict(list)
+        for _ in range(22):
+            t0 = time.perf_counter()
+            parts = read_parts(states, accts, plan)
+            t1 = time.perf_counter()
+            values = combine(parts, qw)
+            t2 = time.perf_counter()
+            feats = values_frame([values], eng.windows, accts, cols)
+            t3 = time.perf_counter()
+            eng.decide_stacked([at], feats, [n], ids, empty_assignments())
+            t4 = time.perf_counter()
+            for k, v in (("read", t1 - t0), ("combine", t2 - t1), ("formulas", t3 - t2),
+                         ("engine", t4 - t3), ("total", t4 - t0)):
+                times[k].append(v)
+        print(f"one interval, {n:,} accounts: " + ", ".join(
+            f"{k} {statistics.median(v[2:]) * 1000:.1f}" for k, v in times.items()) + " ms")
+
+
 def profile(paths, out: Path) -> None:
     import cProfile
     import pstats
@@ -238,6 +293,8 @@ def main() -> None:
         density(paths, args.out, args.runs)
     if "engine" in parts:
         engine(paths)
+    if "interval" in parts:
+        interval(paths, args.out)
     if "profile" in parts:
         profile(paths, args.out)
 

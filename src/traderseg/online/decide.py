@@ -26,7 +26,7 @@ import pandas as pd
 
 from traderseg.errors import ConfigError
 from traderseg.online.tables import CONTROLS_TABLE
-from traderseg.segment.overlays import overlays
+from traderseg.segment.overlays import overlay_arrays
 
 US_PER_DAY = 86_400_000_000
 NO_SEGMENT = -2  # assignment state of an account never assigned (-1 is the outlier segment)
@@ -180,6 +180,14 @@ class DecisionEngine:
         acc = accounts if accounts is not None else pd.DataFrame(
             {"kyc_tier": pd.Series(dtype="float64"), "region": pd.Series(dtype=object)})
         self.accounts = acc.reindex(columns=["kyc_tier", "region"])
+        # per account, for the decisions' inputs (a dict lookup per row, no reindex)
+        ids = self.accounts.index.astype(str).tolist()
+        self._kyc = dict(zip(ids, pd.to_numeric(self.accounts["kyc_tier"], errors="coerce")
+                             .to_numpy(dtype=float, na_value=np.nan).tolist(), strict=True))
+        self._region = {a: (None if r is None or (isinstance(r, float) and np.isnan(r))
+                            else r)
+                        for a, r in zip(ids, self.accounts["region"].astype(object).tolist(),
+                                        strict=True)}
         self.seg_ids = np.asarray(self.model.segment_ids_, dtype=np.int64)
         self._col_of = {int(s): i for i, s in enumerate(self.seg_ids)}
 
@@ -281,39 +289,40 @@ class DecisionEngine:
                 state[a] = (int(c), int(d), int(t))
             start += n
         # the value tier ranks the accounts decided at the same cutoff
-        ov = overlays(feats, by=np.repeat(np.arange(len(sizes)), sizes))
-        acc = self.accounts.reindex(accts)
-        inputs = pd.DataFrame({
+        ov = overlay_arrays(feats, by=np.repeat(np.arange(len(sizes)), sizes))
+        kyc, region = self._kyc, self._region
+        base: dict[str, Any] = {
             "account_id": accts,
             "segment_id": seg,
             "segment_name": [self.segment_name(int(s)) for s in seg],
             "membership": self._membership(proba, seg),
-            "lifecycle_stage": ov["lifecycle_stage"].astype(object).to_numpy(),
-            "value_tier": ov["value_tier"].astype(object).to_numpy(),
-            "risk_score": ov["risk_score"].to_numpy(float),
-            "kyc_tier": acc["kyc_tier"].to_numpy(),
-            "region": acc["region"].to_numpy(),
-        })
+            "lifecycle_stage": ov["lifecycle_stage"],
+            "value_tier": ov["value_tier"],
+            "risk_score": ov["risk_score"],
+            "kyc_tier": np.array([kyc.get(a, np.nan) for a in accts], dtype=float),
+            "region": np.array([region.get(a) for a in accts], dtype=object),
+        }
         if self.predictors is not None:
             pred = self.predictors.score(feats)
-            inputs["churn_probability"] = pred["churn_probability"].to_numpy(float)
-            inputs["liquidation_risk"] = pred["liquidation_risk"].to_numpy(float)
+            base["churn_probability"] = pred["churn_probability"].to_numpy(float)
+            base["liquidation_risk"] = pred["liquidation_risk"].to_numpy(float)
         else:
-            inputs["churn_probability"] = np.nan
-            inputs["liquidation_risk"] = np.nan
-        controls = self.policy.evaluate(inputs).reset_index(drop=True)
-        rows_out = pd.concat([inputs, controls.drop(columns=[c for c in controls.columns
-                                                              if c in inputs.columns])], axis=1)
-        rows_out["model_version"] = self.model_version
-        rows_out["as_of"] = pd.to_datetime(at_us * 1000, utc=True)
+            base["churn_probability"] = np.full(len(accts), np.nan)
+            base["liquidation_risk"] = np.full(len(accts), np.nan)
+        controls = self.policy.evaluate(pd.DataFrame(base))
+        out = dict(base)
+        for c in controls.columns:
+            if c not in out:
+                out[c] = controls[c].to_numpy()
+        out["model_version"] = np.full(len(accts), self.model_version, dtype=object)
+        out["as_of"] = pd.DatetimeIndex(at_us.astype("datetime64[us]"), tz="UTC")
         tick = np.repeat(np.arange(len(sizes)), sizes).tolist()
-        trig = [fill_ids[k].get(a) for k, a in zip(tick, accts, strict=True)]
-        rows_out["fill_id"] = trig
-        rows_out["updated_at"] = pd.NaT
+        out["fill_id"] = [fill_ids[k].get(a) for k, a in zip(tick, accts, strict=True)]
+        out["updated_at"] = pd.NaT
         touched = list(dict.fromkeys(accts))
         new_state = pd.DataFrame([state[a] for a in touched], columns=list(ASSIGNMENT_COLUMNS),
                                  index=pd.Index(touched, name="account_id"), dtype=np.int64)
-        return Decisions(rows_out[list(CONTROLS_TABLE.names)], new_state)
+        return Decisions(pd.DataFrame({c: out[c] for c in CONTROLS_TABLE.names}), new_state)
 
     def _membership(self, proba: np.ndarray, seg: np.ndarray) -> np.ndarray:
         cols = np.array([self._col_of.get(int(s), -1) for s in seg], dtype=np.int64)

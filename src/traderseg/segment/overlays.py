@@ -116,6 +116,16 @@ def lifecycle_stage(
     >>> lifecycle_stage(f).tolist()
     ['new', 'churned']
     """
+    stage = _stages(features, trend_window, new_days, at_risk_days, dormant_days,
+                    churned_days, trend_drop)
+    return pd.Series(pd.Categorical(stage, categories=LIFECYCLE_STAGES),
+                     index=features.index, name="lifecycle_stage")
+
+
+def _stages(features: pd.DataFrame, trend_window: str = "30d", new_days: float = 30,
+            at_risk_days: float = 14, dormant_days: float = 30, churned_days: float = 90,
+            trend_drop: float = 0.5) -> np.ndarray:
+    """Apply the rules of :func:`lifecycle_stage`; return the stage names (objects)."""
     days = _window_days(trend_window)
     cols = _lifecycle_columns(trend_window)
     _require(features, cols, "lifecycle stage")
@@ -124,13 +134,13 @@ def lifecycle_stage(
     t = features["tenure_days__all"].to_numpy(float)
     life_rate = features["fill_count__all"].to_numpy(float) / np.maximum(t, 1.0)
     recent_rate = features[f"fill_count__{trend_window}"].to_numpy(float) / min(days, 1e9)
-    stage = np.select(
-        [r >= churned_days, r >= dormant_days, t <= new_days,
-         (r >= at_risk_days) | (recent_rate < trend_drop * life_rate)],
-        ["churned", "dormant", "new", "at-risk"], default="active",
-    )
-    return pd.Series(pd.Categorical(stage, categories=LIFECYCLE_STAGES),
-                     index=features.index, name="lifecycle_stage")
+    conditions = [r >= churned_days, r >= dormant_days, t <= new_days,
+                  (r >= at_risk_days) | (recent_rate < trend_drop * life_rate)]
+    stage = np.full(len(r), "active", dtype=object)
+    for cond, name in zip(reversed(conditions), ("at-risk", "new", "dormant", "churned"),
+                          strict=True):
+        stage[cond] = name  # the first rule that applies is written last
+    return stage
 
 
 def _lifecycle_columns(trend_window: str) -> list[str]:
@@ -164,6 +174,15 @@ def value_tier(features: pd.DataFrame, *, column: str = VALUE_COLUMN,
     >>> value_tier(f).value_counts().to_dict()
     {'bronze': 50, 'silver': 40, 'gold': 9, 'platinum': 1}
     """
+    tiers = _tiers(features, column, by)
+    cats = [name for name, _ in VALUE_TIERS] + ["bronze"]
+    return pd.Series(pd.Categorical(tiers, categories=cats), index=features.index,
+                     name="value_tier")
+
+
+def _tiers(features: pd.DataFrame, column: str = VALUE_COLUMN,
+           by: np.ndarray | None = None) -> np.ndarray:
+    """Rank as :func:`value_tier` does; return the tier names (objects)."""
     _require(features, [column], "value tier")
     _no_nan(features, [column], "value tier")
     fees = features[column].to_numpy(float)
@@ -180,9 +199,7 @@ def value_tier(features: pd.DataFrame, *, column: str = VALUE_COLUMN,
     for name, lower, upper in tier_bounds(sizes[group]):
         tiers[(rank >= lower) & (rank < upper)] = name
     tiers[fees <= 0] = "bronze"
-    cats = [name for name, _ in VALUE_TIERS] + ["bronze"]
-    return pd.Series(pd.Categorical(tiers, categories=cats), index=features.index,
-                     name="value_tier")
+    return tiers
 
 
 def risk_profile(features: pd.DataFrame, *, window: str = "all") -> pd.DataFrame:
@@ -212,6 +229,11 @@ def risk_profile(features: pd.DataFrame, *, window: str = "all") -> pd.DataFrame
     >>> float(risk_profile(f)["risk_score"].iloc[0])
     0.0
     """
+    return pd.DataFrame(_risks(features, window), index=features.index)
+
+
+def _risks(features: pd.DataFrame, window: str = "all") -> dict[str, np.ndarray]:
+    """Return the components and score of :func:`risk_profile` as arrays."""
     cols = {s: f"{s}__{window}" for s in RISK_STEMS}
     _require(features, list(cols.values()), "risk profile")
     may_be_unknown = ("long_premium_share", "leverage_mean", "high_leverage_share",
@@ -233,15 +255,18 @@ def risk_profile(features: pd.DataFrame, *, window: str = "all") -> pd.DataFrame
     short = 100 * np.clip(written / 0.5, 0, 1)
     conc = 100 * np.clip(f["top_instrument_share"], 0, 1)
     pnl = 100 * np.clip(np.log10(1 + np.maximum(f["pnl_std_usd"], 0)) / 6, 0, 1)
-    out = pd.DataFrame(
-        {"leverage": lev, "liquidations": liq, "short_option": short,
-         "concentration": conc, "pnl_volatility": pnl},
-        index=features.index,
-    )
-    weights = pd.Series(RISK_WEIGHTS)
-    parts = out[weights.index]
-    w = parts.notna().mul(weights)
-    out["risk_score"] = parts.mul(weights).sum(axis=1) / w.sum(axis=1)
+    out = {"leverage": lev, "liquidations": liq, "short_option": short,
+           "concentration": conc, "pnl_volatility": pnl}
+    # the weighted mean of the known components, summed in the order of RISK_WEIGHTS
+    total = np.zeros(len(lev))
+    weight = np.zeros(len(lev))
+    for name, w in RISK_WEIGHTS.items():
+        x = out[name]
+        known = ~np.isnan(x)
+        total += np.where(known, x * w, 0.0)
+        weight += np.where(known, w, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["risk_score"] = total / weight  # no known component: NaN
     return out
 
 
@@ -299,3 +324,14 @@ def overlays(features: pd.DataFrame, *, trend_window: str = "30d",
          risk_profile(features)],
         axis=1,
     )
+
+
+def overlay_arrays(features: pd.DataFrame, *, trend_window: str = "30d",
+                   by: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """:func:`overlays` as arrays, in row order: what decisions read, without the frames.
+
+    ``lifecycle_stage`` and ``value_tier`` are object arrays of the names; the rules are
+    the same functions :func:`overlays` runs.
+    """
+    return {"lifecycle_stage": _stages(features, trend_window),
+            "value_tier": _tiers(features, by=by), **_risks(features)}
