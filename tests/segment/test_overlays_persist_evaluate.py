@@ -10,6 +10,7 @@ from traderseg.segment import persist
 from traderseg.segment.evaluate import evaluate_segments, rfm_codes
 from traderseg.segment.overlays import (
     lifecycle_stage,
+    overlay_arrays,
     overlay_columns,
     overlays,
     risk_profile,
@@ -105,6 +106,58 @@ def test_risk_components_on_hand_made_rows():
     assert r.loc[5, "pnl_volatility"] == pytest.approx(50)
     assert r.loc[1, "risk_score"] == pytest.approx(30)  # leverage weight 0.30
     assert ((r >= 0) & (r <= 100)).all().all()
+
+
+def test_lifecycle_thresholds_are_inclusive_where_documented():
+    # recency, tenure, fills all, fills 30d; the lifetime rate 1 a day, the recent 1 a day
+    rows = {
+        "r=90": ((90, 400, 400, 30), "churned"),
+        "r<90": ((89.999, 400, 400, 30), "dormant"),
+        "r=30": ((30, 400, 400, 30), "dormant"),
+        "r<30": ((29.999, 400, 400, 30), "at-risk"),  # r >= 14
+        "t=30": ((1, 30, 30, 30), "new"),
+        "t>30": ((1, 30.001, 30, 30), "active"),
+        "r=14": ((14, 400, 400, 30), "at-risk"),
+        "r<14": ((13.999, 400, 400, 30), "active"),
+        # the recent rate exactly half the lifetime rate is not below it
+        "half": ((1, 400, 400, 15), "active"),
+        "below": ((1, 400, 400, 14.999), "at-risk"),
+    }
+    f = pd.DataFrame([v for v, _ in rows.values()], index=list(rows),
+                     columns=["recency_days__all", "tenure_days__all", "fill_count__all",
+                              "fill_count__30d"], dtype=float)
+    assert lifecycle_stage(f).astype(str).tolist() == [s for _, s in rows.values()]
+
+
+def test_risk_score_is_the_weighted_mean_of_the_known_components():
+    f = pd.DataFrame([
+        # leveraged fills without leverage (known share 0) and no liquidation flag: the
+        # score is (0.20 * 100 + 0.10 * 40 + 0.15 * 50) / 0.45 = 70
+        {**_risk_row(option_share=0.8, long_premium_share=0.25, top_instrument_share=0.4,
+                     pnl_std_usd=999.0, leverage_mean=np.nan, liquidation_count=np.nan),
+         "leverage_known_share__all": 0.0},
+        # no leveraged fill at all (known share NaN): leverage scores 0 and counts
+        {**_risk_row(option_share=0.8, long_premium_share=0.25, top_instrument_share=0.4,
+                     pnl_std_usd=999.0, leverage_mean=np.nan),
+         "leverage_known_share__all": np.nan},
+    ])
+    r = risk_profile(f)
+    assert np.isnan(r.loc[0, "leverage"]) and np.isnan(r.loc[0, "liquidations"])
+    assert r.loc[0, "risk_score"] == pytest.approx(70.0)
+    assert r.loc[1, "leverage"] == 0.0
+    assert r.loc[1, "risk_score"] == pytest.approx((20 + 4 + 7.5) / 1.0)
+
+
+def test_overlay_arrays_are_the_overlays(frame):
+    X, _ = frame
+    by = np.arange(len(X)) % 3
+    frame_ = overlays(X, by=by)
+    arrays = overlay_arrays(X, by=by)
+    assert list(arrays) == list(frame_.columns)
+    for c in frame_.columns:
+        want = frame_[c].astype(object).to_numpy() if c in ("lifecycle_stage", "value_tier") \
+            else frame_[c].to_numpy(float)
+        np.testing.assert_array_equal(arrays[c], want)
 
 
 def test_overlays_on_synthetic_frame(frame):
