@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 
 import pytest
@@ -105,7 +106,8 @@ def _picker(budget: int, last_tick: int, stale: set[tuple[str, int]]) -> StreamC
     c = StreamConsumer.__new__(StreamConsumer)  # the choice needs no store, source or engine
     c.cfg = StreamConfig(tiles_per_checkpoint=budget)
     c.cp = S.Checkpoint("x", last_tick=last_tick)
-    c.stale = set(stale)
+    c.stale, c.stale_days = set(), collections.Counter()
+    c._mark_stale(set(stale))
     return c
 
 
@@ -124,9 +126,9 @@ def test_tiles_are_written_once_the_decisions_have_passed_their_day_a_few_at_a_t
     out = c._tiles_to_write(False)
     assert len(out) == 2 and out | c.stale == stale and not out & c.stale
     assert len(c._tiles_to_write(False)) == 1
-    assert c.stale == {("d", day + 1)}
+    assert c.stale == {("d", day + 1)} and c.stale_days == {day + 1: 1}
     # no decision yet, or no budget: none; the run's last checkpoint: all
     assert _picker(10, None, stale)._tiles_to_write(False) == set()
     assert _picker(0, (day + 5) * US_PER_DAY, stale)._tiles_to_write(False) == set()
     c = _picker(0, None, stale)
-    assert c._tiles_to_write(True) == stale and c.stale == set()
+    assert c._tiles_to_write(True) == stale and c.stale == set() and not c.stale_days

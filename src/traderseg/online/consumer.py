@@ -24,6 +24,7 @@ import logging
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -188,7 +189,10 @@ class StreamConsumer:
         self.states: dict[str, AccountState] = loaded.states
         self.assignment = loaded.assignment
         self.open_fills = loaded.open_fills  # accounts traded in the open interval -> last fill
-        self.stale = loaded.stale  # tiles changed since their row was written (online_stale)
+        # tiles changed since their row was written (online_stale), and how many per day
+        self.stale: set[tuple[str, int]] = set()
+        self.stale_days: Counter[int] = Counter()
+        self._mark_stale(loaded.stale)
         self.open_key: dict[str, tuple[int, str]] = {}
         if self.open_fills:
             self._reload_open_keys()
@@ -561,15 +565,27 @@ class StreamConsumer:
         if every_tile:
             out = self.stale
             self.stale = set()
+            self.stale_days.clear()
             return out
         last = self.cp.last_tick
         budget = self.cfg.tiles_per_checkpoint
-        if last is None or budget <= 0 or not self.stale:
+        if last is None or budget <= 0:
             return set()
         before = last // US_PER_DAY
+        if not any(d < before for d in self.stale_days):  # today's tiles alone: no scan
+            return set()
         out = set(islice((k for k in self.stale if k[1] < before), budget))
         self.stale -= out
+        for _, d in out:
+            self.stale_days[d] -= 1
+            if not self.stale_days[d]:
+                del self.stale_days[d]
         return out
+
+    def _mark_stale(self, keys: set[tuple[str, int]]) -> None:
+        """Note ``keys`` (not stale yet) as changed since their row was written."""
+        self.stale |= keys
+        self.stale_days.update(d for _, d in keys)
 
     def _submit(self, *, every_tile: bool = False) -> None:
         """Hand the pending work to a background commit (the previous one has finished).
@@ -609,7 +625,7 @@ class StreamConsumer:
     def _state_rows(self, every_tile: bool) -> S.StateRows:
         """Serialise the checkpoint's state: changed tiles' keys, tiles written, accounts."""
         new = self.p_tiles - self.stale
-        self.stale |= self.p_tiles
+        self._mark_stale(new)
         write = self._tiles_to_write(every_tile)
         return S.state_rows(self.cp, self.states, write, self.p_accounts, self.assignment,
                             self.open_fills, stale_tiles=new - write)
