@@ -9,7 +9,7 @@ import pandas as pd
 from traderseg.online.batch import decide_batch
 from traderseg.online.consumer import StreamConfig, StreamConsumer
 from traderseg.online.run import build_engine
-from traderseg.online.sources import ReplaySource
+from traderseg.online.sources import Batch, Message, ReplaySource, Source
 from traderseg.online.tables import audit_changes, read_audit, read_controls
 from traderseg.store import connect
 
@@ -69,3 +69,27 @@ def assert_same_decisions(con, latest, audit):
     got_audit = audit_of(con)
     pd.testing.assert_frame_equal(got_audit, audit, check_dtype=False)
     assert json.loads(got["rules"].iloc[0])  # the winning rules are recorded
+
+
+def perp_fill(fid: str, ts: str, account: str = "acct-000001") -> dict:
+    """A BTC perpetual fill as a stream delivers it (every field text)."""
+    return {"fill_id": fid, "ts": ts, "account_id": account, "instrument": "BTC-PERP",
+            "underlying": "BTC", "kind": "perp", "side": "buy", "qty": "1", "price": "40000",
+            "notional_usd": "40000", "fee_usd": "2", "is_maker": "false"}
+
+
+class ListSource(Source):
+    """Given batches of fills, one per read; ``count`` counts the reads."""
+
+    name = "batches"
+
+    def __init__(self, batches):
+        self.batches = list(batches)
+        self.count = 0
+
+    def read(self, max_messages, block_ms):
+        self.count += 1
+        if not self.batches:
+            return None
+        fills = self.batches.pop(0)
+        return Batch([Message(f, f"mem:{f['fill_id']}") for f in fills], str(self.count))

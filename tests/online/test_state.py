@@ -7,7 +7,14 @@ import math
 
 import pytest
 
-from helpers.stream import DECIDE_EVERY_S, assert_same_decisions, batch_reference, engine_for
+from helpers.stream import (
+    DECIDE_EVERY_S,
+    ListSource,
+    assert_same_decisions,
+    batch_reference,
+    engine_for,
+    perp_fill,
+)
 from traderseg.features.online import AccountState, DayTile
 from traderseg.online import state as S
 from traderseg.online.consumer import US_PER_DAY, StreamConfig, StreamConsumer
@@ -132,3 +139,60 @@ def test_tiles_are_written_once_the_decisions_have_passed_their_day_a_few_at_a_t
     assert _picker(0, (day + 5) * US_PER_DAY, stale)._tiles_to_write(False) == set()
     c = _picker(0, None, stale)
     assert c._tiles_to_write(True) == stale and c.stale == set() and not c.stale_days
+
+
+def _listed(con) -> set[tuple[str, int]]:
+    return set(con.execute("SELECT account_id, day FROM online_stale").fetchall())
+
+
+def test_a_late_fill_lists_a_written_tile_again_and_a_restart_folds_it_in(venue, tmp_path):
+    con = connect(venue.store(tmp_path))
+    acct = "acct-000001"
+    day = 19_724  # 2024-01-02
+    first = StreamConsumer(con, ListSource([
+        [perp_fill("m1", "2024-01-02T10:00:00Z"), perp_fill("m2", "2024-01-02T11:00:00Z")],
+        [perp_fill("m3", "2024-01-03T10:00:00Z")]]), engine_for(con, venue),
+        StreamConfig(decide_every_s=DECIDE_EVERY_S), source_label="mem")
+    first.run()  # its last checkpoint writes every tile
+    assert not _listed(con)
+    written = con.execute("SELECT tile FROM online_tiles WHERE account_id = ? AND day = ?",
+                          [acct, day]).fetchone()[0]
+    # a late fill of 2024-01-02 changes that day's written tile: listed again; the process
+    # ends after that checkpoint
+    late = StreamConsumer(con, ListSource([[perp_fill("m4", "2024-01-02T12:00:00Z")]]),
+                          engine_for(con, venue),
+                          StreamConfig(decide_every_s=DECIDE_EVERY_S, checkpoint_s=0.0,
+                                       tiles_per_checkpoint=0), source_label="mem")
+
+    def crash(stats):
+        raise _Crash
+
+    late.on_checkpoint = crash
+    with pytest.raises(_Crash):
+        late.run()
+    assert late.stats.late == 1
+    assert (acct, day) in _listed(con)
+    assert con.execute("SELECT tile FROM online_tiles WHERE account_id = ? AND day = ?",
+                       [acct, day]).fetchone()[0] == written  # the row is as it was
+    loaded = S.load(con, "mem")
+    assert loaded.states[acct].tiles[day].s[0] == 3  # m1, m2 and the late m4
+    _assert_tiles_equal(loaded.states, _reference(con))
+    con.close()
+
+
+def test_a_listed_tile_without_stored_fills_is_dropped_at_the_next_checkpoint(venue, tmp_path):
+    con = connect(venue.store(tmp_path))
+    StreamConsumer(con, ListSource([[perp_fill("m1", "2024-01-02T10:00:00Z")]]),
+                   engine_for(con, venue), StreamConfig(decide_every_s=DECIDE_EVERY_S),
+                   source_label="mem").run()
+    # a listed key whose fills are gone (deleted from the store by hand)
+    con.execute("INSERT INTO online_stale VALUES ('acct-000001', 19000), ('ghost', 19000)")
+    con.execute("INSERT INTO online_tiles SELECT account_id, 19000, tile FROM online_tiles")
+    loaded = S.load(con, "mem")
+    assert "ghost" not in loaded.states and 19000 not in loaded.states["acct-000001"].tiles
+    StreamConsumer(con, ListSource([]), engine_for(con, venue),
+                   StreamConfig(decide_every_s=DECIDE_EVERY_S), source_label="mem").run()
+    assert not _listed(con)
+    assert con.execute("SELECT count(*) FROM online_tiles WHERE day = 19000").fetchone()[0] == 0
+    _assert_tiles_equal(S.load(con, "mem").states, _reference(con))
+    con.close()

@@ -22,8 +22,10 @@ from helpers.stream import (
     batch_reference,
     controls_of,
     engine_for,
+    perp_fill,
     run_replay,
 )
+from helpers.stream import ListSource as _Batches
 from traderseg.errors import DataError, StoreError
 from traderseg.features.compute import compute_features
 from traderseg.features.measures import SKETCH_RELATIVE_ERROR
@@ -35,7 +37,7 @@ from traderseg.online.consumer import (
     StreamStats,
     tick_end,
 )
-from traderseg.online.sources import Batch, JsonlSource, Message, ReplaySource, Source
+from traderseg.online.sources import JsonlSource, ReplaySource
 from traderseg.online.state import load
 from traderseg.store import connect
 
@@ -100,6 +102,24 @@ def test_online_features_equal_batch_features_at_the_end(streamed, venue):
             got = online[f"{stem}__{w}"].reindex(rank.index)
             rel = ((got - rank).abs() / rank).to_numpy()
             assert np.nanmax(rel) <= SKETCH_RELATIVE_ERROR + 1e-12, (stem, w)
+
+
+def test_decision_rows_carry_the_stored_kyc_tier_as_an_integer(streamed, venue):
+    _, con, _, _, _ = streamed
+    from traderseg.online.decide import empty_assignments
+
+    eng = engine_for(con, venue)
+    last = con.execute("SELECT max(ts) FROM fills").fetchone()[0]
+    cutoff = pd.Timestamp(last) + pd.Timedelta(microseconds=1)
+    feats = compute_features(con, cutoff.to_pydatetime(), eng.windows)[eng.feature_columns]
+    # three stored accounts and one the accounts table does not know
+    feats = pd.concat([feats.iloc[:3], feats.iloc[:1].set_axis(["not-in-accounts"])])
+    rows = eng.decide(feats, empty_assignments(), cutoff).rows
+    stored = dict(con.execute("SELECT account_id, kyc_tier FROM accounts").fetchall())
+    got = dict(zip(rows["account_id"], rows["kyc_tier"], strict=True))
+    for a in feats.index[:3]:
+        assert got[a] == stored[a] and (stored[a] is None or type(got[a]) is int)
+    assert got["not-in-accounts"] is None
 
 
 def test_a_consumer_stopped_midway_resumes_to_the_same_decisions(streamed, venue, tmp_path):
@@ -215,27 +235,7 @@ def test_full_collections_are_rarer_while_running_and_restored_after(venue, tmp_
 
 
 def _fill(fid: str, hour: int) -> dict:
-    return {"fill_id": fid, "ts": f"2024-01-02T{hour:02d}:00:00Z", "account_id": "acct-000001",
-            "instrument": "BTC-PERP", "underlying": "BTC", "kind": "perp", "side": "buy",
-            "qty": "1", "price": "40000", "notional_usd": "40000", "fee_usd": "2",
-            "is_maker": "false"}
-
-
-class _Batches(Source):
-    """Given batches of fills, one per read; ``count`` counts the reads."""
-
-    name = "batches"
-
-    def __init__(self, batches):
-        self.batches = list(batches)
-        self.count = 0
-
-    def read(self, max_messages, block_ms):
-        self.count += 1
-        if not self.batches:
-            return None
-        fills = self.batches.pop(0)
-        return Batch([Message(f, f"mem:{f['fill_id']}") for f in fills], str(self.count))
+    return perp_fill(fid, f"2024-01-02T{hour:02d}:00:00Z")
 
 
 def _consumer(con, venue, source, **cfg):

@@ -182,8 +182,11 @@ class DecisionEngine:
         self.accounts = acc.reindex(columns=["kyc_tier", "region"])
         # per account, for the decisions' inputs (a dict lookup per row, no reindex)
         ids = self.accounts.index.astype(str).tolist()
-        self._kyc = dict(zip(ids, pd.to_numeric(self.accounts["kyc_tier"], errors="coerce")
-                             .to_numpy(dtype=float, na_value=np.nan).tolist(), strict=True))
+        tiers = pd.to_numeric(self.accounts["kyc_tier"], errors="coerce").to_numpy(
+            dtype=float, na_value=np.nan).tolist()
+        # whole tiers as integers (the controls' column and the published text), else None
+        self._kyc = {a: None if t != t else int(t) if t.is_integer() else t
+                     for a, t in zip(ids, tiers, strict=True)}
         self._region = {a: (None if r is None or (isinstance(r, float) and np.isnan(r))
                             else r)
                         for a, r in zip(ids, self.accounts["region"].astype(object).tolist(),
@@ -299,7 +302,7 @@ class DecisionEngine:
             "lifecycle_stage": ov["lifecycle_stage"],
             "value_tier": ov["value_tier"],
             "risk_score": ov["risk_score"],
-            "kyc_tier": np.array([kyc.get(a, np.nan) for a in accts], dtype=float),
+            "kyc_tier": np.array([kyc.get(a) for a in accts], dtype=object),
             "region": np.array([region.get(a) for a in accts], dtype=object),
         }
         if self.predictors is not None:

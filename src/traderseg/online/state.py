@@ -144,15 +144,16 @@ def _refold(con: duckdb.DuckDBPyConnection, states: dict[str, AccountState],
     for rb in reader:
         fold_table(fresh, pa.Table.from_batches([rb]))
     for acct, day in stale:
-        st = states.get(acct)
-        if st is None:
-            st = states[acct] = AccountState()
         got = fresh.get(acct)
         tile = None if got is None else got.tiles.get(day)
+        st = states.get(acct)
         if tile is None:  # the store holds no fill of the day: the day has no tile
-            st.tiles.pop(day, None)
-        else:
-            st.tiles[day] = tile
+            if st is not None:
+                st.tiles.pop(day, None)
+            continue
+        if st is None:
+            st = states[acct] = AccountState()
+        st.tiles[day] = tile
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ class StateRows:
     tiles: pa.Table | None  # tiles written now (their keys leave ``online_stale``)
     accounts: pa.Table | None
     stale: pa.Table | None = None  # keys of tiles changed and not written
+    dropped: pa.Table | None = None  # keys to write whose day has no tile: rows removed
 
 
 def state_rows(cp: Checkpoint, states: dict[str, AccountState],
@@ -175,14 +177,16 @@ def state_rows(cp: Checkpoint, states: dict[str, AccountState],
     rows hold no reference to the states, which later fills change: they can be written
     after the consumer has moved on (:func:`write_state`).
     """
-    tiles = [(a, d, json.dumps(states[a].tiles[d].to_json())) for a, d in write_tiles
-             if d in states[a].tiles]
-    stale_table = None
-    stale_keys = list(stale_tiles)
-    if stale_keys:
-        a_s, d_s = zip(*stale_keys, strict=True)
-        stale_table = pa.table({"account_id": pa.array(a_s, pa.string()),
-                                "day": pa.array(d_s, pa.int64())})
+    tiles = []
+    dropped = []
+    for a, d in write_tiles:
+        st = states.get(a)
+        if st is not None and d in st.tiles:
+            tiles.append((a, d, json.dumps(st.tiles[d].to_json())))
+        else:  # no fill of the day is stored (see _refold): no row, and no longer listed
+            dropped.append((a, d))
+    stale_table = _keys(list(stale_tiles))
+    dropped_table = _keys(dropped)
     tile_table = None
     if tiles:
         a_, d_, t_ = zip(*tiles, strict=True)
@@ -203,7 +207,14 @@ def state_rows(cp: Checkpoint, states: dict[str, AccountState],
         account_table = pa.table(
             {name: pa.array(col, typ) for (name, typ), col in zip(_ACCOUNT_COLUMNS, cols,
                                                                   strict=True)})
-    return StateRows(tile_table, account_table, stale_table)
+    return StateRows(tile_table, account_table, stale_table, dropped_table)
+
+
+def _keys(keys: list[tuple[str, int]]) -> pa.Table | None:
+    if not keys:
+        return None
+    a_s, d_s = zip(*keys, strict=True)
+    return pa.table({"account_id": pa.array(a_s, pa.string()), "day": pa.array(d_s, pa.int64())})
 
 
 def write_state(con: duckdb.DuckDBPyConnection, consumer: str, cp: Checkpoint,
@@ -213,13 +224,10 @@ def write_state(con: duckdb.DuckDBPyConnection, consumer: str, cp: Checkpoint,
         _upsert(con, "online_stale", rows.stale)
     if rows.tiles is not None:
         _upsert(con, "online_tiles", rows.tiles)
-        con.register("_online_written", rows.tiles)
-        try:
-            con.execute("DELETE FROM online_stale s WHERE EXISTS (SELECT 1 FROM "
-                        "_online_written w WHERE w.account_id = s.account_id "
-                        "AND w.day = s.day)")
-        finally:
-            con.unregister("_online_written")
+        _delete_keys(con, "online_stale", rows.tiles)
+    if rows.dropped is not None:
+        _delete_keys(con, "online_tiles", rows.dropped)
+        _delete_keys(con, "online_stale", rows.dropped)
     if rows.accounts is not None:
         _upsert(con, "online_accounts", rows.accounts)
     con.execute(
@@ -232,6 +240,16 @@ _ACCOUNT_COLUMNS = (
     ("account_id", pa.string()), ("last_us", pa.int64()), ("base", pa.string()),
     ("old_days", pa.string()), ("segment", pa.int64()), ("candidate", pa.int64()),
     ("since", pa.int64()), ("open_tick", pa.int64()), ("open_fill_id", pa.string()))
+
+
+def _delete_keys(con: duckdb.DuckDBPyConnection, table: str, keys: pa.Table) -> None:
+    """Delete the rows of ``table`` whose (account_id, day) is among ``keys``."""
+    con.register("_online_keys", keys)
+    try:
+        con.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM _online_keys k "
+                    "WHERE k.account_id = t.account_id AND k.day = t.day)")
+    finally:
+        con.unregister("_online_keys")
 
 
 def _upsert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
