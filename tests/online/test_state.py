@@ -196,3 +196,11 @@ def test_a_listed_tile_without_stored_fills_is_dropped_at_the_next_checkpoint(ve
     assert con.execute("SELECT count(*) FROM online_tiles WHERE day = 19000").fetchone()[0] == 0
     _assert_tiles_equal(S.load(con, "mem").states, _reference(con))
     con.close()
+
+
+def test_a_negative_tile_budget_is_refused():
+    from traderseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tiles per checkpoint must be >= 0, got -1"):
+        StreamConfig(tiles_per_checkpoint=-1)
+    assert StreamConfig(tiles_per_checkpoint=0).tiles_per_checkpoint == 0

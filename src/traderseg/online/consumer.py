@@ -111,6 +111,9 @@ class StreamConfig:
             raise ConfigError(f"decision interval must be > 0 s, got {self.decide_every_s:g}")
         if self.batch_size < 1 or self.checkpoint_fills < 1:
             raise ConfigError("batch size and fills per checkpoint must be >= 1")
+        if self.tiles_per_checkpoint < 0:
+            raise ConfigError(f"tiles per checkpoint must be >= 0, got "
+                              f"{self.tiles_per_checkpoint}")
 
     @property
     def tick_us(self) -> int:
@@ -569,7 +572,7 @@ class StreamConsumer:
             return out
         last = self.cp.last_tick
         budget = self.cfg.tiles_per_checkpoint
-        if last is None or budget <= 0:
+        if last is None or budget == 0:
             return set()
         before = last // US_PER_DAY
         if not any(d < before for d in self.stale_days):  # today's tiles alone: no scan
