@@ -123,6 +123,7 @@ def live_replay(db: Path, model: Path, out: Path, crash_day: date) -> None:
     from them); the rest go through ``traderseg stream`` as a file replay, and the audit
     log shows which segments' controls tightened around the crash.
     """
+    from traderseg.analysis.events.market import query_frame
     from traderseg.online.run import run_stream
     from traderseg.store import connect
 
@@ -144,13 +145,13 @@ def live_replay(db: Path, model: Path, out: Path, crash_day: date) -> None:
                   f"{stats.audit_rows:,} control changes")
     con = connect(live_db, read_only=True)
     crash_at = pd.Timestamp(start_row[0]) if start_row and start_row[0] is not None else None
-    changes = con.execute(
-        """
+    # by way of Arrow: DuckDB's own conversion of time-zone-aware columns warns of pandas 4
+    changes = query_frame(con, """
         SELECT c.segment_name, a.effective_at, a.account_id
         FROM control_audit a JOIN controls c USING (account_id)
         WHERE a.control = 'max_leverage' AND a.old_value IS NOT NULL
           AND TRY_CAST(a.new_value AS DOUBLE) < TRY_CAST(a.old_value AS DOUBLE)
-        """).df()
+        """)
     con.close()
     if crash_at is None or changes.empty:
         console.print("no leverage cap tightened during the replay")
