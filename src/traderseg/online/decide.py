@@ -187,10 +187,8 @@ class DecisionEngine:
         # whole tiers as integers (the controls' column and the published text), else None
         self._kyc = {a: None if t != t else int(t) if t.is_integer() else t
                      for a, t in zip(ids, tiers, strict=True)}
-        self._region = {a: (None if r is None or (isinstance(r, float) and np.isnan(r))
-                            else r)
-                        for a, r in zip(ids, self.accounts["region"].astype(object).tolist(),
-                                        strict=True)}
+        self._region = {a: None if pd.isna(r) else r
+                        for a, r in zip(ids, self.accounts["region"].tolist(), strict=True)}
         self.seg_ids = np.asarray(self.model.segment_ids_, dtype=np.int64)
         self._col_of = {int(s): i for i, s in enumerate(self.seg_ids)}
 

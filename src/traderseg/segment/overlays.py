@@ -45,6 +45,8 @@ import pandas as pd
 from traderseg.errors import DataError, SchemaError
 
 LIFECYCLE_STAGES = ("new", "active", "at-risk", "dormant", "churned")
+# the lifecycle rules' default thresholds (days; the trend's share of the lifetime rate)
+NEW_DAYS, AT_RISK_DAYS, DORMANT_DAYS, CHURNED_DAYS, TREND_DROP = 30.0, 14.0, 30.0, 90.0, 0.5
 VALUE_TIERS: tuple[tuple[str, float], ...] = (("platinum", 0.01), ("gold", 0.09), ("silver", 0.40))
 """Tier name and the share of accounts it takes, from the top; the rest are ``bronze``."""
 RISK_WEIGHTS: dict[str, float] = {
@@ -86,11 +88,11 @@ def lifecycle_stage(
     features: pd.DataFrame,
     *,
     trend_window: str = "30d",
-    new_days: float = 30,
-    at_risk_days: float = 14,
-    dormant_days: float = 30,
-    churned_days: float = 90,
-    trend_drop: float = 0.5,
+    new_days: float = NEW_DAYS,
+    at_risk_days: float = AT_RISK_DAYS,
+    dormant_days: float = DORMANT_DAYS,
+    churned_days: float = CHURNED_DAYS,
+    trend_drop: float = TREND_DROP,
 ) -> pd.Series:
     """Lifecycle stage of each account by the documented rules.
 
@@ -122,9 +124,9 @@ def lifecycle_stage(
                      index=features.index, name="lifecycle_stage")
 
 
-def _stages(features: pd.DataFrame, trend_window: str = "30d", new_days: float = 30,
-            at_risk_days: float = 14, dormant_days: float = 30, churned_days: float = 90,
-            trend_drop: float = 0.5) -> np.ndarray:
+def _stages(features: pd.DataFrame, trend_window: str = "30d", new_days: float = NEW_DAYS,
+            at_risk_days: float = AT_RISK_DAYS, dormant_days: float = DORMANT_DAYS,
+            churned_days: float = CHURNED_DAYS, trend_drop: float = TREND_DROP) -> np.ndarray:
     """Apply the rules of :func:`lifecycle_stage`; return the stage names (objects)."""
     days = _window_days(trend_window)
     cols = _lifecycle_columns(trend_window)

@@ -69,7 +69,6 @@ def _fast(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-
 def check_venue_name(venue: str) -> None:
     """Refuse a venue name a key could not be bound to (letters, digits, '.', '_', '-').
 
@@ -81,6 +80,7 @@ def check_venue_name(venue: str) -> None:
     if not _VENUE.match(venue):
         raise DataError(f"venue {venue!r}: use letters, digits, '.', '_' or '-' (at most "
                         "64 characters, starting with a letter or digit)")
+
 
 class KeyStore:
     """The key file of a service.
